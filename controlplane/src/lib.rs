@@ -1,0 +1,416 @@
+//! A real local Kubernetes control plane for everynode's tests and demo: etcd, kube-apiserver (RBAC on),
+//! kube-controller-manager (without its DaemonSet controller by default), kube-scheduler and kwok fake
+//! nodes, all on 127.0.0.1 with random free ports and one folder per instance.
+//!
+//! Binaries come from `controlplane/build.sh` (built from Go modules, cached outside the repository).
+//! Every process is started by [`ControlPlane::start`] and stopped by PID; each component logs to
+//! `<dir>/logs/<component>.log`, which [`ControlPlane::describe_logs`] names for failing tests.
+
+pub mod binaries;
+pub mod nodes;
+pub mod pki;
+pub mod process;
+
+use binaries::Binaries;
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use kube::api::Api;
+use process::Process;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What can go wrong starting or running the local control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot create the control plane's certificates: {0}")]
+    Pki(String),
+    #[error("cannot build the control-plane binaries: {0}")]
+    Build(String),
+    #[error("{component} did not become ready within {seconds}s; its log: {log}")]
+    NotReady { component: String, seconds: u64, log: PathBuf },
+    #[error("{component} exited early ({status}); its log: {log}")]
+    Exited { component: String, status: String, log: PathBuf },
+    #[error("kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+}
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// How to start a control plane.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The instance folder; a fresh one under the system temp folder when `None`.
+    pub dir: Option<PathBuf>,
+    /// `--controllers` of kube-controller-manager.
+    pub kcm_controllers: String,
+    /// Fake nodes `kwok-node-0..n` created once everything is up.
+    pub nodes: usize,
+    /// kwok's node lease duration; kube-controller-manager's node grace period is set above it.
+    pub node_lease_seconds: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            kcm_controllers: "*,-daemonset-controller".into(),
+            nodes: 0,
+            // Renewed every quarter of this: 1000 nodes cost ~22 lease writes/s instead of ~100 at 40 s.
+            node_lease_seconds: 180,
+        }
+    }
+}
+
+/// A running control plane. Dropping it stops every process it started.
+#[derive(Debug)]
+pub struct ControlPlane {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    server: String,
+    binaries: Binaries,
+    pki: pki::Pki,
+    processes: Mutex<Vec<Process>>,
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16, Error> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
+    let port = l.local_addr().map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?.port();
+    Ok(port)
+}
+
+fn etcd_healthy(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.contains("\"health\":\"true\"")
+}
+
+impl ControlPlane {
+    /// Builds what is missing, starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+    /// kwok, waits for each to be ready, and creates `options.nodes` fake nodes.
+    pub async fn start(options: Options) -> Result<Self, Error> {
+        let binaries = Binaries::locate()?;
+        let dir = match &options.dir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!("everynode-cp-{}-{}", std::process::id(), free_port()?)),
+        };
+        for sub in ["logs", "etcd", "certs"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(&dir.join(sub), e))?;
+        }
+        let pki = pki::write(&dir.join("pki"))?;
+        let api_port = free_port()?;
+        let server = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = dir.join("kubeconfig");
+        write_kubeconfig(&kubeconfig, &server, &pki.ca_cert, &pki.admin_token)?;
+        let mut cp = Self { dir, kubeconfig, server, binaries, pki, processes: Mutex::new(Vec::new()) };
+        std::fs::write(cp.dir.join("supervisor.pid"), std::process::id().to_string())
+            .map_err(|e| Error::io(&cp.dir, e))?;
+
+        // etcd
+        let etcd_port = free_port()?;
+        let peer_port = free_port()?;
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let data = cp.dir.join("etcd");
+        cp.spawn(
+            "etcd",
+            &[
+                "--name=everynode".into(),
+                format!("--data-dir={}", data.display()),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=everynode={peer_url}"),
+                "--unsafe-no-fsync=true".into(),
+                "--quota-backend-bytes=8589934592".into(),
+                "--auto-compaction-retention=1".into(),
+                "--log-level=warn".into(),
+            ],
+        )?;
+        cp.wait_ready("etcd", Duration::from_secs(60), || async move { etcd_healthy(etcd_port) }).await?;
+
+        // kube-apiserver
+        let p = &cp.pki;
+        let apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", cp.dir.join("certs").display()),
+            format!("--tls-cert-file={}", p.server_cert.display()),
+            format!("--tls-private-key-file={}", p.server_key.display()),
+            format!("--client-ca-file={}", p.ca_cert.display()),
+            format!("--token-auth-file={}", p.token_file.display()),
+            "--authorization-mode=Node,RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", p.sa_pub.display()),
+            format!("--service-account-signing-key-file={}", p.sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/16".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+        ];
+        cp.spawn("kube-apiserver", &apiserver_args)?;
+        let client = cp.client().await?;
+        {
+            let client = client.clone();
+            cp.wait_ready("kube-apiserver", Duration::from_secs(120), move || {
+                let client = client.clone();
+                async move {
+                    let req = http::Request::get("/readyz").body(Vec::new());
+                    match req {
+                        Ok(req) => client.request_text(req).await.is_ok_and(|t| t.trim() == "ok"),
+                        Err(_) => false,
+                    }
+                }
+            })
+            .await?;
+        }
+
+        // kube-controller-manager
+        let kcm = cp.kcm_args("kube-controller-manager", &options.kcm_controllers, options.node_lease_seconds)?;
+        cp.spawn("kube-controller-manager", &kcm)?;
+        if options.kcm_controllers.contains('*') || options.kcm_controllers.contains("serviceaccount") {
+            let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+            cp.wait_ready("kube-controller-manager", Duration::from_secs(120), move || {
+                let sa = sa.clone();
+                async move { sa.get_opt("default").await.ok().flatten().is_some() }
+            })
+            .await?;
+        }
+
+        // kube-scheduler
+        let sched_port = free_port()?;
+        cp.spawn(
+            "kube-scheduler",
+            &[
+                format!("--kubeconfig={}", cp.kubeconfig.display()),
+                "--leader-elect=false".into(),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={sched_port}"),
+                format!("--cert-dir={}", cp.dir.join("certs").display()),
+            ],
+        )?;
+        let health = insecure_client(&format!("https://127.0.0.1:{sched_port}"))?;
+        cp.wait_ready("kube-scheduler", Duration::from_secs(60), move || {
+            let health = health.clone();
+            async move {
+                match http::Request::get("/healthz").body(Vec::new()) {
+                    Ok(req) => health.request_text(req).await.is_ok_and(|t| t.trim() == "ok"),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await?;
+
+        // kwok
+        let stages = cp.write_kwok_stages()?;
+        cp.spawn(
+            "kwok",
+            &[
+                format!("--kubeconfig={}", cp.kubeconfig.display()),
+                format!("--config={}", stages.display()),
+                "--manage-all-nodes=false".into(),
+                format!("--manage-nodes-with-annotation-selector={}={}", nodes::KWOK_ANNOTATION, nodes::KWOK_ANNOTATION_VALUE),
+                // Room for a million pods, clear of the service range 10.0.0.0/16.
+                "--cidr=10.64.0.0/12".into(),
+                "--node-ip=127.0.0.1".into(),
+                format!("--node-lease-duration-seconds={}", options.node_lease_seconds),
+            ],
+        )?;
+
+        if options.nodes > 0 {
+            for i in 0..options.nodes {
+                nodes::create(&client, &nodes::fake_node(&format!("kwok-node-{i}"), &[], vec![])).await?;
+            }
+            let api: Api<Node> = Api::all(client.clone());
+            let want = options.nodes;
+            cp.wait_ready("kwok", Duration::from_secs(120), move || {
+                let api = api.clone();
+                async move {
+                    api.list(&Default::default())
+                        .await
+                        .is_ok_and(|l| l.items.iter().filter(|n| nodes::is_ready(n)).count() >= want)
+                }
+            })
+            .await?;
+        }
+        Ok(cp)
+    }
+
+    /// The instance folder (logs, kubeconfig, certificates, etcd data).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// An admin (system:masters) kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// `https://127.0.0.1:<port>` of the API server.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub fn binaries(&self) -> &Binaries {
+        &self.binaries
+    }
+
+    /// The CA that signed the API server's certificate.
+    pub fn ca_cert(&self) -> &Path {
+        &self.pki.ca_cert
+    }
+
+    /// A new admin client. Make one per async runtime: a client is tied to the runtime it was made on.
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// The log file of a component (`etcd`, `kube-apiserver`, ...).
+    pub fn log(&self, component: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{component}.log"))
+    }
+
+    /// One line naming every component's log, for failing tests.
+    pub fn describe_logs(&self) -> String {
+        let procs = self.processes.lock().map(|p| p.iter().map(|p| p.log().display().to_string()).collect::<Vec<_>>());
+        format!("control-plane logs: {}", procs.unwrap_or_default().join(" "))
+    }
+
+    /// Arguments of a kube-controller-manager running `controllers`.
+    pub fn kcm_args(&self, name: &str, controllers: &str, node_lease_seconds: u32) -> Result<Vec<String>, Error> {
+        let cert_dir = self.dir.join("certs").join(name);
+        std::fs::create_dir_all(&cert_dir).map_err(|e| Error::io(&cert_dir, e))?;
+        Ok(vec![
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={}", free_port()?),
+            format!("--cert-dir={}", cert_dir.display()),
+            format!("--service-account-private-key-file={}", self.pki.sa_key.display()),
+            format!("--root-ca-file={}", self.pki.ca_cert.display()),
+            format!("--controllers={controllers}"),
+            // Above kwok's lease duration, so fake nodes never go NotReady between renewals.
+            format!("--node-monitor-grace-period={}s", node_lease_seconds * 2),
+        ])
+    }
+
+    /// Starts one more process from the control-plane binaries (for example a second
+    /// kube-controller-manager running only the upstream DaemonSet controller). The caller owns it.
+    pub fn spawn_extra(&self, name: &str, binary: &str, args: &[String]) -> Result<Process, Error> {
+        let log = self.log(name);
+        Process::spawn(name, &self.binaries.path(binary), args, &log).map_err(|e| Error::io(&log, e))
+    }
+
+    /// Stops the named component (by its PID); it can be restarted with [`ControlPlane::spawn_extra`].
+    pub fn stop_component(&self, name: &str) {
+        if let Ok(mut procs) = self.processes.lock() {
+            for p in procs.iter_mut().filter(|p| p.name() == name) {
+                p.stop(Duration::from_secs(10));
+            }
+            procs.retain(|p| p.name() != name);
+        }
+    }
+
+    /// Stops every process, newest first.
+    pub fn stop(&self) {
+        if let Ok(mut procs) = self.processes.lock() {
+            while let Some(mut p) = procs.pop() {
+                p.stop(Duration::from_secs(10));
+            }
+        }
+    }
+
+    fn spawn(&mut self, name: &str, args: &[String]) -> Result<(), Error> {
+        let p = self.spawn_extra(name, name, args)?;
+        if let Ok(mut procs) = self.processes.lock() {
+            procs.push(p);
+        }
+        Ok(())
+    }
+
+    async fn wait_ready<F, Fut>(&self, component: &str, timeout: Duration, check: F) -> Result<(), Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        let log = self.log(component);
+        loop {
+            if check().await {
+                return Ok(());
+            }
+            if let Ok(mut procs) = self.processes.lock() {
+                if let Some(p) = procs.iter_mut().find(|p| p.name() == component) {
+                    if let Some(status) = p.exited() {
+                        return Err(Error::Exited { component: component.into(), status: status.to_string(), log });
+                    }
+                }
+            }
+            if start.elapsed() > timeout {
+                return Err(Error::NotReady { component: component.into(), seconds: timeout.as_secs(), log });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn write_kwok_stages(&self) -> Result<PathBuf, Error> {
+        let src = self.binaries.kwok_stages();
+        let mut all = String::new();
+        for f in ["node-initialize.yaml", "node-heartbeat-with-lease.yaml", "pod-ready.yaml", "pod-complete.yaml", "pod-delete.yaml"] {
+            let path = src.join(f);
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            all.push_str(&text);
+            all.push_str("\n---\n");
+        }
+        let out = self.dir.join("kwok-stages.yaml");
+        std::fs::write(&out, all).map_err(|e| Error::io(&out, e))?;
+        Ok(out)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A client for a component's own HTTPS health endpoint (self-signed certificate, no credentials).
+fn insecure_client(url: &str) -> Result<kube::Client, Error> {
+    let uri = url.parse().map_err(|e| Error::Kubeconfig(format!("{url}: {e}")))?;
+    let mut config = kube::Config::new(uri);
+    config.accept_invalid_certs = true;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn write_kubeconfig(path: &Path, server: &str, ca: &Path, token: &str) -> Result<(), Error> {
+    let kc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "everynode-local", "cluster": {"server": server, "certificate-authority": ca}}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "everynode-local", "context": {"cluster": "everynode-local", "user": "admin"}}],
+        "current-context": "everynode-local",
+    });
+    std::fs::write(path, kc.to_string()).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,28 @@
+//! The functional core: pure decisions of the DaemonSet controller, one file per concept.
+//!
+//! Nothing in here talks to the API server, awaits, or reads a clock: time comes in as a
+//! [`Timestamp`] argument. The upstream behaviour each function reproduces is described in
+//! `../shared/reference/daemonset-controller.md`; section numbers in the docs below refer to it.
+
+pub use k8s_openapi::jiff::Timestamp;
+
+pub mod backoff;
+pub mod budget;
+pub mod events;
+pub mod expectations;
+#[cfg(test)]
+pub mod fixtures;
+pub mod history;
+pub mod labels;
+pub mod manage;
+pub mod node_affinity;
+pub mod ownership;
+pub mod placement;
+pub mod pod_state;
+pub mod pod_template;
+pub mod pods_by_node;
+pub mod revision_data;
+pub mod selector;
+pub mod slow_start;
+pub mod status;
+pub mod tolerations;

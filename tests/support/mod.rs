@@ -1,0 +1,225 @@
+//! Test harness for integration tests on the real local control plane: one control plane per test
+//! binary, shared by its tests; a namespace and a node label per test; helpers for fake nodes,
+//! cordoning, waiting with readable failures, and reading pods per node.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use controlplane::{ControlPlane, Options};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount, Taint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The control plane of this test binary, started on first use (building its binaries if needed).
+/// Its processes are killed when the test binary exits; logs stay under `target/tmp/controlplane/`.
+pub fn control_plane() -> &'static ControlPlane {
+    static CP: OnceLock<ControlPlane> = OnceLock::new();
+    CP.get_or_init(|| {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("controlplane");
+        prune_dead_runs(&base);
+        let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+        let dir = base.join(format!("{}-{}", exe.unwrap_or_else(|| "test".into()), std::process::id()));
+        let started = Instant::now();
+        // Started on a thread of its own with its own runtime: no test's runtime owns it.
+        let result = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            rt.block_on(ControlPlane::start(Options { dir: Some(dir), ..Default::default() })).map_err(|e| e.to_string())
+        })
+        .join();
+        match result {
+            Ok(Ok(cp)) => {
+                eprintln!(
+                    "control plane up in {:.1}s at {} ({})",
+                    started.elapsed().as_secs_f64(),
+                    cp.server(),
+                    cp.dir().display()
+                );
+                cp
+            }
+            Ok(Err(e)) => panic!("the local control plane did not start: {e}"),
+            Err(_) => panic!("the local control plane did not start: its thread panicked"),
+        }
+    })
+}
+
+/// Removes the etcd data of earlier runs whose test binary is gone (their logs stay).
+fn prune_dead_runs(base: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for e in entries.flatten() {
+        let pid = std::fs::read_to_string(e.path().join("supervisor.pid")).ok().and_then(|p| p.trim().parse().ok());
+        if pid.is_some_and(|pid| !controlplane::process::alive(pid)) {
+            let _ = std::fs::remove_dir_all(e.path().join("etcd"));
+        }
+    }
+}
+
+/// One test's view of the cluster: an admin client, its own namespace, and a label that marks the
+/// fake nodes it created (`everynode.test/<name>: "true"`), so tests sharing a control plane can
+/// target only their own nodes.
+pub struct TestEnv {
+    pub client: Client,
+    pub ns: String,
+    pub name: String,
+    pub cp: &'static ControlPlane,
+    nodes: std::sync::Mutex<Vec<String>>,
+}
+
+impl TestEnv {
+    /// A fresh namespace named after the test, with its `default` ServiceAccount in place.
+    pub async fn new(name: &str) -> Self {
+        let cp = control_plane();
+        let client = cp.client().await.unwrap_or_else(|e| panic!("admin client: {e}"));
+        let ns = format!("t-{name}");
+        let nss: Api<Namespace> = Api::all(client.clone());
+        let _ = nss.delete(&ns, &DeleteParams::default()).await;
+        wait_for(&format!("namespace {ns} to be gone"), Duration::from_secs(60), || async {
+            match nss.get_opt(&ns).await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{:?}", other.map(|n| n.and_then(|n| n.status)))),
+            }
+        })
+        .await;
+        let obj = Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
+        nss.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("create namespace {ns}: {e}"));
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+        wait_for(&format!("ServiceAccount {ns}/default"), Duration::from_secs(60), || async {
+            sas.get_opt("default").await.ok().flatten().map(|_| ()).ok_or_else(|| "absent".to_string())
+        })
+        .await;
+        Self { client, ns, name: name.to_string(), cp, nodes: Default::default() }
+    }
+
+    /// The label key that marks this test's nodes.
+    pub fn node_label(&self) -> String {
+        format!("everynode.test/{}", self.name)
+    }
+
+    /// Adds a fake node `<test>-<name>` carrying this test's label plus `labels` and `taints`.
+    pub async fn add_node(&self, name: &str, labels: &[(&str, &str)], taints: Vec<Taint>) -> String {
+        let full = format!("{}-{}", self.name, name);
+        let key = self.node_label();
+        let mut all = vec![(key.as_str(), "true")];
+        all.extend_from_slice(labels);
+        let node = controlplane::nodes::fake_node(&full, &all, taints);
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let _ = controlplane::nodes::delete(&self.client, &full).await;
+        wait_for(&format!("old node {full} to be gone"), Duration::from_secs(30), || async {
+            match nodes.get_opt(&full).await {
+                Ok(None) => Ok(()),
+                _ => Err("still there".to_string()),
+            }
+        })
+        .await;
+        controlplane::nodes::create(&self.client, &node).await.unwrap_or_else(|e| panic!("create node {full}: {e}"));
+        if let Ok(mut n) = self.nodes.lock() {
+            n.push(full.clone());
+        }
+        full
+    }
+
+    /// Waits until the node is Ready (kwok's node-initialize stage).
+    pub async fn wait_node_ready(&self, full_name: &str) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        wait_for(&format!("node {full_name} to be Ready"), Duration::from_secs(60), || async {
+            match nodes.get_opt(full_name).await {
+                Ok(Some(n)) if controlplane::nodes::is_ready(&n) => Ok(()),
+                other => Err(format!("{:?}", other.map(|n| n.and_then(|n| n.status).and_then(|s| s.conditions)))),
+            }
+        })
+        .await;
+    }
+
+    pub async fn remove_node(&self, full_name: &str) {
+        controlplane::nodes::delete(&self.client, full_name).await.unwrap_or_else(|e| panic!("delete node {full_name}: {e}"));
+    }
+
+    /// Merge-patches a node (labels, taints, unschedulable...).
+    pub async fn patch_node(&self, full_name: &str, patch: serde_json::Value) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        nodes
+            .patch(full_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patch node {full_name}: {e}"));
+    }
+
+    /// `kubectl cordon`.
+    pub async fn cordon(&self, full_name: &str) {
+        self.patch_node(full_name, serde_json::json!({"spec": {"unschedulable": true}})).await;
+    }
+
+    /// The namespace's pods matching `selector`, grouped by `spec.nodeName` ("" for unbound pods).
+    pub async fn pods_by_node(&self, selector: &str) -> BTreeMap<String, Vec<Pod>> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let list = pods.list(&ListParams::default().labels(selector)).await.unwrap_or_else(|e| panic!("list pods: {e}"));
+        let mut out: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
+        for p in list.items {
+            let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+            out.entry(node).or_default().push(p);
+        }
+        out
+    }
+
+    /// Runs `kubectl` from the control-plane build against this cluster; returns stdout, panics with
+    /// stderr on failure.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(self.cp.binaries().path("kubectl"))
+            .arg(format!("--kubeconfig={}", self.cp.kubeconfig().display()))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run kubectl: {e}"));
+        if !out.status.success() {
+            panic!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Best effort: remove this test's nodes so later tests in the binary see a small cluster.
+        let names = self.nodes.lock().map(|n| n.clone()).unwrap_or_default();
+        if names.is_empty() {
+            return;
+        }
+        let kubeconfig = self.cp.kubeconfig().to_path_buf();
+        let kubectl = self.cp.binaries().path("kubectl");
+        let _ = std::process::Command::new(kubectl)
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args(["delete", "node", "--wait=false", "--ignore-not-found"])
+            .args(&names)
+            .output();
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Ok`, or panics after `timeout` with what was awaited,
+/// the last state `check` reported, and where the control-plane logs are.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match check().await {
+            Ok(v) => return v,
+            Err(state) => state,
+        };
+        if start.elapsed() > timeout {
+            panic!(
+                "timed out after {}s waiting for {what}\n  last state: {last}\n  {}",
+                timeout.as_secs(),
+                control_plane().describe_logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A taint.
+pub fn taint(key: &str, value: &str, effect: &str) -> Taint {
+    Taint { key: key.into(), value: Some(value.into()), effect: effect.into(), time_added: None }
+}
