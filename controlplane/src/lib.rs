@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Pods carrying this label are never made Ready by kwok (they stay Pending), for tests of rollouts
+/// whose new pods never become ready.
+pub const NEVER_READY_LABEL: &str = "everynode.test/never-ready";
+
 /// What can go wrong starting or running the local control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -360,12 +364,11 @@ impl ControlPlane {
             if check().await {
                 return Ok(());
             }
-            if let Ok(mut procs) = self.processes.lock() {
-                if let Some(p) = procs.iter_mut().find(|p| p.name() == component) {
-                    if let Some(status) = p.exited() {
-                        return Err(Error::Exited { component: component.into(), status: status.to_string(), log });
-                    }
-                }
+            if let Ok(mut procs) = self.processes.lock()
+                && let Some(p) = procs.iter_mut().find(|p| p.name() == component)
+                && let Some(status) = p.exited()
+            {
+                return Err(Error::Exited { component: component.into(), status: status.to_string(), log });
             }
             if start.elapsed() > timeout {
                 return Err(Error::NotReady { component: component.into(), seconds: timeout.as_secs(), log });
@@ -379,7 +382,13 @@ impl ControlPlane {
         let mut all = String::new();
         for f in ["node-initialize.yaml", "node-heartbeat-with-lease.yaml", "pod-ready.yaml", "pod-complete.yaml", "pod-delete.yaml"] {
             let path = src.join(f);
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let mut text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            if f == "pod-ready.yaml" {
+                // Pods labelled NEVER_READY_LABEL stay Pending and never Ready: stuck rollouts in tests.
+                let marker = "    matchExpressions:\n";
+                let extra = format!("{marker}    - key: '.metadata.labels[\"{NEVER_READY_LABEL}\"]'\n      operator: 'DoesNotExist'\n");
+                text = text.replacen(marker, &extra, 1);
+            }
             all.push_str(&text);
             all.push_str("\n---\n");
         }

@@ -103,11 +103,12 @@ fn wait(dir: &Path, timeout: Duration) -> ExitCode {
             return ExitCode::FAILURE;
         }
         let pid = std::fs::read_to_string(dir.join("supervisor.pid")).ok().and_then(|p| p.trim().parse().ok());
-        if let Some(pid) = pid {
-            if !process::alive(pid) && start.elapsed() > Duration::from_secs(5) {
-                eprintln!("controlplane: the supervisor (pid {pid}) is gone; see {}", dir.join("supervisor.log").display());
-                return ExitCode::FAILURE;
-            }
+        if let Some(pid) = pid
+            && !process::alive(pid)
+            && start.elapsed() > Duration::from_secs(5)
+        {
+            eprintln!("controlplane: the supervisor (pid {pid}) is gone; see {}", dir.join("supervisor.log").display());
+            return ExitCode::FAILURE;
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -1,18 +1,237 @@
-//! The imperative shell: watches the cluster, keeps caches, calls the core and applies its plans.
+//! The imperative shell: watches DaemonSets, pods, nodes and ControllerRevisions into caches, queues
+//! DaemonSets as upstream's handlers do, and runs one sync per queued DaemonSet, applying the core's
+//! plans. One file per concern:
+//!
+//! - [`daemonset_object`]: the cached DaemonSet with its raw template;
+//! - [`object_cache`], [`pod_index`]: watch-fed caches and the pod indexes;
+//! - [`handlers`]: which change queues which DaemonSet, and expectation observations;
+//! - [`sync`]: one sync; [`claim`], [`revisions`], [`pod_control`], [`status_writer`] apply its parts;
+//! - [`events`]: publishing events; [`context`]: what syncs share.
+
+pub mod claim;
+pub mod context;
+pub mod daemonset_object;
+pub mod events;
+pub mod handlers;
+pub mod object_cache;
+pub mod pod_control;
+pub mod pod_index;
+pub mod revisions;
+pub mod status_writer;
+pub mod sync;
 
 use crate::cli::RunArgs;
+use context::{Caches, Context, lock, read, write};
+use daemonset_object::CachedDaemonSet;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, reflector};
+use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+use std::fmt::Debug;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, info, warn};
 
-/// Errors of the shell, with messages an operator can act on.
+/// Errors of the shell, with messages a cluster operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
+    #[error("DaemonSet {daemonset} cannot be acted on: {reason}")]
+    Invalid { daemonset: String, reason: String },
+    #[error("DaemonSet {daemonset}: claiming pods or revisions failed: {}", errors.join("; "))]
+    Claim { daemonset: String, errors: Vec<String> },
+    #[error("failed to construct revisions of DaemonSet {daemonset}: {reason}")]
+    History { daemonset: String, reason: String },
+    #[error("DaemonSet {daemonset}: {}", errors.join("; "))]
+    SyncNodes { daemonset: String, errors: Vec<String> },
+    #[error("cannot update status of DaemonSet {daemonset}: {reason}")]
+    Status { daemonset: String, reason: String },
+}
+
+impl Error {
+    pub fn invalid(ds: &CachedDaemonSet, reason: String) -> Self {
+        Error::Invalid { daemonset: ds.key(), reason }
+    }
+}
+
+/// Drops managed fields before caching: nothing reads them and they are most of an object's size.
+fn slim<K: Resource>(mut event: Event<K>) -> Event<K> {
+    let strip = |o: &mut K| o.meta_mut().managed_fields = None;
+    match &mut event {
+        Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => strip(o),
+        Event::Init | Event::InitDone => {}
+    }
+    event
+}
+
+/// Runs a watch forever, handing every event to `apply`.
+async fn watch<K, F>(api: Api<K>, what: &'static str, mut apply: F)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K::DynamicType: Default,
+    F: FnMut(Event<K>),
+{
+    let mut stream = watcher(api).boxed();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(event) => apply(slim(event)),
+            Err(e) => warn!("watch of {what} failed (retrying with backoff): {e}"),
+        }
+    }
+}
+
+fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    watcher::watcher(api, watcher::Config::default()).default_backoff()
+}
+
+/// The client-go default per-item rate limiter: 5 ms doubling per consecutive failure, up to 1000 s.
+fn retry_delay(failures: u32) -> Duration {
+    let ms = 5u64.saturating_mul(1u64 << failures.min(30));
+    Duration::from_millis(ms.min(1_000_000))
 }
 
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(client: kube::Client, args: &RunArgs, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let _ = (client, args);
-    shutdown.await;
+    let (ds_store, mut ds_writer) = reflector::store::<CachedDaemonSet>();
+    let (queue_tx, queue_rx) = futures::channel::mpsc::unbounded();
+    let instance = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "everynode".into());
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        caches: Caches {
+            daemonsets: ds_store.clone(),
+            pods: Default::default(),
+            nodes: Default::default(),
+            revisions: Default::default(),
+        },
+        expectations: Default::default(),
+        backoff: Default::default(),
+        events: events::EventSink::start(client.clone(), instance),
+        queue: queue_tx,
+        failures: Default::default(),
+    });
+
+    // Watches. The DaemonSet watch feeds the applier's store and the handlers.
+    let c = ctx.clone();
+    let mut ds_cache = object_cache::ObjectCache::<CachedDaemonSet>::default();
+    tokio::spawn(watch(Api::<CachedDaemonSet>::all(client.clone()), "DaemonSets", move |ev| {
+        ds_writer.apply_watcher_event(&ev);
+        for change in ds_cache.apply(ev) {
+            handlers::daemonset_changed(&c, change);
+        }
+    }));
+    let c = ctx.clone();
+    tokio::spawn(watch(Api::<Pod>::all(client.clone()), "pods", move |ev| {
+        let changes = write(&c.caches.pods).apply(ev);
+        for change in changes {
+            handlers::pod_changed(&c, change);
+        }
+    }));
+    let c = ctx.clone();
+    tokio::spawn(watch(Api::<Node>::all(client.clone()), "nodes", move |ev| {
+        let changes = write(&c.caches.nodes).apply(ev);
+        for change in changes {
+            handlers::node_changed(&c, change);
+        }
+    }));
+    let c = ctx.clone();
+    tokio::spawn(watch(Api::<ControllerRevision>::all(client.clone()), "ControllerRevisions", move |ev| {
+        let changes = write(&c.caches.revisions).apply(ev);
+        for change in changes {
+            handlers::revision_changed(&c, change);
+        }
+    }));
+    // Failed-pod backoff garbage collection, every minute as upstream.
+    let c = ctx.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            lock(&c.backoff).gc(crate::core::Timestamp::now());
+        }
+    });
+
+    let synced = async {
+        let _ = ds_store.wait_until_ready().await;
+        while !(read(&ctx.caches.pods).synced() && read(&ctx.caches.nodes).synced() && read(&ctx.caches.revisions).synced()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = synced => {}
+        _ = &mut shutdown => return Ok(()),
+    }
+    info!(
+        daemonsets = ds_store.len(),
+        pods = read(&ctx.caches.pods).len(),
+        nodes = read(&ctx.caches.nodes).len(),
+        "caches synced; starting {} workers",
+        args.concurrent_daemonset_syncs
+    );
+
+    let reconcile = |ds: Arc<CachedDaemonSet>, ctx: Arc<Context>| async move {
+        let key = ds.key();
+        let result = sync::sync_daemonset(ds, &ctx).await;
+        if result.is_ok() {
+            lock(&ctx.failures).remove(&key);
+        }
+        result
+    };
+    let error_policy = |ds: Arc<CachedDaemonSet>, err: &Error, ctx: Arc<Context>| {
+        let key = ds.key();
+        let mut failures = lock(&ctx.failures);
+        let n = failures.entry(key.clone()).or_insert(0);
+        let delay = retry_delay(*n);
+        *n = n.saturating_add(1);
+        warn!(daemonset = %key, retry_in = ?delay, "sync failed: {err}");
+        Action::requeue(delay)
+    };
+    let applier = applier(
+        move |ds, ctx| Box::pin(reconcile(ds, ctx)),
+        error_policy,
+        ctx.clone(),
+        ds_store.clone(),
+        queue_rx.map(Ok::<_, Infallible>),
+        ApplierConfig::default().concurrency(args.concurrent_daemonset_syncs),
+    )
+    .for_each(|result| {
+        match result {
+            // A queued DaemonSet deleted before its sync: its delete handler already cleaned up.
+            Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => debug!("{obj} is gone"),
+            // Sync failures are logged by the error policy.
+            Err(kube::runtime::controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
+            Err(e) => warn!("controller: {e}"),
+        }
+        futures::future::ready(())
+    });
+    tokio::select! {
+        _ = applier => warn!("the work queue ended"),
+        _ = &mut shutdown => {}
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_delay;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_delay_doubles_from_5ms_up_to_1000s() {
+        assert_eq!(retry_delay(0), Duration::from_millis(5));
+        assert_eq!(retry_delay(1), Duration::from_millis(10));
+        assert_eq!(retry_delay(10), Duration::from_millis(5120));
+        assert_eq!(retry_delay(40), Duration::from_secs(1000));
+    }
 }

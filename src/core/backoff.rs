@@ -49,14 +49,22 @@ fn signed(d: Duration) -> SignedDuration {
 /// The backoff key of `ds`'s failed pods on `node_name` (upstream `failedPodsBackoffKey`).
 pub fn failed_pods_backoff_key(ds: &DaemonSet, node_name: &str) -> String {
     let uid = ds.metadata.uid.as_deref().unwrap_or_default();
-    let observed = ds.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
+    let observed = ds
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .unwrap_or(0);
     format!("{uid}/{observed}/{node_name}")
 }
 
 impl FailedPodBackoff {
     /// A backoff starting at `initial` and doubling up to `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max, entries: HashMap::new() }
+        Self {
+            initial,
+            max,
+            entries: HashMap::new(),
+        }
     }
 
     /// The maximum delay.
@@ -78,10 +86,18 @@ impl FailedPodBackoff {
     /// delay doubles, capped at the maximum. The entry's last update becomes `now`.
     pub fn next(&mut self, key: &str, now: Timestamp) {
         let backoff = match self.entries.get(key) {
-            Some(entry) if !self.expired(entry, now) => entry.backoff.saturating_mul(2).min(self.max),
+            Some(entry) if !self.expired(entry, now) => {
+                entry.backoff.saturating_mul(2).min(self.max)
+            }
             _ => self.initial,
         };
-        self.entries.insert(key.to_string(), Entry { backoff, last_update: now });
+        self.entries.insert(
+            key.to_string(),
+            Entry {
+                backoff,
+                last_update: now,
+            },
+        );
     }
 
     /// Whether `now` is still within the current delay of `key` counted from its last update
@@ -102,7 +118,8 @@ impl FailedPodBackoff {
     /// Drops every entry idle for more than twice the maximum at `now` (run every minute).
     pub fn gc(&mut self, now: Timestamp) {
         let max2 = signed(self.max.saturating_mul(2));
-        self.entries.retain(|_, e| elapsed(now, e.last_update) <= max2);
+        self.entries
+            .retain(|_, e| elapsed(now, e.last_update) <= max2);
     }
 
     /// Number of entries.
@@ -125,14 +142,19 @@ mod tests {
     const KEY: &str = "ds-uid/0/node-0";
 
     fn at(secs: i64, nanos: i64) -> Timestamp {
-        ts(secs).checked_add(SignedDuration::from_nanos(nanos)).unwrap()
+        ts(secs)
+            .checked_add(SignedDuration::from_nanos(nanos))
+            .unwrap()
     }
 
     #[test]
     fn key_is_uid_observed_generation_node() {
         let mut ds = daemonset("foo");
         assert_eq!(failed_pods_backoff_key(&ds, "node-0"), "ds-uid/0/node-0");
-        ds.status = Some(DaemonSetStatus { observed_generation: Some(7), ..Default::default() });
+        ds.status = Some(DaemonSetStatus {
+            observed_generation: Some(7),
+            ..Default::default()
+        });
         assert_eq!(failed_pods_backoff_key(&ds, "node-3"), "ds-uid/7/node-3");
     }
 
@@ -147,14 +169,15 @@ mod tests {
     #[test]
     fn first_step_is_initial_then_doubles_up_to_max() {
         let mut b = FailedPodBackoff::default();
-        let mut now = 0;
         let mut seen = Vec::new();
-        for _ in 0..13 {
+        for now in 0..13 {
             b.next(KEY, ts(now));
             seen.push(b.get(KEY).as_secs());
-            now += 1;
         }
-        assert_eq!(seen, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]);
+        assert_eq!(
+            seen,
+            vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
+        );
     }
 
     #[test]
@@ -190,7 +213,10 @@ mod tests {
         b.next(KEY, ts(0));
         assert_eq!(b.get(KEY), Duration::from_secs(3600));
         assert!(b.is_in_backoff_since_update(KEY, ts(20)));
-        assert!(!b.is_in_backoff_since_update(KEY, ts(21)), "idle > 2×max: expired");
+        assert!(
+            !b.is_in_backoff_since_update(KEY, ts(21)),
+            "idle > 2×max: expired"
+        );
     }
 
     #[test]

@@ -99,11 +99,23 @@ mod tests {
 
     #[test]
     fn unparsable_values_are_errors() {
-        assert_eq!(scaled_value(&s("5"), 3), Err(BudgetError::NotAPercentage("5".into())));
-        assert_eq!(scaled_value(&s("abc%"), 3), Err(BudgetError::InvalidPercentage("abc%".into())));
-        assert_eq!(scaled_value(&s("%"), 3), Err(BudgetError::InvalidPercentage("%".into())));
+        assert_eq!(
+            scaled_value(&s("5"), 3),
+            Err(BudgetError::NotAPercentage("5".into()))
+        );
+        assert_eq!(
+            scaled_value(&s("abc%"), 3),
+            Err(BudgetError::InvalidPercentage("abc%".into()))
+        );
+        assert_eq!(
+            scaled_value(&s("%"), 3),
+            Err(BudgetError::InvalidPercentage("%".into()))
+        );
         let message = BudgetError::NotAPercentage("x".into()).to_string();
-        assert!(message.contains("\"x\"") && message.contains("25%"), "{message}");
+        assert!(
+            message.contains("\"x\"") && message.contains("25%"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -121,12 +133,36 @@ mod tests {
 
     #[test]
     fn allows_surge_resolves_against_one_node() {
-        assert!(allows_surge(&with_rolling_update(daemonset("foo"), None, Some(IntOrString::Int(1)))));
-        assert!(allows_surge(&with_rolling_update(daemonset("foo"), None, Some(s("1%")))));
-        assert!(!allows_surge(&with_rolling_update(daemonset("foo"), None, Some(s("0%")))));
-        assert!(!allows_surge(&with_rolling_update(daemonset("foo"), None, Some(IntOrString::Int(0)))));
-        assert!(!allows_surge(&with_rolling_update(daemonset("foo"), None, Some(s("lots")))));
-        assert!(!allows_surge(&with_rolling_update(daemonset("foo"), Some(IntOrString::Int(1)), None)));
+        assert!(allows_surge(&with_rolling_update(
+            daemonset("foo"),
+            None,
+            Some(IntOrString::Int(1))
+        )));
+        assert!(allows_surge(&with_rolling_update(
+            daemonset("foo"),
+            None,
+            Some(s("1%"))
+        )));
+        assert!(!allows_surge(&with_rolling_update(
+            daemonset("foo"),
+            None,
+            Some(s("0%"))
+        )));
+        assert!(!allows_surge(&with_rolling_update(
+            daemonset("foo"),
+            None,
+            Some(IntOrString::Int(0))
+        )));
+        assert!(!allows_surge(&with_rolling_update(
+            daemonset("foo"),
+            None,
+            Some(s("lots"))
+        )));
+        assert!(!allows_surge(&with_rolling_update(
+            daemonset("foo"),
+            Some(IntOrString::Int(1)),
+            None
+        )));
         assert!(!allows_surge(&with_on_delete(daemonset("foo"))));
         // OnDelete with a leftover rollingUpdate block never surges.
         let mut ds = with_rolling_update(daemonset("foo"), None, Some(IntOrString::Int(1)));

@@ -22,6 +22,8 @@ pub const FAILED_DELETE: &str = "FailedDelete";
 pub const FAILED_DAEMON_POD: &str = "FailedDaemonPod";
 pub const SUCCEEDED_DAEMON_POD: &str = "SucceededDaemonPod";
 pub const SELECTING_ALL: &str = "SelectingAll";
+/// [difference] Not emitted upstream: a rolling-update budget that does not parse.
+pub const INVALID_UPDATE_STRATEGY: &str = "InvalidUpdateStrategy";
 
 impl PlannedEvent {
     pub fn normal(reason: &'static str, message: impl Into<String>) -> Self {

@@ -54,7 +54,14 @@ impl Expectations {
     /// Overwrites the record of `key` with `add` creates and `del` deletes, stamped `now`
     /// (upstream `SetExpectations`; called on every manage pass, even with 0/0).
     pub fn set(&mut self, key: &str, add: usize, del: usize, now: Timestamp) {
-        self.records.insert(key.to_string(), Outstanding { add: count(add), del: count(del), since: now });
+        self.records.insert(
+            key.to_string(),
+            Outstanding {
+                add: count(add),
+                del: count(del),
+                since: now,
+            },
+        );
     }
 
     /// One create was observed (pod add event) or failed: add − 1. No-op without a record.
@@ -145,7 +152,14 @@ mod tests {
         let mut exp = Expectations::new();
         exp.set(KEY, 0, 0, ts(10));
         assert!(exp.satisfied(KEY, ts(10)));
-        assert_eq!(exp.get(KEY), Some(Outstanding { add: 0, del: 0, since: ts(10) }));
+        assert_eq!(
+            exp.get(KEY),
+            Some(Outstanding {
+                add: 0,
+                del: 0,
+                since: ts(10)
+            })
+        );
         assert_eq!(exp.len(), 1);
     }
 
@@ -166,7 +180,10 @@ mod tests {
         exp.set(KEY, 0, 1, ts(0));
         assert!(!exp.satisfied(KEY, ts(1)));
         exp.creation_observed(KEY);
-        assert!(!exp.satisfied(KEY, ts(1)), "an add observation does not satisfy a delete");
+        assert!(
+            !exp.satisfied(KEY, ts(1)),
+            "an add observation does not satisfy a delete"
+        );
         exp.deletion_observed(KEY);
         assert!(exp.satisfied(KEY, ts(1)));
     }
@@ -198,7 +215,14 @@ mod tests {
         exp.set(KEY, 5, 0, ts(0));
         exp.creation_observed(KEY);
         exp.set(KEY, 1, 2, ts(30));
-        assert_eq!(exp.get(KEY), Some(Outstanding { add: 1, del: 2, since: ts(30) }));
+        assert_eq!(
+            exp.get(KEY),
+            Some(Outstanding {
+                add: 1,
+                del: 2,
+                since: ts(30)
+            })
+        );
     }
 
     #[test]
@@ -206,7 +230,10 @@ mod tests {
         let mut exp = Expectations::new();
         exp.set(KEY, 1, 0, ts(100));
         assert!(!exp.satisfied(KEY, ts(100 + 299)));
-        assert!(!exp.satisfied(KEY, ts(100 + 300)), "exactly 5 minutes is not yet expired");
+        assert!(
+            !exp.satisfied(KEY, ts(100 + 300)),
+            "exactly 5 minutes is not yet expired"
+        );
         let just_after = ts(400).checked_add(SignedDuration::from_nanos(1)).unwrap();
         assert!(exp.satisfied(KEY, just_after));
     }
@@ -258,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn test_expectations_on_recreate_starts_clean() {
+    fn recreated_daemonset_starts_with_clean_expectations() {
         // The record is deleted on DaemonSet delete; a recreated DaemonSet sets a fresh one.
         let mut exp = Expectations::new();
         exp.set(KEY, 1, 0, ts(0));
@@ -266,7 +293,14 @@ mod tests {
         assert!(exp.satisfied(KEY, ts(1)));
         exp.set(KEY, 1, 0, ts(2));
         assert!(!exp.satisfied(KEY, ts(2)));
-        assert_eq!(exp.get(KEY), Some(Outstanding { add: 1, del: 0, since: ts(2) }));
+        assert_eq!(
+            exp.get(KEY),
+            Some(Outstanding {
+                add: 1,
+                del: 0,
+                since: ts(2)
+            })
+        );
     }
 
     #[test]
@@ -278,7 +312,10 @@ mod tests {
         exp.set("a/neg", 0, 0, ts(0));
         exp.deletion_observed("a/neg");
         assert_eq!(exp.waiting(ts(0)), (3, 3));
-        let mut all: Vec<_> = exp.iter().map(|(k, o)| (k.to_string(), o.add, o.del)).collect();
+        let mut all: Vec<_> = exp
+            .iter()
+            .map(|(k, o)| (k.to_string(), o.add, o.del))
+            .collect();
         all.sort();
         assert_eq!(
             all,

@@ -89,7 +89,9 @@ pub fn with_taint(mut node: Node, key: &str, value: &str, effect: &str) -> Node 
 
 /// Marks the node unschedulable (`spec.unschedulable: true`).
 pub fn unschedulable(mut node: Node) -> Node {
-    node.spec.get_or_insert_with(NodeSpec::default).unschedulable = Some(true);
+    node.spec
+        .get_or_insert_with(NodeSpec::default)
+        .unschedulable = Some(true);
     node
 }
 
@@ -473,4 +475,92 @@ pub fn with_affinity_pin(mut pod: Pod, node_name: &str) -> Pod {
         ..Default::default()
     });
     pod
+}
+
+/// Adds a node condition (e.g. `Ready`/`False`, `NetworkUnavailable`/`True`).
+pub fn with_node_condition(mut node: Node, type_: &str, status: &str) -> Node {
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeStatus};
+    node.status
+        .get_or_insert_with(NodeStatus::default)
+        .conditions
+        .get_or_insert_with(Vec::new)
+        .push(NodeCondition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            ..Default::default()
+        });
+    node
+}
+
+/// Sets the node's allocatable memory and cpu (e.g. `"100M"`, `"1"`) and its pod capacity (100).
+pub fn with_allocatable(mut node: Node, memory: &str, cpu: &str) -> Node {
+    use k8s_openapi::api::core::v1::NodeStatus;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let resources: BTreeMap<String, Quantity> = [("memory", memory), ("cpu", cpu), ("pods", "100")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+        .collect();
+    let status = node.status.get_or_insert_with(NodeStatus::default);
+    status.allocatable = Some(resources.clone());
+    status.capacity = Some(resources);
+    node
+}
+
+/// Sets memory/cpu requests on every template container.
+pub fn with_container_requests(mut ds: DaemonSet, memory: &str, cpu: &str) -> DaemonSet {
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    for c in &mut template_spec_mut(&mut ds).containers {
+        c.resources = Some(ResourceRequirements {
+            requests: Some(
+                [("memory", memory), ("cpu", cpu)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect(),
+            ),
+            ..Default::default()
+        });
+    }
+    ds
+}
+
+/// Adds a hostPort to every template container.
+pub fn with_host_port(mut ds: DaemonSet, port: i32) -> DaemonSet {
+    use k8s_openapi::api::core::v1::ContainerPort;
+    for c in &mut template_spec_mut(&mut ds).containers {
+        c.ports.get_or_insert_with(Vec::new).push(ContainerPort {
+            container_port: port,
+            host_port: Some(port),
+            ..Default::default()
+        });
+    }
+    ds
+}
+
+/// Required node affinity with one term of matchExpressions `key <operator> values`.
+pub fn required_affinity(
+    key: &str,
+    operator: &str,
+    values: &[&str],
+) -> k8s_openapi::api::core::v1::Affinity {
+    use k8s_openapi::api::core::v1::{
+        Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    };
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(vec![NodeSelectorRequirement {
+                        key: key.to_string(),
+                        operator: operator.to_string(),
+                        values: (!values.is_empty())
+                            .then(|| values.iter().map(|v| v.to_string()).collect()),
+                    }]),
+                    match_fields: None,
+                }],
+            }),
+            preferred_during_scheduling_ignored_during_execution: None,
+        }),
+        ..Default::default()
+    }
 }

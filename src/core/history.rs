@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `spec.revisionHistoryLimit` when the field is nil. The API server defaults it to 10, so nil
-/// only appears in hand-made objects; upstream would crash on it (§9.2), everynode uses the
-/// server default.
+/// only appears in hand-made objects; upstream would crash on it (§9.2). **[difference]**
+/// everynode uses the server default.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
 
 /// Why a history decision could not be made. The messages say what the operator can do.
@@ -97,8 +97,8 @@ pub struct LabelFixup {
 }
 
 impl LabelFixup {
-    /// JSON merge patch that adds the label. Upstream PUTs the whole object instead; a merge
-    /// patch has the same effect and cannot disturb the immutable `data`.
+    /// JSON merge patch that adds the label. **[difference]** Upstream PUTs the whole object; a
+    /// merge patch has the same effect and cannot disturb the immutable `data`.
     pub fn patch(&self) -> Value {
         hash_label_patch(&self.hash)
     }
@@ -201,6 +201,8 @@ pub fn plan_history<'r, 'p>(
 /// Whether `revision` is current for the template whose snapshot patch is `patch`
 /// ([`crate::core::revision_data::snapshot_patch`]): its data, re-encoded as Go would, equals
 /// `patch` byte for byte (upstream `Match`). A revision without data is never current.
+/// **[difference]** Upstream compares the stored bytes themselves; see
+/// [`crate::core::revision_data::data_bytes`].
 pub fn is_current(revision: &ControllerRevision, patch: &[u8]) -> bool {
     revision
         .data
@@ -398,7 +400,8 @@ pub fn hash_label_patch(hash: &str) -> Value {
     json!({ "metadata": { "labels": { CONTROLLER_REVISION_HASH: hash } } })
 }
 
-/// JSON merge patch setting a ControllerRevision's `revision` (upstream PUTs the whole object).
+/// JSON merge patch setting a ControllerRevision's `revision`. **[difference]** Upstream PUTs the
+/// whole object; a merge patch changes the same field and cannot disturb the immutable `data`.
 pub fn revision_patch(revision: i64) -> Value {
     json!({ "revision": revision })
 }
@@ -563,7 +566,9 @@ mod tests {
     }
 
     fn with_collision_count(mut ds: DaemonSet, count: Option<i32>) -> DaemonSet {
-        ds.status.get_or_insert_with(DaemonSetStatus::default).collision_count = count;
+        ds.status
+            .get_or_insert_with(DaemonSetStatus::default)
+            .collision_count = count;
         ds
     }
 
@@ -584,7 +589,12 @@ mod tests {
     }
 
     /// A revision of `template_ds`'s template as the API server serves it back.
-    fn revision(name: &str, number: i64, template_ds: &DaemonSet, hash: Option<&str>) -> ControllerRevision {
+    fn revision(
+        name: &str,
+        number: i64,
+        template_ds: &DaemonSet,
+        hash: Option<&str>,
+    ) -> ControllerRevision {
         let data: Value = serde_json::from_slice(&patch(template_ds)).unwrap();
         ControllerRevision {
             metadata: ObjectMeta {
@@ -773,7 +783,10 @@ mod tests {
             compute_hash(&patch(&ds), Some(1)),
             "the label carries the same hash as the name"
         );
-        assert_eq!(b.metadata.name.as_deref(), Some(format!("foo-{}", hash_label(&b)).as_str()));
+        assert_eq!(
+            b.metadata.name.as_deref(),
+            Some(format!("foo-{}", hash_label(&b)).as_str())
+        );
     }
 
     #[test]
@@ -793,7 +806,10 @@ mod tests {
         no_name.metadata.name = None;
         assert!(matches!(
             new_revision(&no_name, &raw(&no_name), 1),
-            Err(HistoryError::MissingField { field: "metadata.name", .. })
+            Err(HistoryError::MissingField {
+                field: "metadata.name",
+                ..
+            })
         ));
     }
 
@@ -865,7 +881,10 @@ mod tests {
         let ds = with_collision_count(ds(), Some(i32::MAX));
         assert!(matches!(
             next_collision_count(&ds, &ds),
-            Err(HistoryError::CollisionCountExhausted { count: i32::MAX, .. })
+            Err(HistoryError::CollisionCountExhausted {
+                count: i32::MAX,
+                ..
+            })
         ));
     }
 
@@ -895,7 +914,7 @@ mod tests {
         assert!(err.to_string().contains("raised to 3"));
         // The retried sync sees the squatter as an old revision and picks a new name.
         let ds = with_collision_count(ds, Some(bumped));
-        let second = plan(&ds, &[squatter.clone()], &[]);
+        let second = plan(&ds, std::slice::from_ref(&squatter), &[]);
         let retry = created(&second);
         assert_ne!(retry.metadata.name, wanted.metadata.name);
         assert_eq!(retry.revision, 2);
@@ -1025,13 +1044,16 @@ mod tests {
         let legacy = revision("foo-legacy", 1, &ds, None);
         let p = plan(&ds, &[legacy], &[]);
         assert_eq!(p.hash(), "foo-legacy");
-        assert_eq!(existing(&p).keep.metadata.labels.as_ref().unwrap()["name"], "foo");
+        assert_eq!(
+            existing(&p).keep.metadata.labels.as_ref().unwrap()["name"],
+            "foo"
+        );
     }
 
     #[test]
     fn labelled_revisions_need_no_fixup() {
         let with_empty_label = revision("r", 1, &ds(), Some(""));
-        assert!(legacy_label_fixups(&[with_empty_label.clone()]).is_empty());
+        assert!(legacy_label_fixups(std::slice::from_ref(&with_empty_label)).is_empty());
         assert_eq!(with_legacy_label(&with_empty_label), with_empty_label);
     }
 

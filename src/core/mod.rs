@@ -22,7 +22,11 @@ pub mod pod_state;
 pub mod pod_template;
 pub mod pods_by_node;
 pub mod revision_data;
+pub mod rolling_update;
 pub mod selector;
+#[cfg(test)]
+pub mod simulation;
 pub mod slow_start;
 pub mod status;
 pub mod tolerations;
+pub mod triggers;

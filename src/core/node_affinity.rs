@@ -1,19 +1,587 @@
 //! Required node affinity and nodeSelector matching, and the per-node affinity daemon pods are
 //! created with (§3.1 step 2, §4 step 3).
 
-use k8s_openapi::api::core::v1::{Affinity, Node, PodSpec};
+use crate::core::selector::{Requirement, requirement};
+use k8s_openapi::api::core::v1::{
+    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
+};
+use std::collections::BTreeMap;
+
+/// The only node field node selector terms can match on.
+pub const OBJECT_NAME_FIELD: &str = "metadata.name";
 
 /// Whether `node` satisfies the pod spec's `nodeSelector` and its required node affinity (terms
 /// ORed; expressions and `metadata.name` matchFields ANDed inside a term; operators In, NotIn,
 /// Exists, DoesNotExist, Gt, Lt; a term with no requirements matches nothing; unparsable terms are
 /// skipped).
 pub fn node_matches(node: &Node, spec: &PodSpec) -> bool {
-    todo!("{node:?} {spec:?}")
+    let empty = BTreeMap::new();
+    let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    // nodeSelector: every key present with an equal value (upstream `labels.SelectorFromSet`).
+    if let Some(selector) = &spec.node_selector
+        && !selector
+            .iter()
+            .all(|(k, v)| node_labels.get(k).is_some_and(|l| l == v))
+    {
+        return false;
+    }
+    match spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }) {
+        Some(required) => node_selector_matches(node, required),
+        None => true,
+    }
+}
+
+/// Upstream `LazyErrorNodeSelector.Match`: the first term that parses and matches wins.
+fn node_selector_matches(node: &Node, selector: &NodeSelector) -> bool {
+    let empty = BTreeMap::new();
+    let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    // Upstream `extractNodeFields`: only a non-empty name is a field.
+    let node_name = node.metadata.name.as_deref().filter(|n| !n.is_empty());
+    selector
+        .node_selector_terms
+        .iter()
+        .any(|term| term_matches(term, node_labels, node_name))
+}
+
+/// A parsed `matchFields` requirement: `metadata.name` (or any key, which reads as empty) compared
+/// to one value.
+enum FieldRequirement<'a> {
+    Equal(&'a str, &'a str),
+    NotEqual(&'a str, &'a str),
+}
+
+fn field_value<'a>(key: &str, node_name: Option<&'a str>) -> &'a str {
+    if key == OBJECT_NAME_FIELD {
+        node_name.unwrap_or_default()
+    } else {
+        ""
+    }
+}
+
+/// Upstream `nodeSelectorTerm.match`; `false` for a term that fails to parse.
+fn term_matches(
+    term: &NodeSelectorTerm,
+    node_labels: &BTreeMap<String, String>,
+    node_name: Option<&str>,
+) -> bool {
+    let expressions = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if expressions.is_empty() && fields.is_empty() {
+        return false;
+    }
+    let Some(label_requirements) = parse_expressions(expressions) else {
+        return false;
+    };
+    let Some(field_requirements) = parse_fields(fields) else {
+        return false;
+    };
+    if !label_requirements.iter().all(|r| r.matches(node_labels)) {
+        return false;
+    }
+    // [quirk] upstream skips matchFields entirely when the node has no fields (empty name).
+    if !field_requirements.is_empty() && node_name.is_some() {
+        let all = field_requirements.iter().all(|r| match r {
+            FieldRequirement::Equal(k, v) => field_value(k, node_name) == *v,
+            FieldRequirement::NotEqual(k, v) => field_value(k, node_name) != *v,
+        });
+        if !all {
+            return false;
+        }
+    }
+    true
+}
+
+fn parse_expressions(exprs: &[NodeSelectorRequirement]) -> Option<Vec<Requirement<'_>>> {
+    exprs
+        .iter()
+        .map(|e| {
+            let values = e.values.as_deref().unwrap_or_default();
+            requirement(&e.key, &e.operator, values).ok()
+        })
+        .collect()
+}
+
+fn parse_fields(fields: &[NodeSelectorRequirement]) -> Option<Vec<FieldRequirement<'_>>> {
+    fields
+        .iter()
+        .map(|f| match (f.operator.as_str(), f.values.as_deref()) {
+            ("In", Some([value])) => Some(FieldRequirement::Equal(&f.key, value)),
+            ("NotIn", Some([value])) => Some(FieldRequirement::NotEqual(&f.key, value)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The single required term that pins a pod to `node_name`.
+fn pinning_term(node_name: &str) -> NodeSelectorTerm {
+    NodeSelectorTerm {
+        match_expressions: None,
+        match_fields: Some(vec![NodeSelectorRequirement {
+            key: OBJECT_NAME_FIELD.to_string(),
+            operator: "In".to_string(),
+            values: Some(vec![node_name.to_string()]),
+        }]),
+    }
 }
 
 /// `affinity` with its required node affinity replaced by exactly one term
 /// `matchFields: [{key: metadata.name, operator: In, values: [node_name]}]`; preferred terms and pod
 /// (anti-)affinity kept (upstream `ReplaceDaemonSetPodNodeNameNodeAffinity`).
 pub fn pin_to_node(affinity: Option<Affinity>, node_name: &str) -> Affinity {
-    todo!("{affinity:?} {node_name}")
+    let mut affinity = affinity.unwrap_or_default();
+    let node_affinity = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
+    node_affinity.required_during_scheduling_ignored_during_execution = Some(NodeSelector {
+        node_selector_terms: vec![pinning_term(node_name)],
+    });
+    affinity
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fixtures::{labels, node, node_with_labels};
+    use k8s_openapi::api::core::v1::{PodAffinity, PreferredSchedulingTerm};
+
+    fn expr(key: &str, operator: &str, values: &[&str]) -> NodeSelectorRequirement {
+        NodeSelectorRequirement {
+            key: key.to_string(),
+            operator: operator.to_string(),
+            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    fn term(
+        exprs: Vec<NodeSelectorRequirement>,
+        fields: Vec<NodeSelectorRequirement>,
+    ) -> NodeSelectorTerm {
+        NodeSelectorTerm {
+            match_expressions: (!exprs.is_empty()).then_some(exprs),
+            match_fields: (!fields.is_empty()).then_some(fields),
+        }
+    }
+
+    fn required(terms: Vec<NodeSelectorTerm>) -> Affinity {
+        Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: terms,
+                }),
+                preferred_during_scheduling_ignored_during_execution: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn spec_with(terms: Vec<NodeSelectorTerm>) -> PodSpec {
+        PodSpec {
+            affinity: Some(required(terms)),
+            ..Default::default()
+        }
+    }
+
+    fn pinned(node_name: &str) -> Affinity {
+        required(vec![term(
+            vec![],
+            vec![expr(OBJECT_NAME_FIELD, "In", &[node_name])],
+        )])
+    }
+
+    // ---- node_matches ------------------------------------------------------------------------
+
+    #[test]
+    fn empty_spec_matches_any_node() {
+        assert!(node_matches(&node("n"), &PodSpec::default()));
+    }
+
+    #[test]
+    fn node_selector_requires_all_labels() {
+        let spec = PodSpec {
+            node_selector: Some(labels(&[("color", "blue"), ("zone", "a")])),
+            ..Default::default()
+        };
+        assert!(node_matches(
+            &node_with_labels("n", &[("color", "blue"), ("zone", "a"), ("x", "y")]),
+            &spec
+        ));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("color", "blue")]),
+            &spec
+        ));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("color", "red"), ("zone", "a")]),
+            &spec
+        ));
+        assert!(!node_matches(&node("n"), &spec));
+    }
+
+    #[test]
+    fn empty_node_selector_map_matches() {
+        let spec = PodSpec {
+            node_selector: Some(BTreeMap::new()),
+            ..Default::default()
+        };
+        assert!(node_matches(&node("n"), &spec));
+    }
+
+    #[test]
+    fn node_selector_and_affinity_are_anded() {
+        let mut spec = spec_with(vec![term(vec![expr("color", "In", &["blue"])], vec![])]);
+        spec.node_selector = Some(labels(&[("zone", "a")]));
+        assert!(node_matches(
+            &node_with_labels("n", &[("color", "blue"), ("zone", "a")]),
+            &spec
+        ));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("color", "blue")]),
+            &spec
+        ));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("zone", "a")]),
+            &spec
+        ));
+    }
+
+    #[test]
+    fn affinity_operator_in_and_not_in() {
+        let in_spec = spec_with(vec![term(
+            vec![expr("color", "In", &["blue", "green"])],
+            vec![],
+        )]);
+        assert!(node_matches(
+            &node_with_labels("n", &[("color", "green")]),
+            &in_spec
+        ));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("color", "red")]),
+            &in_spec
+        ));
+        assert!(!node_matches(&node("n"), &in_spec));
+        let not_in = spec_with(vec![term(vec![expr("color", "NotIn", &["blue"])], vec![])]);
+        assert!(node_matches(
+            &node_with_labels("n", &[("color", "red")]),
+            &not_in
+        ));
+        assert!(node_matches(&node("n"), &not_in));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("color", "blue")]),
+            &not_in
+        ));
+    }
+
+    #[test]
+    fn affinity_operator_exists_and_does_not_exist() {
+        let exists = spec_with(vec![term(vec![expr("gpu", "Exists", &[])], vec![])]);
+        let absent = spec_with(vec![term(vec![expr("gpu", "DoesNotExist", &[])], vec![])]);
+        let gpu = node_with_labels("n", &[("gpu", "")]);
+        assert!(node_matches(&gpu, &exists));
+        assert!(!node_matches(&node("n"), &exists));
+        assert!(!node_matches(&gpu, &absent));
+        assert!(node_matches(&node("n"), &absent));
+    }
+
+    #[test]
+    fn affinity_operator_gt_and_lt() {
+        let gt = spec_with(vec![term(vec![expr("cores", "Gt", &["4"])], vec![])]);
+        let lt = spec_with(vec![term(vec![expr("cores", "Lt", &["4"])], vec![])]);
+        assert!(node_matches(&node_with_labels("n", &[("cores", "8")]), &gt));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("cores", "4")]),
+            &gt
+        ));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("cores", "many")]),
+            &gt
+        ));
+        assert!(!node_matches(&node("n"), &gt));
+        assert!(node_matches(&node_with_labels("n", &[("cores", "2")]), &lt));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("cores", "4")]),
+            &lt
+        ));
+    }
+
+    #[test]
+    fn expressions_inside_a_term_are_anded() {
+        let spec = spec_with(vec![term(
+            vec![expr("color", "In", &["blue"]), expr("zone", "Exists", &[])],
+            vec![],
+        )]);
+        assert!(node_matches(
+            &node_with_labels("n", &[("color", "blue"), ("zone", "x")]),
+            &spec
+        ));
+        assert!(!node_matches(
+            &node_with_labels("n", &[("color", "blue")]),
+            &spec
+        ));
+    }
+
+    #[test]
+    fn terms_are_ored() {
+        // Integration TestDaemonSetWithNodeSelectorLaunchesPods: zone=test OR metadata.name=node-1.
+        let spec = spec_with(vec![
+            term(vec![expr("zone", "In", &["test"])], vec![]),
+            term(vec![], vec![expr(OBJECT_NAME_FIELD, "In", &["node-1"])]),
+        ]);
+        assert!(node_matches(
+            &node_with_labels("node-0", &[("zone", "test")]),
+            &spec
+        ));
+        assert!(node_matches(&node("node-1"), &spec));
+        assert!(!node_matches(&node("node-2"), &spec));
+    }
+
+    #[test]
+    fn match_fields_metadata_name() {
+        let is = spec_with(vec![term(
+            vec![],
+            vec![expr(OBJECT_NAME_FIELD, "In", &["a"])],
+        )]);
+        assert!(node_matches(&node("a"), &is));
+        assert!(!node_matches(&node("b"), &is));
+        let not = spec_with(vec![term(
+            vec![],
+            vec![expr(OBJECT_NAME_FIELD, "NotIn", &["a"])],
+        )]);
+        assert!(!node_matches(&node("a"), &not));
+        assert!(node_matches(&node("b"), &not));
+    }
+
+    #[test]
+    fn match_fields_and_expressions_are_anded() {
+        let spec = spec_with(vec![term(
+            vec![expr("color", "In", &["blue"])],
+            vec![expr(OBJECT_NAME_FIELD, "In", &["a"])],
+        )]);
+        assert!(node_matches(
+            &node_with_labels("a", &[("color", "blue")]),
+            &spec
+        ));
+        assert!(!node_matches(
+            &node_with_labels("b", &[("color", "blue")]),
+            &spec
+        ));
+        assert!(!node_matches(&node("a"), &spec));
+    }
+
+    #[test]
+    fn match_fields_with_several_values_does_not_parse() {
+        let spec = spec_with(vec![term(
+            vec![],
+            vec![expr(OBJECT_NAME_FIELD, "In", &["a", "b"])],
+        )]);
+        assert!(!node_matches(&node("a"), &spec));
+    }
+
+    #[test]
+    fn match_fields_unsupported_operator_does_not_parse() {
+        let spec = spec_with(vec![term(
+            vec![],
+            vec![expr(OBJECT_NAME_FIELD, "Exists", &[])],
+        )]);
+        assert!(!node_matches(&node("a"), &spec));
+    }
+
+    #[test]
+    fn match_fields_unknown_key_reads_as_empty() {
+        let spec = spec_with(vec![term(vec![], vec![expr("metadata.uid", "In", &["x"])])]);
+        assert!(!node_matches(&node("a"), &spec));
+        let spec = spec_with(vec![term(
+            vec![],
+            vec![expr("metadata.uid", "NotIn", &["x"])],
+        )]);
+        assert!(node_matches(&node("a"), &spec));
+    }
+
+    #[test]
+    fn empty_term_matches_nothing() {
+        assert!(!node_matches(
+            &node("a"),
+            &spec_with(vec![term(vec![], vec![])])
+        ));
+        // An empty expressions list counts as no requirement too.
+        let empty_lists = NodeSelectorTerm {
+            match_expressions: Some(vec![]),
+            match_fields: Some(vec![]),
+        };
+        assert!(!node_matches(&node("a"), &spec_with(vec![empty_lists])));
+    }
+
+    #[test]
+    fn required_with_no_terms_matches_nothing() {
+        assert!(!node_matches(&node("a"), &spec_with(vec![])));
+    }
+
+    #[test]
+    fn unparsable_term_is_skipped_and_others_still_count() {
+        let bad = term(vec![expr("color", "Bogus", &["x"])], vec![]);
+        let bad_in = term(vec![expr("color", "In", &[])], vec![]);
+        let good = term(vec![expr("color", "In", &["blue"])], vec![]);
+        let blue = node_with_labels("n", &[("color", "blue")]);
+        assert!(!node_matches(&blue, &spec_with(vec![bad.clone()])));
+        assert!(!node_matches(&blue, &spec_with(vec![bad_in.clone()])));
+        assert!(node_matches(&blue, &spec_with(vec![bad, bad_in, good])));
+    }
+
+    #[test]
+    fn term_with_one_bad_expression_is_skipped_entirely() {
+        // The DoesNotExist alone would match, but the Gt with a non-integer bound fails parsing.
+        let t = term(
+            vec![expr("a", "DoesNotExist", &[]), expr("b", "Gt", &["x"])],
+            vec![],
+        );
+        assert!(!node_matches(&node("n"), &spec_with(vec![t])));
+    }
+
+    #[test]
+    fn preferred_affinity_is_ignored() {
+        let spec = PodSpec {
+            affinity: Some(Affinity {
+                node_affinity: Some(NodeAffinity {
+                    required_during_scheduling_ignored_during_execution: None,
+                    preferred_during_scheduling_ignored_during_execution: Some(vec![
+                        PreferredSchedulingTerm {
+                            weight: 100,
+                            preference: term(vec![expr("color", "In", &["blue"])], vec![]),
+                        },
+                    ]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(node_matches(&node("n"), &spec));
+    }
+
+    #[test]
+    fn unnamed_node_skips_match_fields_quirk() {
+        let spec = spec_with(vec![term(
+            vec![],
+            vec![expr(OBJECT_NAME_FIELD, "In", &["a"])],
+        )]);
+        let mut n = node("a");
+        n.metadata.name = None;
+        assert!(node_matches(&n, &spec));
+    }
+
+    // ---- pin_to_node: TestReplaceDaemonSetPodNodeNameNodeAffinity ---------------------------
+
+    #[test]
+    fn test_replace_daemon_set_pod_node_name_node_affinity_nil_affinity() {
+        assert_eq!(pin_to_node(None, "host_1"), pinned("host_1"));
+    }
+
+    #[test]
+    fn test_replace_daemon_set_pod_node_name_node_affinity_hostname_expressions_replaced() {
+        let a = required(vec![term(
+            vec![expr("kubernetes.io/hostname", "In", &["host_1"])],
+            vec![],
+        )]);
+        assert_eq!(pin_to_node(Some(a), "host_1"), pinned("host_1"));
+    }
+
+    #[test]
+    fn test_replace_daemon_set_pod_node_name_node_affinity_preferred_kept_required_added() {
+        let preferred = vec![PreferredSchedulingTerm {
+            weight: 100,
+            preference: term(
+                vec![expr("kubernetes.io/hostname", "In", &["host_1"])],
+                vec![],
+            ),
+        }];
+        let a = Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: None,
+                preferred_during_scheduling_ignored_during_execution: Some(preferred.clone()),
+            }),
+            ..Default::default()
+        };
+        let mut want = pinned("host_1");
+        if let Some(na) = want.node_affinity.as_mut() {
+            na.preferred_during_scheduling_ignored_during_execution = Some(preferred);
+        }
+        assert_eq!(pin_to_node(Some(a), "host_1"), want);
+    }
+
+    #[test]
+    fn test_replace_daemon_set_pod_node_name_node_affinity_multi_value_narrowed() {
+        let a = required(vec![term(
+            vec![],
+            vec![expr(OBJECT_NAME_FIELD, "In", &["host_1", "host_2"])],
+        )]);
+        assert_eq!(pin_to_node(Some(a), "host_1"), pinned("host_1"));
+    }
+
+    #[test]
+    fn test_replace_daemon_set_pod_node_name_node_affinity_nil_again() {
+        assert_eq!(pin_to_node(None, "host_2"), pinned("host_2"));
+        // Empty affinity object and empty nodeAffinity object behave like nil.
+        assert_eq!(
+            pin_to_node(Some(Affinity::default()), "host_2"),
+            pinned("host_2")
+        );
+        let empty_na = Affinity {
+            node_affinity: Some(NodeAffinity::default()),
+            ..Default::default()
+        };
+        assert_eq!(pin_to_node(Some(empty_na), "host_2"), pinned("host_2"));
+    }
+
+    #[test]
+    fn test_replace_daemon_set_pod_node_name_node_affinity_two_terms_collapsed() {
+        let a = required(vec![
+            term(vec![], vec![expr(OBJECT_NAME_FIELD, "In", &["host_2"])]),
+            term(vec![expr("zone", "In", &["a"])], vec![]),
+        ]);
+        assert_eq!(pin_to_node(Some(a), "host_1"), pinned("host_1"));
+    }
+
+    #[test]
+    fn test_replace_daemon_set_pod_node_name_node_affinity_not_in_replaced_by_in() {
+        let a = required(vec![term(
+            vec![],
+            vec![expr(OBJECT_NAME_FIELD, "NotIn", &["host_2"])],
+        )]);
+        assert_eq!(pin_to_node(Some(a), "host_1"), pinned("host_1"));
+    }
+
+    #[test]
+    fn test_replace_daemon_set_pod_node_name_node_affinity_unknown_field_key_replaced() {
+        let a = required(vec![term(
+            vec![],
+            vec![expr("metadata.foo", "In", &["bar"])],
+        )]);
+        assert_eq!(pin_to_node(Some(a), "host_1"), pinned("host_1"));
+    }
+
+    #[test]
+    fn pin_to_node_keeps_pod_affinity() {
+        let pod_affinity = PodAffinity::default();
+        let a = Affinity {
+            pod_affinity: Some(pod_affinity.clone()),
+            ..Default::default()
+        };
+        let got = pin_to_node(Some(a), "n");
+        assert_eq!(got.pod_affinity, Some(pod_affinity));
+        assert_eq!(got.node_affinity, pinned("n").node_affinity);
+    }
+
+    #[test]
+    fn pinned_affinity_matches_only_that_node() {
+        let spec = PodSpec {
+            affinity: Some(pin_to_node(None, "node-1")),
+            ..Default::default()
+        };
+        assert!(node_matches(&node("node-1"), &spec));
+        assert!(!node_matches(&node("node-2"), &spec));
+    }
 }

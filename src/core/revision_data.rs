@@ -43,7 +43,11 @@ const FNV32_PRIME: u32 = 0x0100_0193;
 ///   plain decimal notation when `1e-6 <= |x| < 1e21` (so `1.0` → `1`,
 ///   `18446744073709551615` → `18446744073709552000`), otherwise in exponent notation with
 ///   Go's exponent style (`1e+21`, `1.5e-7`). Pod templates contain no fractional numbers, so
-///   this only matters for hand-made data.
+///   this only matters for hand-made data. One case cannot be reproduced: serde_json parses the
+///   integer literal `-0` as the float `-0.0`, so it is written `-0` (Go would write `0`; for a
+///   real `-0.0` both write `-0`).
+///
+/// Verified byte-for-byte against Go 1.26 `encoding/json` (see the golden test).
 pub fn go_json(value: &Value) -> String {
     let mut out = String::new();
     write_value(&mut out, value);
@@ -88,7 +92,7 @@ pub fn snapshot_patch(raw_template: &Value) -> Vec<u8> {
 /// upstream does. Data written by Go (kube-controller-manager or everynode via
 /// [`go_json`]) re-encodes to exactly the stored bytes; data that differs from the snapshot only in
 /// formatting (whitespace, key order, escaping) compares equal here although upstream would call
-/// it old — listed in `docs/differences.md`.
+/// it old. **[difference]**, listed in `docs/differences.md`.
 pub fn data_bytes(data: &Value) -> Vec<u8> {
     go_json(data).into_bytes()
 }
@@ -97,7 +101,7 @@ pub fn data_bytes(data: &Value) -> Vec<u8> {
 /// the count as a little-endian `u32` in an 8-byte buffer (all 8 bytes hashed, as upstream), as a
 /// decimal string passed through [`safe_encode`].
 ///
-/// **Intentional difference from upstream** (listed in `docs/differences.md`): upstream's
+/// **[difference]** (listed in `docs/differences.md`): upstream's
 /// `controller.ComputeHash` hashes a `go-spew` dump of the Go `PodTemplateSpec` struct, which
 /// cannot be reproduced outside Go. §12.2 explains why it need not be: pods are compared with the
 /// hash label stored on the matched revision, never with a recomputed hash, so revisions created
@@ -278,10 +282,9 @@ mod tests {
 
     #[test]
     fn keys_sorted_at_every_depth() {
-        let v: Value = serde_json::from_str(
-            r#"{"z":1,"a":{"y":[{"d":1,"c":2}],"b":{"q":1,"p":2}},"m":null}"#,
-        )
-        .unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"z":1,"a":{"y":[{"d":1,"c":2}],"b":{"q":1,"p":2}},"m":null}"#)
+                .unwrap();
         assert_eq!(
             enc(v),
             r#"{"a":{"b":{"p":2,"q":1},"y":[{"c":2,"d":1}]},"m":null,"z":1}"#
@@ -311,7 +314,10 @@ mod tests {
     fn empty_object_and_array() {
         assert_eq!(enc(json!({})), "{}");
         assert_eq!(enc(json!([])), "[]");
-        assert_eq!(enc(json!({"a": {}, "b": [], "c": [{}, []]})), r#"{"a":{},"b":[],"c":[{},[]]}"#);
+        assert_eq!(
+            enc(json!({"a": {}, "b": [], "c": [{}, []]})),
+            r#"{"a":{},"b":[],"c":[{},[]]}"#
+        );
     }
 
     #[test]
@@ -371,7 +377,10 @@ mod tests {
     #[test]
     fn does_not_escape_slash_or_other_unicode() {
         assert_eq!(enc(json!("a/b")), r#""a/b""#);
-        assert_eq!(enc(json!("héllo 世界 🚀 \u{2027}\u{202a}")), "\"héllo 世界 🚀 \u{2027}\u{202a}\"");
+        assert_eq!(
+            enc(json!("héllo 世界 🚀 \u{2027}\u{202a}")),
+            "\"héllo 世界 🚀 \u{2027}\u{202a}\""
+        );
         assert_eq!(enc(json!("'single'")), r#""'single'""#);
     }
 
@@ -393,7 +402,10 @@ mod tests {
     #[test]
     fn integers_beyond_int64_become_float64() {
         assert_eq!(enc(json!(u64::MAX)), "18446744073709552000");
-        assert_eq!(enc(json!(10_000_000_000_000_000_000_u64)), "10000000000000000000");
+        assert_eq!(
+            enc(json!(10_000_000_000_000_000_000_u64)),
+            "10000000000000000000"
+        );
         let big: Value = serde_json::from_str("1000000000000000000000").unwrap();
         assert_eq!(enc(big), "1e+21");
         let neg: Value = serde_json::from_str("-99999999999999999999").unwrap();
@@ -495,6 +507,40 @@ mod tests {
         assert_ne!(data_bytes(&stored), a);
     }
 
+    /// Cross-checked against Go 1.26: apimachinery-style decode (`UseNumber`, int64 where it
+    /// fits, float64 otherwise), add `"$patch":"replace"`, `json.Marshal`; and `hash/fnv` over
+    /// the output plus the 8-byte collision-count buffer (None, Some(0), Some(7)).
+    #[test]
+    fn golden_against_go_encoding_json() {
+        let input = concat!(
+            r#"{"spec":{"template":{"metadata":{"creationTimestamp":null,"labels":{"Z":"1","a":"2","é":"3"#,
+            r#"","$x":"4","_":"5"}},"spec":{"containers":[{"name":"c","resources":{},"args":["\u0000\u000"#,
+            r#"1\u0007\b\t\n\u000b\f\r\u000e\u001f\u007f","<>&'\"\\/","\u2028\u2029\u2027é世界🚀"]}]},"nums""#,
+            r#":[0,30,-7,9007199254740993,9223372036854775807,-9223372036854775808,9223372036854775808,18"#,
+            r#"446744073709551615,10000000000000000000,1e21,1e20,100000000000000000000,1.0,0.1,1e-7,0.000"#,
+            r#"001,123456789012345678901234567890,-1.5e-10,5e-324,1.7976931348623157e308,1E2,2.5,123.456,"#,
+            r#"-0.0,0.3]}}}"#
+        );
+        let expected = concat!(
+            r#"{"spec":{"template":{"$patch":"replace","metadata":{"creationTimestamp":null,"labels":{"$x"#,
+            r#"":"4","Z":"1","_":"5","a":"2","é":"3"}},"nums":[0,30,-7,9007199254740993,92233720368547758"#,
+            r#"07,-9223372036854775808,9223372036854776000,18446744073709552000,10000000000000000000,1e+2"#,
+            r#"1,100000000000000000000,100000000000000000000,1,0.1,1e-7,0.000001,1.2345678901234568e+29,-"#,
+            r#"1.5e-10,5e-324,1.7976931348623157e+308,100,2.5,123.456,-0,0.3],"spec":{"containers":[{"arg"#,
+            r#"s":["\u0000\u0001\u0007\b\t\n\u000b\f\r\u000e\u001f"#,
+            "\u{7f}",
+            r#"","\u003c\u003e\u0026'\"\\/","\u2028\u2029‧é世界🚀"],"name":"c","resources":{}}]}}}}"#
+        );
+        let v: Value = serde_json::from_str(input).unwrap();
+        let patch = snapshot_patch(&v["spec"]["template"]);
+        assert_eq!(String::from_utf8(patch.clone()).unwrap(), expected);
+        assert_eq!(fnv_reference(&patch), 1_403_445_514);
+        assert_eq!(compute_hash(&patch, None), safe_encode("1403445514"));
+        assert_eq!(compute_hash(&patch, Some(0)), safe_encode("2630858826"));
+        assert_eq!(compute_hash(&patch, Some(7)), safe_encode("3035878829"));
+        assert_eq!(compute_hash(&patch, None), "5847889958");
+    }
+
     // ---- hashing ------------------------------------------------------------------------
 
     #[test]
@@ -529,7 +575,10 @@ mod tests {
 
     #[test]
     fn compute_hash_depends_on_patch() {
-        assert_ne!(compute_hash(b"{\"a\":1}", None), compute_hash(b"{\"a\":2}", None));
+        assert_ne!(
+            compute_hash(b"{\"a\":1}", None),
+            compute_hash(b"{\"a\":2}", None)
+        );
     }
 
     #[test]
@@ -539,7 +588,10 @@ mod tests {
         let zero = compute_hash(patch, Some(0));
         let one = compute_hash(patch, Some(1));
         let two = compute_hash(patch, Some(2));
-        assert_ne!(none, zero, "Some(0) hashes eight zero bytes, None hashes nothing");
+        assert_ne!(
+            none, zero,
+            "Some(0) hashes eight zero bytes, None hashes nothing"
+        );
         assert_ne!(zero, one);
         assert_ne!(one, two);
     }

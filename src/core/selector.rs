@@ -11,8 +11,14 @@ pub struct InvalidSelector(pub String);
 /// True for the empty selector object `{}` (no matchLabels, no matchExpressions), which selects
 /// everything and makes upstream emit `SelectingAll` and do nothing.
 pub fn is_empty(selector: &LabelSelector) -> bool {
-    selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-        && selector.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
 }
 
 /// Whether `selector` matches `labels`. `None` labels behave as empty labels. An empty selector
@@ -223,4 +229,205 @@ pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
 
 fn is_lower_alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fixtures::{labels, requirement as req, selector_labels};
+
+    fn sel(
+        match_labels: &[(&str, &str)],
+        exprs: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement>,
+    ) -> LabelSelector {
+        LabelSelector {
+            match_labels: (!match_labels.is_empty()).then(|| labels(match_labels)),
+            match_expressions: (!exprs.is_empty()).then_some(exprs),
+        }
+    }
+
+    #[test]
+    fn is_empty_for_default_and_empty_collections() {
+        assert!(is_empty(&LabelSelector::default()));
+        assert!(is_empty(&LabelSelector {
+            match_labels: Some(BTreeMap::new()),
+            match_expressions: Some(Vec::new()),
+        }));
+        assert!(!is_empty(&selector_labels(&[("a", "b")])));
+        assert!(!is_empty(&sel(&[], vec![req("a", "Exists", &[])])));
+    }
+
+    #[test]
+    fn empty_selector_matches_everything() {
+        assert_eq!(matches(&LabelSelector::default(), None), Ok(true));
+        assert_eq!(
+            matches(&LabelSelector::default(), Some(&labels(&[("x", "y")]))),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn match_labels_require_every_pair() {
+        let s = selector_labels(&[("name", "foo"), ("tier", "web")]);
+        assert_eq!(
+            matches(
+                &s,
+                Some(&labels(&[("name", "foo"), ("tier", "web"), ("x", "1")]))
+            ),
+            Ok(true)
+        );
+        assert_eq!(matches(&s, Some(&labels(&[("name", "foo")]))), Ok(false));
+        assert_eq!(
+            matches(&s, Some(&labels(&[("name", "foo"), ("tier", "db")]))),
+            Ok(false)
+        );
+        assert_eq!(matches(&s, None), Ok(false));
+    }
+
+    #[test]
+    fn match_labels_empty_value_requires_key_present() {
+        let s = selector_labels(&[("k", "")]);
+        assert_eq!(matches(&s, Some(&labels(&[("k", "")]))), Ok(true));
+        assert_eq!(matches(&s, Some(&labels(&[]))), Ok(false));
+    }
+
+    #[test]
+    fn operator_in() {
+        let s = sel(&[], vec![req("env", "In", &["a", "b"])]);
+        assert_eq!(matches(&s, Some(&labels(&[("env", "b")]))), Ok(true));
+        assert_eq!(matches(&s, Some(&labels(&[("env", "c")]))), Ok(false));
+        assert_eq!(matches(&s, None), Ok(false));
+    }
+
+    #[test]
+    fn operator_not_in_matches_missing_key() {
+        let s = sel(&[], vec![req("env", "NotIn", &["a"])]);
+        assert_eq!(matches(&s, Some(&labels(&[("env", "b")]))), Ok(true));
+        assert_eq!(matches(&s, Some(&labels(&[("env", "a")]))), Ok(false));
+        assert_eq!(matches(&s, None), Ok(true));
+    }
+
+    #[test]
+    fn operators_exists_and_does_not_exist() {
+        let exists = sel(&[], vec![req("env", "Exists", &[])]);
+        let absent = sel(&[], vec![req("env", "DoesNotExist", &[])]);
+        let with = labels(&[("env", "")]);
+        assert_eq!(matches(&exists, Some(&with)), Ok(true));
+        assert_eq!(matches(&exists, None), Ok(false));
+        assert_eq!(matches(&absent, Some(&with)), Ok(false));
+        assert_eq!(matches(&absent, None), Ok(true));
+    }
+
+    #[test]
+    fn labels_and_expressions_are_anded() {
+        let s = sel(&[("name", "foo")], vec![req("env", "In", &["prod"])]);
+        assert_eq!(
+            matches(&s, Some(&labels(&[("name", "foo"), ("env", "prod")]))),
+            Ok(true)
+        );
+        assert_eq!(matches(&s, Some(&labels(&[("name", "foo")]))), Ok(false));
+        assert_eq!(matches(&s, Some(&labels(&[("env", "prod")]))), Ok(false));
+    }
+
+    #[test]
+    fn unknown_operator_is_invalid() {
+        let s = sel(&[], vec![req("env", "Equals", &["a"])]);
+        assert!(matches(&s, None).is_err());
+        // Gt/Lt are node-selector operators, not label-selector ones.
+        let s = sel(&[], vec![req("env", "Gt", &["1"])]);
+        assert!(matches(&s, None).is_err());
+        // Operators are case-sensitive.
+        let s = sel(&[], vec![req("env", "in", &["a"])]);
+        assert!(matches(&s, None).is_err());
+    }
+
+    #[test]
+    fn value_count_rules() {
+        assert!(matches(&sel(&[], vec![req("env", "In", &[])]), None).is_err());
+        assert!(matches(&sel(&[], vec![req("env", "NotIn", &[])]), None).is_err());
+        assert!(matches(&sel(&[], vec![req("env", "Exists", &["x"])]), None).is_err());
+        assert!(matches(&sel(&[], vec![req("env", "DoesNotExist", &["x"])]), None).is_err());
+    }
+
+    #[test]
+    fn invalid_keys_and_values_are_errors_even_after_a_mismatch() {
+        // First requirement fails to match, second is invalid: still an error.
+        let s = sel(&[("a", "b")], vec![req("bad key", "Exists", &[])]);
+        assert!(matches(&s, None).is_err());
+        assert!(matches(&selector_labels(&[("k", "bad value!")]), None).is_err());
+        assert!(matches(&selector_labels(&[("-k", "v")]), None).is_err());
+        assert!(matches(&selector_labels(&[("Example.com/k", "v")]), None).is_err());
+        assert_eq!(
+            matches(
+                &selector_labels(&[("example.com/k", "v")]),
+                Some(&labels(&[("example.com/k", "v")]))
+            ),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn label_key_validation() {
+        assert!(validate_label_key("app.kubernetes.io/name").is_ok());
+        assert!(validate_label_key("a").is_ok());
+        assert!(validate_label_key("A_b.c-D").is_ok());
+        assert!(validate_label_key("").is_err());
+        assert!(validate_label_key("a/").is_err());
+        assert!(validate_label_key("/a").is_err());
+        assert!(validate_label_key("a/b/c").is_err());
+        assert!(validate_label_key(&"a".repeat(64)).is_err());
+        assert!(validate_label_key(&"a".repeat(63)).is_ok());
+        assert!(validate_label_key("a_").is_err());
+    }
+
+    #[test]
+    fn label_value_validation() {
+        assert!(validate_label_value("k", "").is_ok());
+        assert!(validate_label_value("k", "v1.2-3_x").is_ok());
+        assert!(validate_label_value("k", &"v".repeat(63)).is_ok());
+        assert!(validate_label_value("k", &"v".repeat(64)).is_err());
+        assert!(validate_label_value("k", ".v").is_err());
+        assert!(validate_label_value("k", "a/b").is_err());
+    }
+
+    #[test]
+    fn go_int_parsing() {
+        assert_eq!(parse_go_int("42"), Some(42));
+        assert_eq!(parse_go_int("-7"), Some(-7));
+        assert_eq!(parse_go_int("+7"), Some(7));
+        assert_eq!(parse_go_int(""), None);
+        assert_eq!(parse_go_int("+"), None);
+        assert_eq!(parse_go_int("1_000"), None);
+        assert_eq!(parse_go_int(" 1"), None);
+        assert_eq!(parse_go_int("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn gt_lt_requirements() {
+        let values = vec!["5".to_string()];
+        let gt = requirement("cpu", "Gt", &values).unwrap();
+        let lt = requirement("cpu", "Lt", &values).unwrap();
+        assert!(gt.matches(&labels(&[("cpu", "6")])));
+        assert!(!gt.matches(&labels(&[("cpu", "5")])));
+        assert!(!gt.matches(&labels(&[("cpu", "x")])));
+        assert!(!gt.matches(&labels(&[])));
+        assert!(lt.matches(&labels(&[("cpu", "-1")])));
+        assert!(!lt.matches(&labels(&[("cpu", "5")])));
+        let two = vec!["1".to_string(), "2".to_string()];
+        assert!(requirement("cpu", "Gt", &two).is_err());
+        let nan = vec!["x".to_string()];
+        assert!(requirement("cpu", "Lt", &nan).is_err());
+    }
+
+    #[test]
+    fn dns_subdomain() {
+        assert!(is_dns1123_subdomain("foo.bar-1"));
+        assert!(!is_dns1123_subdomain("Foo"));
+        assert!(!is_dns1123_subdomain("foo..bar"));
+        assert!(!is_dns1123_subdomain("-foo"));
+        assert!(!is_dns1123_subdomain("foo-"));
+        assert!(!is_dns1123_subdomain(""));
+        assert!(is_dns1123_subdomain(&"a".repeat(253)));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
+    }
 }

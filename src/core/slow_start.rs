@@ -36,7 +36,12 @@ pub struct SlowStart {
 impl SlowStart {
     /// Batches over `total` creates (already truncated to the burst limit).
     pub fn new(total: usize) -> Self {
-        Self { total, pos: 0, batch: total.min(SLOW_START_INITIAL_BATCH), aborted: false }
+        Self {
+            total,
+            pos: 0,
+            batch: total.min(SLOW_START_INITIAL_BATCH),
+            aborted: false,
+        }
     }
 
     /// The index range of the next batch to issue (all concurrently), or `None` when done or aborted.
@@ -173,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn test_simple_daemon_set_pod_create_errors() {
+    fn quota_of_ten_over_a_hundred_creates_is_bounded_by_slow_start() {
         // 100 nodes, the API allows 10 creates: 10 created, calls bounded by 1+2+4+8.
         let mut exp = Expectations::new();
         let (calls, created) = simulate(100, 10, &mut exp, "default/foo");
@@ -190,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn test_daemon_set_pod_create_expectations_error() {
+    fn quota_failures_and_skips_leave_expectations_satisfied() {
         // Same setup: after the failed pass the expectations are satisfied (10 observed, 5 failed,
         // 85 skipped).
         let mut exp = Expectations::new();

@@ -223,3 +223,118 @@ where
 pub fn taint(key: &str, value: &str, effect: &str) -> Taint {
     Taint { key: key.into(), value: Some(value.into()), effect: effect.into(), time_added: None }
 }
+
+/// Starts the `everynode` binary against the control plane (admin credentials), logging to
+/// `<control-plane dir>/logs/<name>.log`. It is killed when the test binary exits.
+pub fn start_everynode(name: &str, extra_args: &[&str]) -> controlplane::process::Process {
+    let cp = control_plane();
+    let mut args = vec!["run".to_string(), format!("--kubeconfig={}", cp.kubeconfig().display())];
+    args.extend(extra_args.iter().map(|s| s.to_string()));
+    let log = cp.log(name);
+    // RUST_LOG is inherited when set; debug logs of everynode otherwise.
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,everynode=debug".into());
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_everynode"));
+    controlplane::process::Process::spawn_with_env(name, exe, &args, &[("RUST_LOG", &level)], &log)
+        .unwrap_or_else(|e| panic!("start everynode: {e}"))
+}
+
+/// One everynode for the whole test binary, started on first use.
+pub fn everynode() {
+    static EVERYNODE: OnceLock<std::sync::Mutex<controlplane::process::Process>> = OnceLock::new();
+    EVERYNODE.get_or_init(|| std::sync::Mutex::new(start_everynode("everynode", &[])));
+}
+
+/// A DaemonSet `name` in the test's namespace whose pods go only to this test's nodes (nodeSelector
+/// on the test's node label), pause image, RollingUpdate maxUnavailable 1. `patch` is merged into
+/// it (JSON merge patch semantics) before it is returned.
+pub fn daemonset(env: &TestEnv, name: &str, patch: serde_json::Value) -> k8s_openapi::api::apps::v1::DaemonSet {
+    let mut ds = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": env.ns},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "nodeSelector": {env.node_label(): "true"},
+                    "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+                    "terminationGracePeriodSeconds": 0
+                }
+            }
+        }
+    });
+    merge(&mut ds, patch);
+    serde_json::from_value(ds).unwrap_or_else(|e| panic!("test DaemonSet does not parse: {e}"))
+}
+
+/// RFC 7386 merge of `patch` into `target`.
+pub fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(t), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(&k);
+                } else {
+                    merge(t.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+impl TestEnv {
+    pub async fn create_daemonset(&self, ds: &k8s_openapi::api::apps::v1::DaemonSet) {
+        let api: Api<k8s_openapi::api::apps::v1::DaemonSet> = Api::namespaced(self.client.clone(), &self.ns);
+        api.create(&PostParams::default(), ds).await.unwrap_or_else(|e| panic!("create DaemonSet: {e}"));
+    }
+
+    /// Waits until the pods labelled `app=<ds>` are exactly one non-terminating, Ready pod on each
+    /// of `nodes` (full names) and none elsewhere; returns them by node.
+    pub async fn wait_pods_exactly_on(&self, ds: &str, nodes: &[&str]) -> BTreeMap<String, Pod> {
+        let want: std::collections::BTreeSet<String> = nodes.iter().map(|s| s.to_string()).collect();
+        let selector = format!("app={ds}");
+        wait_for(&format!("one Ready pod of {ds} on each of {want:?} and none elsewhere"), Duration::from_secs(90), || async {
+            let by_node = self.pods_by_node(&selector).await;
+            let live: BTreeMap<String, Vec<Pod>> = by_node
+                .into_iter()
+                .map(|(n, ps)| (n, ps.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect::<Vec<_>>()))
+                .filter(|(_, ps)| !ps.is_empty())
+                .collect();
+            let state: Vec<String> = live
+                .iter()
+                .map(|(n, ps)| format!("{}:{}x{}", if n.is_empty() { "<unbound>" } else { n }, ps.len(), ps.iter().filter(|p| pod_ready(p)).count()))
+                .collect();
+            let ok = live.keys().cloned().collect::<std::collections::BTreeSet<_>>() == want
+                && live.values().all(|ps| ps.len() == 1 && pod_ready(&ps[0]));
+            if ok { Ok(live.into_iter().map(|(n, mut ps)| (n, ps.remove(0))).collect()) } else { Err(format!("node:pods x ready = {state:?}")) }
+        })
+        .await
+    }
+
+    /// Waits until the DaemonSet's status has these counters (desired, current, ready, updated,
+    /// available, misscheduled) and observedGeneration == generation.
+    pub async fn wait_ds_status(&self, ds: &str, want: [i32; 6]) {
+        let api: Api<k8s_openapi::api::apps::v1::DaemonSet> = Api::namespaced(self.client.clone(), &self.ns);
+        wait_for(&format!("status of {ds} to be [desired, current, ready, updated, available, misscheduled] = {want:?}"), Duration::from_secs(60), || async {
+            let d = api.get(ds).await.map_err(|e| e.to_string())?;
+            let s = d.status.clone().unwrap_or_default();
+            let got = [
+                s.desired_number_scheduled,
+                s.current_number_scheduled,
+                s.number_ready,
+                s.updated_number_scheduled.unwrap_or(0),
+                s.number_available.unwrap_or(0),
+                s.number_misscheduled,
+            ];
+            if got == want && s.observed_generation == d.metadata.generation { Ok(()) } else { Err(format!("{got:?}, observedGeneration {:?} of {:?}", s.observed_generation, d.metadata.generation)) }
+        })
+        .await
+    }
+}
+
+/// The pod's Ready condition is True.
+pub fn pod_ready(p: &Pod) -> bool {
+    p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}

@@ -1,0 +1,92 @@
+//! Claiming pods and ControllerRevisions for a DaemonSet: carries out the core's keep / adopt /
+//! release decisions (§7) with the patches they need.
+
+use super::Error;
+use super::daemonset_object::CachedDaemonSet;
+use crate::core::ownership::{Claim, adopt_patch, claim, release_patch};
+use crate::core::selector;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use kube::api::{Api, Patch, PatchParams};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+fn is_status(e: &kube::Error, codes: &[u16]) -> bool {
+    matches!(e, kube::Error::Api(s) if codes.contains(&s.code))
+}
+
+/// Claims `candidates` (objects owned by the DaemonSet plus the orphans of its namespace) for `ds`:
+/// returns the objects it owns afterwards. Orphans that match are adopted (after checking once,
+/// live, that the DaemonSet still exists and is not being deleted); owned objects that no longer
+/// match are released. Any failed patch fails the claim, so nothing is created or deleted on a
+/// half-claimed view (upstream `TestDontDoAnythingIfBeingDeletedRace`).
+pub async fn claim_objects<K>(
+    client: &kube::Client,
+    ds: &CachedDaemonSet,
+    candidates: Vec<Arc<K>>,
+) -> Result<Vec<Arc<K>>, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+{
+    let d = &ds.ds;
+    let ns = d.metadata.namespace.as_deref().unwrap_or_default();
+    let sel = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+    let mut claimed = Vec::with_capacity(candidates.len());
+    let mut adopt = Vec::new();
+    let mut release = Vec::new();
+    for obj in candidates {
+        let meta: &ObjectMeta = obj.meta();
+        let matches = selector::matches(&sel, meta.labels.as_ref()).map_err(|e| Error::invalid(ds, e.to_string()))?;
+        match claim(d, meta, matches) {
+            Claim::Keep => claimed.push(obj),
+            Claim::Adopt => adopt.push(obj),
+            Claim::Release => release.push(obj),
+            Claim::Ignore => {}
+        }
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let mut errors = Vec::new();
+    if !adopt.is_empty() {
+        can_adopt(client, d).await?;
+        for obj in adopt {
+            let uid = obj.meta().uid.clone().unwrap_or_default();
+            let name = obj.meta().name.clone().unwrap_or_default();
+            match api.patch(&name, &PatchParams::default(), &Patch::Strategic(adopt_patch(d, &uid))).await {
+                Ok(updated) => claimed.push(Arc::new(updated)),
+                Err(e) if is_status(&e, &[404]) => {}
+                Err(e) => errors.push(format!("adopt {} {name}: {e}", K::kind(&()))),
+            }
+        }
+    }
+    for obj in release {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let name = obj.meta().name.clone().unwrap_or_default();
+        match api.patch(&name, &PatchParams::default(), &Patch::Strategic(release_patch(d, &uid))).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, &[404, 422]) => {}
+            Err(e) => errors.push(format!("release {} {name}: {e}", K::kind(&()))),
+        }
+    }
+    if errors.is_empty() { Ok(claimed) } else { Err(Error::Claim { daemonset: ds.key(), errors }) }
+}
+
+/// Upstream's "can adopt" check: a live GET of the DaemonSet; adoption is refused when it is gone,
+/// recreated (other UID) or being deleted.
+async fn can_adopt(client: &kube::Client, d: &DaemonSet) -> Result<(), Error> {
+    let ns = d.metadata.namespace.as_deref().unwrap_or_default();
+    let name = d.metadata.name.as_deref().unwrap_or_default();
+    let key = format!("{ns}/{name}");
+    let live = Api::<DaemonSet>::namespaced(client.clone(), ns).get(name).await.map_err(|e| Error::Claim {
+        daemonset: key.clone(),
+        errors: vec![format!("cannot check whether the DaemonSet may adopt: {e}")],
+    })?;
+    if live.metadata.uid != d.metadata.uid {
+        return Err(Error::Claim { daemonset: key, errors: vec!["original DaemonSet is gone (UID changed)".into()] });
+    }
+    if live.metadata.deletion_timestamp.is_some() {
+        return Err(Error::Claim { daemonset: key, errors: vec!["DaemonSet is being deleted; not adopting".into()] });
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The DaemonSet as the shell caches it: the typed object plus the raw `spec.template` JSON the API
+//! server served, from which ControllerRevision data is built byte-for-byte like upstream (§12.1).
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Deserializer};
+use std::borrow::Cow;
+
+/// A DaemonSet with the raw JSON of its pod template.
+#[derive(Clone, Debug)]
+pub struct CachedDaemonSet {
+    pub ds: DaemonSet,
+    /// `spec.template` exactly as served (null if absent).
+    pub raw_template: serde_json::Value,
+}
+
+impl<'de> Deserialize<'de> for CachedDaemonSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let raw_template = value.pointer("/spec/template").cloned().unwrap_or(serde_json::Value::Null);
+        let ds = DaemonSet::deserialize(value).map_err(serde::de::Error::custom)?;
+        Ok(Self { ds, raw_template })
+    }
+}
+
+impl kube::Resource for CachedDaemonSet {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("DaemonSet")
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("apps")
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("v1")
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("daemonsets")
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.ds.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.ds.metadata
+    }
+}
+
+impl CachedDaemonSet {
+    /// `namespace/name`, the key of expectations and the work queue.
+    pub fn key(&self) -> String {
+        key_of(&self.ds.metadata)
+    }
+}
+
+/// `namespace/name` of an object.
+pub fn key_of(meta: &ObjectMeta) -> String {
+    format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_raw_template_and_the_typed_object() {
+        let json = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"selector": {"matchLabels": {"x": "y"}},
+                     "template": {"metadata": {"creationTimestamp": null, "labels": {"x": "y"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i", "resources": {}}]}}}
+        });
+        let cached: CachedDaemonSet = serde_json::from_value(json).expect("valid DaemonSet");
+        assert_eq!(cached.raw_template["metadata"]["creationTimestamp"], serde_json::Value::Null);
+        assert!(cached.raw_template["spec"]["containers"][0]["resources"].is_object());
+        assert_eq!(cached.key(), "n/a");
+        assert_eq!(cached.ds.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).map(|l| l.len()), Some(1));
+    }
+}

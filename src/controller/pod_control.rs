@@ -1,0 +1,95 @@
+//! Creating and deleting daemon pods for one sync (upstream `syncNodes`, §4): burst limits,
+//! expectations set before any request, slow-start create batches, concurrent deletes, events.
+
+use super::Error;
+use super::context::{Context, lock};
+use super::daemonset_object::CachedDaemonSet;
+use crate::core::Timestamp;
+use crate::core::events::{FAILED_CREATE, FAILED_DELETE, PlannedEvent, SUCCESSFUL_CREATE, SUCCESSFUL_DELETE};
+use crate::core::pod_template::new_pod;
+use crate::core::slow_start::{AfterBatch, SlowStart, truncate_to_burst};
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
+use tracing::{debug, warn};
+
+enum CreateError {
+    /// The namespace is being deleted: ignored without an event or expectation change (upstream quirk).
+    NamespaceTerminating,
+    Other(kube::Error),
+}
+
+fn namespace_terminating(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
+}
+
+async fn create_one(api: &Api<Pod>, ds: &CachedDaemonSet, node: &str, hash: &str) -> Result<String, CreateError> {
+    let pod = new_pod(&ds.ds, hash, node);
+    match api.create(&PostParams::default(), &pod).await {
+        Ok(p) => Ok(p.metadata.name.unwrap_or_default()),
+        Err(e) if namespace_terminating(&e) => Err(CreateError::NamespaceTerminating),
+        Err(e) => Err(CreateError::Other(e)),
+    }
+}
+
+/// Creates pods on `nodes` and deletes `pods` (each list truncated to the burst limit), with revision
+/// `hash`. Returns the aggregated errors; expectations always end consistent with what was sent.
+pub async fn sync_nodes(
+    ctx: &Context,
+    ds: &CachedDaemonSet,
+    nodes: &[String],
+    pods: &[String],
+    hash: &str,
+) -> Result<(), Error> {
+    let key = ds.key();
+    let creates = truncate_to_burst(nodes);
+    let deletes = truncate_to_burst(pods);
+    lock(&ctx.expectations).set(&key, creates.len(), deletes.len(), Timestamp::now());
+    if creates.is_empty() && deletes.is_empty() {
+        return Ok(());
+    }
+    debug!(daemonset = %key, creates = creates.len(), deletes = deletes.len(), "syncing nodes");
+    let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let mut errors = Vec::new();
+
+    let mut slow = SlowStart::new(creates.len());
+    while let Some(batch) = slow.next_batch() {
+        let results = join_all(creates[batch].iter().map(|node| create_one(&api, ds, node, hash))).await;
+        let mut new_errors = 0;
+        for (node, result) in creates.iter().zip(results) {
+            match result {
+                Ok(name) => ctx.events.publish(ds, PlannedEvent::normal(SUCCESSFUL_CREATE, format!("Created pod: {name}"))),
+                Err(CreateError::NamespaceTerminating) => {}
+                Err(CreateError::Other(e)) => {
+                    warn!(daemonset = %key, node = %node, "failed to create pod: {e}");
+                    ctx.events.publish(ds, PlannedEvent::warning(FAILED_CREATE, format!("Error creating: {e}")));
+                    lock(&ctx.expectations).creation_observed(&key);
+                    errors.push(format!("create pod on node {node}: {e}"));
+                    new_errors += 1;
+                }
+            }
+        }
+        if let AfterBatch::Abort { skipped } = slow.finish_batch(new_errors) {
+            lock(&ctx.expectations).lower_adds(&key, skipped);
+            break;
+        }
+    }
+
+    let dp = DeleteParams::default();
+    let results = join_all(deletes.iter().map(|name| api.delete(name, &dp))).await;
+    for (name, result) in deletes.iter().zip(results) {
+        match result {
+            Ok(_) => ctx.events.publish(ds, PlannedEvent::normal(SUCCESSFUL_DELETE, format!("Deleted pod: {name}"))),
+            Err(e) => {
+                lock(&ctx.expectations).deletion_observed(&key);
+                if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                    warn!(daemonset = %key, pod = %name, "failed to delete pod: {e}");
+                    ctx.events.publish(ds, PlannedEvent::warning(FAILED_DELETE, format!("Error deleting: {e}")));
+                    errors.push(format!("delete pod {name}: {e}"));
+                }
+            }
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(Error::SyncNodes { daemonset: key, errors }) }
+}

@@ -1,0 +1,161 @@
+//! The pod cache with the two indexes upstream added for scale (§1.1): pods by node name, and pods by
+//! controller UID plus orphans by namespace, so one sync costs what its DaemonSet owns and one node
+//! event costs what runs on that node.
+
+use super::object_cache::{Change, Key, ObjectCache, key};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher::Event;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct PodIndex {
+    cache: ObjectCache<Pod>,
+    by_node: HashMap<String, HashSet<Key>>,
+    by_controller: HashMap<String, HashSet<Key>>,
+    orphans_by_namespace: HashMap<String, HashSet<Key>>,
+}
+
+fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+}
+
+fn controller_uid(pod: &Pod) -> Option<&str> {
+    pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.uid.as_str())
+}
+
+fn remove(map: &mut HashMap<String, HashSet<Key>>, at: &str, k: &Key) {
+    if let Some(set) = map.get_mut(at) {
+        set.remove(k);
+        if set.is_empty() {
+            map.remove(at);
+        }
+    }
+}
+
+impl PodIndex {
+    /// Applies a watch event to the cache and the indexes; returns the changes.
+    pub fn apply(&mut self, event: Event<Pod>) -> Vec<Change<Pod>> {
+        let changes = self.cache.apply(event);
+        for change in &changes {
+            match change {
+                Change::Added(new) => self.index(new),
+                Change::Updated { old, new } => {
+                    self.unindex(old);
+                    self.index(new);
+                }
+                Change::Deleted(old) => self.unindex(old),
+            }
+        }
+        changes
+    }
+
+    fn index(&mut self, pod: &Pod) {
+        let k = key(pod);
+        if let Some(node) = node_of(pod) {
+            self.by_node.entry(node.to_string()).or_default().insert(k.clone());
+        }
+        match controller_uid(pod) {
+            Some(uid) => self.by_controller.entry(uid.to_string()).or_default().insert(k),
+            None => self.orphans_by_namespace.entry(k.0.clone()).or_default().insert(k),
+        };
+    }
+
+    fn unindex(&mut self, pod: &Pod) {
+        let k = key(pod);
+        if let Some(node) = node_of(pod) {
+            remove(&mut self.by_node, node, &k);
+        }
+        match controller_uid(pod) {
+            Some(uid) => remove(&mut self.by_controller, uid, &k),
+            None => remove(&mut self.orphans_by_namespace, &k.0, &k),
+        }
+    }
+
+    fn resolve<'a>(&'a self, keys: impl IntoIterator<Item = &'a Key>) -> Vec<Arc<Pod>> {
+        keys.into_iter().filter_map(|(ns, name)| self.cache.get(ns, name)).collect()
+    }
+
+    /// Pods bound to `node`.
+    pub fn on_node(&self, node: &str) -> Vec<Arc<Pod>> {
+        self.resolve(self.by_node.get(node).into_iter().flatten())
+    }
+
+    /// The pods a DaemonSet may claim: those it controls plus the orphans of its namespace.
+    pub fn candidates(&self, namespace: &str, controller_uid: &str) -> Vec<Arc<Pod>> {
+        let owned = self.by_controller.get(controller_uid).into_iter().flatten();
+        let orphans = self.orphans_by_namespace.get(namespace).into_iter().flatten();
+        self.resolve(owned.chain(orphans))
+    }
+
+    /// Orphan pods of a namespace.
+    pub fn orphans(&self, namespace: &str) -> Vec<Arc<Pod>> {
+        self.resolve(self.orphans_by_namespace.get(namespace).into_iter().flatten())
+    }
+
+    pub fn synced(&self) -> bool {
+        self.cache.synced()
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::PodSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn pod(name: &str, node: Option<&str>, owner: Option<&str>, rv: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                resource_version: Some(rv.into()),
+                owner_references: owner.map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "apps/v1".into(),
+                        kind: "DaemonSet".into(),
+                        name: "ds".into(),
+                        uid: uid.into(),
+                        controller: Some(true),
+                        block_owner_deletion: Some(true),
+                    }]
+                }),
+                ..Default::default()
+            },
+            spec: Some(PodSpec { node_name: node.map(str::to_string), ..Default::default() }),
+            status: None,
+        }
+    }
+
+    fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
+        let mut v: Vec<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn indexes_follow_binding_adoption_and_deletion() {
+        let mut idx = PodIndex::default();
+        idx.apply(Event::Apply(pod("a", None, Some("u1"), "1")));
+        idx.apply(Event::Apply(pod("b", Some("n1"), None, "1")));
+        assert_eq!(names(idx.candidates("ns", "u1")), ["a", "b"]);
+        assert!(idx.on_node("n1").len() == 1 && idx.on_node("n2").is_empty());
+        // a gets bound, b gets adopted by u2
+        idx.apply(Event::Apply(pod("a", Some("n2"), Some("u1"), "2")));
+        idx.apply(Event::Apply(pod("b", Some("n1"), Some("u2"), "2")));
+        assert_eq!(names(idx.candidates("ns", "u1")), ["a"]);
+        assert_eq!(names(idx.candidates("ns", "u2")), ["b"]);
+        assert_eq!(names(idx.on_node("n2")), ["a"]);
+        assert!(idx.orphans("ns").is_empty());
+        idx.apply(Event::Delete(pod("a", Some("n2"), Some("u1"), "3")));
+        assert!(idx.on_node("n2").is_empty() && idx.candidates("ns", "u1").is_empty());
+    }
+}

@@ -1,0 +1,51 @@
+//! Writing DaemonSet status: the core's counters to the status subresource, only when they changed.
+
+use super::Error;
+use super::daemonset_object::CachedDaemonSet;
+use crate::core::status::{StatusCounters, observed_generation_to_write, status_to_write};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+/// Writes `counters` (and observedGeneration when `update_observed_generation`) unless the cached
+/// status already says the same; returns whether a request was sent.
+///
+/// [difference] Upstream PUTs the whole status of its cached object and, on failure, GETs the
+/// DaemonSet and PUTs once more. everynode sends a JSON merge patch of just the seven counters and
+/// observedGeneration (retried once): conditions and collisionCount written by others can never be
+/// overwritten with stale values, and no GET is needed (docs/differences.md).
+pub async fn write_status(
+    client: &kube::Client,
+    ds: &CachedDaemonSet,
+    counters: &StatusCounters,
+    update_observed_generation: bool,
+) -> Result<bool, Error> {
+    if status_to_write(&ds.ds, counters, update_observed_generation).is_none() {
+        return Ok(false);
+    }
+    let mut status = json!({
+        "desiredNumberScheduled": counters.desired_number_scheduled,
+        "currentNumberScheduled": counters.current_number_scheduled,
+        "numberMisscheduled": counters.number_misscheduled,
+        "numberReady": counters.number_ready,
+        "updatedNumberScheduled": counters.updated_number_scheduled,
+        "numberAvailable": counters.number_available,
+        "numberUnavailable": counters.number_unavailable,
+    });
+    if let Some(g) = observed_generation_to_write(&ds.ds, update_observed_generation) {
+        status["observedGeneration"] = json!(g);
+    }
+    let patch = json!({ "status": status });
+    let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
+    let name = ds.ds.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+    let mut last = None;
+    for _ in 0..2 {
+        match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Status { daemonset: ds.key(), reason: last.map(|e| e.to_string()).unwrap_or_default() })
+}

@@ -1,0 +1,409 @@
+//! A pure in-memory cluster for tests: runs whole syncs (manage, then the rolling update) against
+//! a pod store where creates and deletes take effect at once, like upstream's fake pod control.
+#![cfg(test)]
+
+use crate::core::Timestamp;
+use crate::core::backoff::FailedPodBackoff;
+use crate::core::fixtures::{
+    ds_pod, ts, with_creation_timestamp, with_name, with_phase, with_pod_label, with_ready,
+};
+use crate::core::labels::{
+    BURST_REPLICAS, POD_TEMPLATE_GENERATION, TEMPLATE_GENERATION_ANNOTATION,
+};
+use crate::core::manage::plan_manage;
+use crate::core::pod_state::{is_ready, is_terminal, is_terminating};
+use crate::core::pods_by_node::NodePods;
+use crate::core::rolling_update::{RollingUpdateError, RollingUpdatePlan, plan_rolling_update};
+use crate::core::status::template_generation;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use std::sync::Arc;
+
+/// When the rolling update runs relative to manage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Upstream's unit tests: the fake pod control marks expectations observed as it acts, so
+    /// every sync runs manage *and then* the rolling update, on the pods as manage left them.
+    FakePodControl,
+    /// The real controller: after manage issued creates or deletes the expectations are not yet
+    /// observed, so the rolling update only runs in syncs where manage issued nothing.
+    Informers,
+}
+
+/// The rolling-update step of one sync: its input pods and its plan (as issued, truncated).
+#[derive(Debug, Clone)]
+pub struct RollingStep {
+    /// The pods by node the planner was given (terminal+terminating pods excluded).
+    pub before: NodePods,
+    /// What it decided.
+    pub plan: RollingUpdatePlan,
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOutcome {
+    /// Nodes manage created a pod on.
+    pub manage_creates: Vec<String>,
+    /// Pods manage deleted.
+    pub manage_deletes: Vec<String>,
+    /// The rolling update, when it ran.
+    pub rolling: Option<RollingStep>,
+}
+
+impl SyncOutcome {
+    /// Creates issued in the sync (manage + rolling update), as upstream's tests count them.
+    pub fn creates(&self) -> usize {
+        self.manage_creates.len()
+            + self
+                .rolling
+                .as_ref()
+                .map_or(0, |r| r.plan.nodes_to_create.len())
+    }
+
+    /// Deletes issued in the sync (manage + rolling update).
+    pub fn deletes(&self) -> usize {
+        self.manage_deletes.len()
+            + self
+                .rolling
+                .as_ref()
+                .map_or(0, |r| r.plan.pods_to_delete.len())
+    }
+
+    /// `(creates, deletes)`.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.creates(), self.deletes())
+    }
+}
+
+/// One DaemonSet, its nodes and its pods, with a clock in whole seconds.
+#[derive(Debug, Clone)]
+pub struct Sim {
+    pub ds: DaemonSet,
+    pub nodes: Vec<Node>,
+    /// The current revision's hash.
+    pub hash: String,
+    /// Seconds since the epoch.
+    pub now: i64,
+    pub mode: Mode,
+    /// Every pod of the DaemonSet by node (including terminal and terminating ones).
+    pods: NodePods,
+    backoff: FailedPodBackoff,
+    seq: u64,
+}
+
+impl Sim {
+    /// A cluster with `nodes`, no pods, `ds` at revision `hash`, clock at 0.
+    pub fn new(ds: DaemonSet, nodes: Vec<Node>, hash: &str, mode: Mode) -> Self {
+        Self {
+            ds,
+            nodes,
+            hash: hash.to_string(),
+            now: 0,
+            mode,
+            pods: NodePods::new(),
+            backoff: FailedPodBackoff::default(),
+            seq: 0,
+        }
+    }
+
+    /// The clock as a timestamp.
+    pub fn timestamp(&self) -> Timestamp {
+        ts(self.now)
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&mut self, secs: i64) {
+        self.now += secs;
+    }
+
+    /// A template change: `change` edits the DaemonSet, the revision becomes `hash`, and the
+    /// template-generation annotation (if any) is bumped as the API server does.
+    pub fn update_template(&mut self, hash: &str, change: impl FnOnce(&mut DaemonSet)) {
+        change(&mut self.ds);
+        self.hash = hash.to_string();
+        if let Some(generation) = template_generation(&self.ds) {
+            let annotations = self
+                .ds
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default);
+            annotations.insert(
+                TEMPLATE_GENERATION_ANNOTATION.to_string(),
+                (generation + 1).to_string(),
+            );
+        }
+    }
+
+    /// Adds a pod (as it is) on `node`.
+    pub fn add_pod(&mut self, node: &str, pod: Pod) {
+        self.pods
+            .entry(node.to_string())
+            .or_default()
+            .push(Arc::new(pod));
+    }
+
+    /// Creates a daemon pod of the current revision on `node`, as `syncNodes` would: not ready,
+    /// created now, named so that later pods sort after earlier ones. Returns its name.
+    pub fn create_pod(&mut self, node: &str) -> String {
+        self.seq += 1;
+        let ds_name = self.ds.metadata.name.clone().unwrap_or_default();
+        let name = format!("{ds_name}-{:06}-{node}", self.seq);
+        let mut pod = with_creation_timestamp(
+            with_name(ds_pod(&self.ds, node, &self.hash), &name),
+            self.now,
+        );
+        if let Some(generation) = template_generation(&self.ds) {
+            pod = with_pod_label(pod, POD_TEMPLATE_GENERATION, &generation.to_string());
+        }
+        self.add_pod(node, pod);
+        name
+    }
+
+    /// Removes a pod (deleted, evicted, garbage collected). Returns whether it existed.
+    pub fn remove_pod(&mut self, name: &str) -> bool {
+        let mut found = false;
+        for pods in self.pods.values_mut() {
+            let before = pods.len();
+            pods.retain(|p| p.metadata.name.as_deref() != Some(name));
+            found |= pods.len() != before;
+        }
+        self.pods.retain(|_, pods| !pods.is_empty());
+        found
+    }
+
+    /// Edits a pod in place. Returns whether it exists.
+    pub fn modify_pod(&mut self, name: &str, change: impl FnOnce(&mut Pod)) -> bool {
+        let pod = self
+            .pods
+            .values_mut()
+            .flatten()
+            .find(|p| p.metadata.name.as_deref() == Some(name));
+        match pod {
+            Some(pod) => {
+                change(Arc::make_mut(pod));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every pod with its node, by node name then in creation order.
+    pub fn pods(&self) -> impl Iterator<Item = (&str, &Arc<Pod>)> {
+        self.pods
+            .iter()
+            .flat_map(|(node, pods)| pods.iter().map(move |p| (node.as_str(), p)))
+    }
+
+    /// The pods on `node`.
+    pub fn pods_on(&self, node: &str) -> &[Arc<Pod>] {
+        self.pods.get(node).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Names of every pod, in [`Sim::pods`] order.
+    pub fn pod_names(&self) -> Vec<String> {
+        self.pods()
+            .filter_map(|(_, p)| p.metadata.name.clone())
+            .collect()
+    }
+
+    /// Upstream's `setPodReadiness`: sets the Ready condition to `ready` (transition time = now)
+    /// on at most `limit` pods matching `matches`, skipping terminating and terminal pods and
+    /// pods already in that state. Ready pods also become `Running`. Returns how many changed.
+    pub fn set_readiness(
+        &mut self,
+        ready: bool,
+        limit: usize,
+        matches: impl Fn(&str, &Pod) -> bool,
+    ) -> usize {
+        let now = self.now;
+        let mut changed = 0;
+        for (node, pods) in self.pods.iter_mut() {
+            for pod in pods.iter_mut() {
+                if changed >= limit {
+                    return changed;
+                }
+                if is_terminating(pod)
+                    || is_terminal(pod)
+                    || is_ready(pod) == ready
+                    || !matches(node, pod)
+                {
+                    continue;
+                }
+                let updated = with_ready((**pod).clone(), ready, now);
+                *pod = Arc::new(if ready {
+                    with_phase(updated, "Running")
+                } else {
+                    updated
+                });
+                changed += 1;
+            }
+        }
+        changed
+    }
+
+    /// Upstream's `markPodsReady`: every (non-terminating, non-terminal) pod becomes ready now.
+    pub fn mark_all_ready(&mut self) -> usize {
+        self.set_readiness(true, usize::MAX, |_, _| true)
+    }
+
+    /// The controller's input: pods by node without terminal pods that are also terminating.
+    pub fn input(&self) -> NodePods {
+        self.pods
+            .iter()
+            .map(|(node, pods)| {
+                let kept: Vec<Arc<Pod>> = pods
+                    .iter()
+                    .filter(|p| !(is_terminal(p) && is_terminating(p)))
+                    .cloned()
+                    .collect();
+                (node.clone(), kept)
+            })
+            .filter(|(_, pods)| !pods.is_empty())
+            .collect()
+    }
+
+    fn apply(&mut self, creates: &[String], deletes: &[String]) {
+        for name in deletes {
+            self.remove_pod(name);
+        }
+        for node in creates {
+            self.create_pod(node);
+        }
+    }
+
+    /// One sync of a DaemonSet whose expectations are satisfied: manage, then (see [`Mode`]) the
+    /// rolling update if the strategy is RollingUpdate. Each list is truncated to the burst limit
+    /// and applied at once. A rolling-update error is returned after manage's work was applied.
+    pub fn sync(&mut self) -> Result<SyncOutcome, RollingUpdateError> {
+        let now = self.timestamp();
+        let manage = plan_manage(
+            &self.ds,
+            &self.nodes,
+            &self.input(),
+            &self.hash,
+            now,
+            &mut self.backoff,
+        );
+        let mut outcome = SyncOutcome {
+            manage_creates: truncated(manage.nodes_needing_pods),
+            manage_deletes: truncated(manage.pods_to_delete),
+            rolling: None,
+        };
+        self.apply(&outcome.manage_creates, &outcome.manage_deletes);
+        let manage_issued =
+            !outcome.manage_creates.is_empty() || !outcome.manage_deletes.is_empty();
+        if self.mode == Mode::Informers && manage_issued {
+            return Ok(outcome);
+        }
+        let before = self.input();
+        let plan = plan_rolling_update(&self.ds, &self.nodes, &before, &self.hash, now)?;
+        let plan = RollingUpdatePlan {
+            pods_to_delete: truncated(plan.pods_to_delete),
+            nodes_to_create: truncated(plan.nodes_to_create),
+        };
+        self.apply(&plan.nodes_to_create, &plan.pods_to_delete);
+        outcome.rolling = Some(RollingStep { before, plan });
+        Ok(outcome)
+    }
+
+    /// Runs one sync and asserts its `(creates, deletes)`; panics on a rolling-update error.
+    #[track_caller]
+    pub fn expect_sync(&mut self, creates: usize, deletes: usize) -> SyncOutcome {
+        let outcome = match self.sync() {
+            Ok(outcome) => outcome,
+            Err(error) => panic!("sync failed: {error}"),
+        };
+        assert_eq!(
+            outcome.counts(),
+            (creates, deletes),
+            "(creates, deletes) of the sync at t={}: {outcome:?}",
+            self.now
+        );
+        outcome
+    }
+}
+
+fn truncated(mut names: Vec<String>) -> Vec<String> {
+    names.truncate(BURST_REPLICAS);
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fixtures::{daemonset, node, with_rolling_update, with_template_generation};
+    use crate::core::pod_state::is_updated;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    fn nodes(n: usize) -> Vec<Node> {
+        (0..n).map(|i| node(&format!("node-{i}"))).collect()
+    }
+
+    #[test]
+    fn creates_and_deletes_take_effect_at_once() {
+        let ds = with_template_generation(daemonset("foo"), None);
+        let mut sim = Sim::new(ds, nodes(3), "h1", Mode::FakePodControl);
+        sim.expect_sync(3, 0);
+        assert_eq!(sim.pods().count(), 3);
+        sim.expect_sync(0, 0);
+        let first = sim.pod_names()[0].clone();
+        assert!(sim.remove_pod(&first));
+        assert!(!sim.remove_pod(&first));
+        sim.expect_sync(1, 0);
+    }
+
+    #[test]
+    fn created_pods_carry_hash_and_template_generation_and_sort_by_creation() {
+        let mut sim = Sim::new(daemonset("foo"), nodes(1), "h1", Mode::FakePodControl);
+        let a = sim.create_pod("node-0");
+        sim.update_template("h2", |_| {});
+        let b = sim.create_pod("node-0");
+        assert!(a < b);
+        let pods = sim.pods_on("node-0");
+        assert!(is_updated(&pods[0], "h1", Some(1)) && !is_updated(&pods[0], "h2", Some(2)));
+        assert!(is_updated(&pods[1], "h2", Some(2)));
+        assert_eq!(template_generation(&sim.ds), Some(2));
+    }
+
+    #[test]
+    fn readiness_changes_skip_pods_already_in_that_state() {
+        let mut sim = Sim::new(daemonset("foo"), nodes(2), "h1", Mode::FakePodControl);
+        sim.expect_sync(2, 0);
+        sim.advance(7);
+        assert_eq!(sim.set_readiness(true, 1, |_, _| true), 1);
+        assert_eq!(sim.mark_all_ready(), 1);
+        assert_eq!(sim.mark_all_ready(), 0);
+        assert_eq!(
+            sim.set_readiness(false, usize::MAX, |node, _| node == "node-1"),
+            1
+        );
+    }
+
+    #[test]
+    fn informers_mode_defers_the_rolling_update_after_manage_work() {
+        // The sync that upstream's unit test counts as (2 creates, 2 deletes) with maxSurge 2 is
+        // two syncs with real informers: manage's 2 deletes, then the rolling update's 2 creates.
+        for (mode, syncs) in [
+            (Mode::FakePodControl, vec![(2, 2), (0, 0)]),
+            (Mode::Informers, vec![(0, 2), (2, 0), (0, 0)]),
+        ] {
+            let ds = with_template_generation(daemonset("foo"), None);
+            let mut sim = Sim::new(ds, nodes(5), "h1", mode);
+            sim.expect_sync(5, 0);
+            sim.mark_all_ready();
+            sim.update_template("h2", |ds| {
+                *ds = with_rolling_update(
+                    ds.clone(),
+                    Some(IntOrString::Int(0)),
+                    Some(IntOrString::Int(2)),
+                );
+            });
+            sim.expect_sync(2, 0);
+            sim.expect_sync(0, 0);
+            sim.mark_all_ready();
+            for (creates, deletes) in syncs {
+                sim.expect_sync(creates, deletes);
+            }
+        }
+    }
+}
