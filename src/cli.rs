@@ -51,7 +51,10 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig { path: PathBuf, source: kube::config::KubeconfigError },
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
     #[error(
         "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, or run inside a cluster ({0})"
     )]
@@ -64,16 +67,27 @@ impl RunArgs {
     /// The client configuration: `--kubeconfig` if given, else kube-rs's usual inference
     /// ($KUBECONFIG, ~/.kube/config, in-cluster).
     pub async fn client_config(&self) -> Result<kube::Config, ConfigError> {
-        let options = kube::config::KubeConfigOptions { context: self.context.clone(), ..Default::default() };
+        let options = kube::config::KubeConfigOptions {
+            context: self.context.clone(),
+            ..Default::default()
+        };
         match &self.kubeconfig {
             Some(path) => {
-                let err = |source| ConfigError::Kubeconfig { path: path.clone(), source };
+                let err = |source| ConfigError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                };
                 let kc = kube::config::Kubeconfig::read_from(path).map_err(err)?;
-                kube::Config::from_custom_kubeconfig(kc, &options).await.map_err(err)
+                kube::Config::from_custom_kubeconfig(kc, &options)
+                    .await
+                    .map_err(err)
             }
             None if self.context.is_some() => kube::Config::from_kubeconfig(&options)
                 .await
-                .map_err(|source| ConfigError::Kubeconfig { path: "$KUBECONFIG".into(), source }),
+                .map_err(|source| ConfigError::Kubeconfig {
+                    path: "$KUBECONFIG".into(),
+                    source,
+                }),
             None => kube::Config::infer().await.map_err(ConfigError::Infer),
         }
     }

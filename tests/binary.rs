@@ -40,11 +40,20 @@ fn binary_connects_reports_version_and_exits_cleanly_on_sigterm() {
             }
         }
     };
-    assert!(connected.contains(cp.server()), "the log names the server: {connected}");
-    assert!(connected.contains("v1.36."), "the log names the server version: {connected}");
+    assert!(
+        connected.contains(cp.server()),
+        "the log names the server: {connected}"
+    );
+    assert!(
+        connected.contains("v1.36."),
+        "the log names the server version: {connected}"
+    );
 
     let pid = child.id();
-    assert!(controlplane::process::signal(pid, libc::SIGTERM), "SIGTERM sent");
+    assert!(
+        controlplane::process::signal(pid, libc::SIGTERM),
+        "SIGTERM sent"
+    );
     let sent = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap_or(None) {
@@ -56,5 +65,8 @@ fn binary_connects_reports_version_and_exits_cleanly_on_sigterm() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.success(), "everynode exited with {status} after SIGTERM");
+    assert!(
+        status.success(),
+        "everynode exited with {status} after SIGTERM"
+    );
 }

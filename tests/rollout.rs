@@ -44,9 +44,14 @@ impl BudgetWatcher {
             while let Some(ev) = stream.next().await {
                 let Ok(ev) = ev else { continue };
                 match ev {
-                    Event::Init => relist = Some(BTreeMap::new()),
+                    Event::Init => {
+                        relist = Some(BTreeMap::new());
+                        continue;
+                    }
                     Event::InitApply(p) => {
-                        relist.get_or_insert_with(BTreeMap::new).insert(p.metadata.name.clone().unwrap_or_default(), p);
+                        relist
+                            .get_or_insert_with(BTreeMap::new)
+                            .insert(p.metadata.name.clone().unwrap_or_default(), p);
                         continue;
                     }
                     Event::InitDone => pods = relist.take().unwrap_or_default(),
@@ -70,40 +75,77 @@ impl BudgetWatcher {
 
     fn finish(self) {
         self.task.abort();
-        let v = self.violation.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        assert!(v.is_none(), "rollout budget violated: {}", v.unwrap_or_default());
+        let v = self
+            .violation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        assert!(
+            v.is_none(),
+            "rollout budget violated: {}",
+            v.unwrap_or_default()
+        );
     }
 }
 
 fn check(pods: &BTreeMap<String, Pod>, nodes: &[String], budget: Budget) -> Option<String> {
-    let mut per_node: BTreeMap<&str, Vec<&Pod>> = nodes.iter().map(|n| (n.as_str(), Vec::new())).collect();
-    for p in pods.values().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    let mut per_node: BTreeMap<&str, Vec<&Pod>> =
+        nodes.iter().map(|n| (n.as_str(), Vec::new())).collect();
+    for p in pods
+        .values()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
         if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref())
             && let Some(v) = per_node.get_mut(n)
         {
             v.push(p);
         }
     }
-    let unavailable = per_node.values().filter(|ps| !ps.iter().any(|p| pod_ready(p))).count();
+    let unavailable = per_node
+        .values()
+        .filter(|ps| !ps.iter().any(|p| pod_ready(p)))
+        .count();
     let describe = || {
         per_node
             .iter()
-            .map(|(n, ps)| format!("{n}:{}", ps.iter().map(|p| if pod_ready(p) { "R" } else { "-" }).collect::<String>()))
+            .map(|(n, ps)| {
+                format!(
+                    "{n}:{}",
+                    ps.iter()
+                        .map(|p| if pod_ready(p) { "R" } else { "-" })
+                        .collect::<String>()
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ")
     };
     match budget {
-        Budget::MaxUnavailable(max) if unavailable > max => Some(format!("{unavailable} nodes unavailable > {max}: {}", describe())),
+        Budget::MaxUnavailable(max) if unavailable > max => Some(format!(
+            "{unavailable} nodes unavailable > {max}: {}",
+            describe()
+        )),
         Budget::MaxSurge(max) => {
             if unavailable > 0 {
-                return Some(format!("{unavailable} nodes unavailable with maxUnavailable 0: {}", describe()));
+                return Some(format!(
+                    "{unavailable} nodes unavailable with maxUnavailable 0: {}",
+                    describe()
+                ));
             }
             let doubled = per_node.values().filter(|ps| ps.len() == 2).count();
             if per_node.values().any(|ps| ps.len() > 2) || doubled > max {
                 return Some(format!("surge beyond {max}: {}", describe()));
             }
             let hashes_per_node = per_node.values().any(|ps| {
-                let hs: BTreeSet<_> = ps.iter().map(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).cloned()).collect();
+                let hs: BTreeSet<_> = ps
+                    .iter()
+                    .map(|p| {
+                        p.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("controller-revision-hash"))
+                            .cloned()
+                    })
+                    .collect();
                 hs.len() < ps.len()
             });
             hashes_per_node.then(|| format!("two pods of one revision on a node: {}", describe()))
@@ -119,35 +161,83 @@ async fn setup(name: &str, nodes: usize, ds_patch: serde_json::Value) -> (TestEn
     for i in 0..nodes {
         names.push(env.add_node(&format!("n{i}"), &[], vec![]).await);
     }
-    env.create_daemonset(&daemonset(&env, "agent", ds_patch)).await;
-    env.wait_pods_exactly_on("agent", &names.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    env.create_daemonset(&daemonset(&env, "agent", ds_patch))
+        .await;
+    env.wait_pods_exactly_on(
+        "agent",
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
     (env, names)
 }
 
 async fn patch_template(env: &TestEnv, patch: serde_json::Value) {
     let api: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
-    api.patch("agent", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": patch}})))
-        .await
-        .unwrap_or_else(|e| panic!("patch template: {e}"));
+    api.patch(
+        "agent",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": patch}})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("patch template: {e}"));
 }
 
-async fn current_hash(env: &TestEnv) -> String {
+/// The hash of the newest ControllerRevision, once its revision number is at least `revision`.
+async fn current_hash(env: &TestEnv, revision: i64) -> String {
     let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
-    wait_for("a revision for the current template", Duration::from_secs(30), || async {
-        let list = revs.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
-        let newest = list.iter().max_by_key(|r| r.revision).ok_or("no revisions")?;
-        Ok(newest.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).cloned().unwrap_or_default())
-    })
+    wait_for(
+        &format!("revision {revision} for the current template"),
+        Duration::from_secs(30),
+        || async {
+            let list = revs
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let newest = list
+                .iter()
+                .max_by_key(|r| r.revision)
+                .ok_or("no revisions")?;
+            if newest.revision < revision {
+                return Err(format!("newest revision is {}", newest.revision));
+            }
+            Ok(newest
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("controller-revision-hash"))
+                .cloned()
+                .unwrap_or_default())
+        },
+    )
     .await
 }
 
 async fn wait_all_updated(env: &TestEnv, nodes: &[String], hash: &str) -> BTreeMap<String, Pod> {
     let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    wait_for(&format!("every pod on revision {hash}"), Duration::from_secs(180), || async {
-        let pods = env.pods_by_node("app=agent").await;
-        let old = pods.values().flatten().filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) != Some(&hash.to_string())).count();
-        if old == 0 { Ok(()) } else { Err(format!("{old} pods not on {hash}")) }
-    })
+    wait_for(
+        &format!("every pod on revision {hash}"),
+        Duration::from_secs(180),
+        || async {
+            let pods = env.pods_by_node("app=agent").await;
+            let old = pods
+                .values()
+                .flatten()
+                .filter(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("controller-revision-hash"))
+                        != Some(&hash.to_string())
+                })
+                .count();
+            if old == 0 {
+                Ok(())
+            } else {
+                Err(format!("{old} pods not on {hash}"))
+            }
+        },
+    )
     .await;
     let pods = env.wait_pods_exactly_on("agent", &refs).await;
     let n = i32::try_from(nodes.len()).unwrap_or(0);
@@ -156,70 +246,178 @@ async fn wait_all_updated(env: &TestEnv, nodes: &[String], hash: &str) -> BTreeM
 }
 
 async fn rollout(name: &str, strategy: serde_json::Value, budget: Budget) {
-    let (env, nodes) = setup(name, 10, json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": strategy}}})).await;
+    let (env, nodes) = setup(
+        name,
+        10,
+        json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": strategy}}}),
+    )
+    .await;
     let watcher = BudgetWatcher::start(&env, "agent", nodes.clone(), budget);
     tokio::time::sleep(Duration::from_millis(500)).await;
     patch_template(&env, json!({"metadata": {"annotations": {"rollout": "2"}}})).await;
-    let hash = current_hash(&env).await;
+    let hash = current_hash(&env, 2).await;
     wait_all_updated(&env, &nodes, &hash).await;
-    let status = env.kubectl(&["rollout", "status", "ds/agent", "-n", &env.ns, "--timeout=60s"]);
-    assert!(status.contains("successfully rolled out"), "kubectl rollout status: {status}");
+    let status = env.kubectl(&[
+        "rollout",
+        "status",
+        "ds/agent",
+        "-n",
+        &env.ns,
+        "--timeout=60s",
+    ]);
+    assert!(
+        status.contains("successfully rolled out"),
+        "kubectl rollout status: {status}"
+    );
     watcher.finish();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rolling_update_max_unavailable_1() {
-    rollout("ru-mu1", json!({"maxUnavailable": 1, "maxSurge": 0}), Budget::MaxUnavailable(1)).await;
+    rollout(
+        "ru-mu1",
+        json!({"maxUnavailable": 1, "maxSurge": 0}),
+        Budget::MaxUnavailable(1),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rolling_update_max_unavailable_30_percent() {
-    rollout("ru-mu30", json!({"maxUnavailable": "30%", "maxSurge": 0}), Budget::MaxUnavailable(3)).await;
+    rollout(
+        "ru-mu30",
+        json!({"maxUnavailable": "30%", "maxSurge": 0}),
+        Budget::MaxUnavailable(3),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rolling_update_max_surge_1() {
-    rollout("ru-ms1", json!({"maxUnavailable": 0, "maxSurge": 1}), Budget::MaxSurge(1)).await;
+    rollout(
+        "ru-ms1",
+        json!({"maxUnavailable": 0, "maxSurge": 1}),
+        Budget::MaxSurge(1),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rolling_update_max_surge_50_percent() {
-    rollout("ru-ms50", json!({"maxUnavailable": 0, "maxSurge": "50%"}), Budget::MaxSurge(5)).await;
+    rollout(
+        "ru-ms50",
+        json!({"maxUnavailable": 0, "maxSurge": "50%"}),
+        Budget::MaxSurge(5),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stuck_rollout_keeps_old_pods_and_undo_restores_them_without_restarts() {
-    let (env, nodes) = setup("ru-stuck", 10, json!({"spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": 2}}}})).await;
-    let before = env.wait_pods_exactly_on("agent", &nodes.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let (env, nodes) = setup(
+        "ru-stuck",
+        10,
+        json!({"spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": 2}}}}),
+    )
+    .await;
+    let before = env
+        .wait_pods_exactly_on(
+            "agent",
+            &nodes.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
     let watcher = BudgetWatcher::start(&env, "agent", nodes.clone(), Budget::MaxUnavailable(2));
     // New pods carry the label that keeps them Pending forever.
-    patch_template(&env, json!({"metadata": {"labels": {controlplane::NEVER_READY_LABEL: "true"}}})).await;
-    let bad = current_hash(&env).await;
+    patch_template(
+        &env,
+        json!({"metadata": {"labels": {controlplane::NEVER_READY_LABEL: "true"}}}),
+    )
+    .await;
+    let bad = current_hash(&env, 2).await;
     wait_for("2 stuck new pods", Duration::from_secs(60), || async {
         let pods = env.pods_by_node("app=agent").await;
-        let new = pods.values().flatten().filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&bad)).count();
-        if new == 2 { Ok(()) } else { Err(format!("{new} new pods")) }
+        let new = pods
+            .values()
+            .flatten()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("controller-revision-hash"))
+                    == Some(&bad)
+            })
+            .count();
+        if new == 2 {
+            Ok(())
+        } else {
+            Err(format!("{new} new pods"))
+        }
     })
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let pods = env.pods_by_node("app=agent").await;
-    let new = pods.values().flatten().filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&bad)).count();
+    let new = pods
+        .values()
+        .flatten()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("controller-revision-hash"))
+                == Some(&bad)
+        })
+        .count();
     assert_eq!(new, 2, "the rollout stopped at maxUnavailable");
-    let untouched: Vec<&Pod> = before.values().filter(|p| pods.values().flatten().any(|q| q.metadata.uid == p.metadata.uid)).collect();
+    let untouched: Vec<&Pod> = before
+        .values()
+        .filter(|p| {
+            pods.values()
+                .flatten()
+                .any(|q| q.metadata.uid == p.metadata.uid)
+        })
+        .collect();
     assert_eq!(untouched.len(), 8, "8 old pods keep running");
 
     let history = env.kubectl(&["rollout", "history", "ds/agent", "-n", &env.ns]);
-    assert!(history.contains('1') && history.contains('2'), "rollout history lists revisions 1 and 2:\n{history}");
+    assert!(
+        history.contains('1') && history.contains('2'),
+        "rollout history lists revisions 1 and 2:\n{history}"
+    );
     env.kubectl(&["rollout", "undo", "ds/agent", "-n", &env.ns]);
-    let after = env.wait_pods_exactly_on("agent", &nodes.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let after = env
+        .wait_pods_exactly_on(
+            "agent",
+            &nodes.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
     for p in untouched {
-        assert!(after.values().any(|q| q.metadata.uid == p.metadata.uid), "pod {:?} already on the old template was not restarted", p.metadata.name);
+        assert!(
+            after.values().any(|q| q.metadata.uid == p.metadata.uid),
+            "pod {:?} already on the old template was not restarted",
+            p.metadata.name
+        );
     }
     let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
-    let list = revs.list(&ListParams::default()).await.unwrap_or_else(|e| panic!("{e}")).items;
+    let list = revs
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .items;
     let max = list.iter().map(|r| r.revision).max().unwrap_or(0);
-    let current = list.iter().find(|r| r.revision == max).and_then(|r| r.metadata.labels.as_ref()?.get("controller-revision-hash").cloned());
-    let old_hash = before.values().next().and_then(|p| p.metadata.labels.as_ref()?.get("controller-revision-hash").cloned());
+    let current = list.iter().find(|r| r.revision == max).and_then(|r| {
+        r.metadata
+            .labels
+            .as_ref()?
+            .get("controller-revision-hash")
+            .cloned()
+    });
+    let old_hash = before.values().next().and_then(|p| {
+        p.metadata
+            .labels
+            .as_ref()?
+            .get("controller-revision-hash")
+            .cloned()
+    });
     assert_eq!(current, old_hash, "the first revision is current again");
     assert_eq!(max, 3, "with a new revision number");
     watcher.finish();
@@ -228,51 +426,113 @@ async fn stuck_rollout_keeps_old_pods_and_undo_restores_them_without_restarts() 
 #[tokio::test(flavor = "multi_thread")]
 async fn rollout_restart_replaces_every_pod() {
     let (env, nodes) = setup("ru-restart", 4, json!({})).await;
-    let before = env.wait_pods_exactly_on("agent", &nodes.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let before = env
+        .wait_pods_exactly_on(
+            "agent",
+            &nodes.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
     env.kubectl(&["rollout", "restart", "ds/agent", "-n", &env.ns]);
-    let hash = current_hash(&env).await;
+    let hash = current_hash(&env, 2).await;
     let after = wait_all_updated(&env, &nodes, &hash).await;
     for (n, p) in &after {
-        assert_ne!(p.metadata.uid, before[n].metadata.uid, "pod on {n} replaced");
+        assert_ne!(
+            p.metadata.uid, before[n].metadata.uid,
+            "pod on {n} replaced"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_delete_updates_only_deleted_pods() {
-    let (env, nodes) = setup("ru-ondelete", 3, json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null}}})).await;
-    let before = env.wait_pods_exactly_on("agent", &nodes.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let (env, nodes) = setup(
+        "ru-ondelete",
+        3,
+        json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null}}}),
+    )
+    .await;
+    let before = env
+        .wait_pods_exactly_on(
+            "agent",
+            &nodes.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
     patch_template(&env, json!({"metadata": {"annotations": {"rollout": "2"}}})).await;
-    let hash = current_hash(&env).await;
+    let hash = current_hash(&env, 2).await;
     env.wait_ds_status("agent", [3, 3, 3, 0, 3, 0]).await;
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let victim = before[&nodes[0]].metadata.name.clone().unwrap_or_default();
-    pods.delete(&victim, &DeleteParams::default()).await.unwrap_or_else(|e| panic!("{e}"));
-    let after = wait_for("the deleted pod to come back on the new revision", Duration::from_secs(60), || async {
-        let now = env.wait_pods_exactly_on("agent", &nodes.iter().map(String::as_str).collect::<Vec<_>>()).await;
-        let h = now[&nodes[0]].metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).cloned();
-        if h.as_deref() == Some(hash.as_str()) { Ok(now) } else { Err(format!("{h:?}")) }
-    })
+    pods.delete(&victim, &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let after = wait_for(
+        "the deleted pod to come back on the new revision",
+        Duration::from_secs(60),
+        || async {
+            let now = env
+                .wait_pods_exactly_on(
+                    "agent",
+                    &nodes.iter().map(String::as_str).collect::<Vec<_>>(),
+                )
+                .await;
+            let h = now[&nodes[0]]
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("controller-revision-hash"))
+                .cloned();
+            if h.as_deref() == Some(hash.as_str()) {
+                Ok(now)
+            } else {
+                Err(format!("{h:?}"))
+            }
+        },
+    )
     .await;
     for n in &nodes[1..] {
-        assert_eq!(after[n].metadata.uid, before[n].metadata.uid, "pod on {n} untouched");
+        assert_eq!(
+            after[n].metadata.uid, before[n].metadata.uid,
+            "pod on {n} untouched"
+        );
     }
     env.wait_ds_status("agent", [3, 3, 3, 1, 3, 0]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revision_history_limit_is_honoured() {
-    let (env, nodes) = setup("ru-history", 2, json!({"spec": {"revisionHistoryLimit": 2}})).await;
+    let (env, nodes) = setup(
+        "ru-history",
+        2,
+        json!({"spec": {"revisionHistoryLimit": 2}}),
+    )
+    .await;
     for i in 2..=6 {
-        patch_template(&env, json!({"metadata": {"annotations": {"rollout": i.to_string()}}})).await;
-        let hash = current_hash(&env).await;
+        patch_template(
+            &env,
+            json!({"metadata": {"annotations": {"rollout": i.to_string()}}}),
+        )
+        .await;
+        let hash = current_hash(&env, i).await;
         wait_all_updated(&env, &nodes, &hash).await;
     }
     let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
-    wait_for("history truncated to 2 old revisions + the current one", Duration::from_secs(30), || async {
-        let list = revs.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
-        let mut numbers: Vec<i64> = list.iter().map(|r| r.revision).collect();
-        numbers.sort();
-        if numbers == [4, 5, 6] { Ok(()) } else { Err(format!("{numbers:?}")) }
-    })
+    wait_for(
+        "history truncated to 2 old revisions + the current one",
+        Duration::from_secs(30),
+        || async {
+            let list = revs
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let mut numbers: Vec<i64> = list.iter().map(|r| r.revision).collect();
+            numbers.sort();
+            if numbers == [4, 5, 6] {
+                Ok(())
+            } else {
+                Err(format!("{numbers:?}"))
+            }
+        },
+    )
     .await;
 }

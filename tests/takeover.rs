@@ -23,8 +23,14 @@ fn templates() -> Vec<(&'static str, serde_json::Value)> {
                 "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
                     "args": ["--x=<y>&z", "tab\there"], "env": [{"name": "E", "value": "1 < 2 && 3 > 2"}]}]}}}}),
         ),
-        ("empty-resources", json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "resources": {}}]}}}})),
-        ("hostnet", json!({"spec": {"template": {"spec": {"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}}}})),
+        (
+            "empty-resources",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "resources": {}}]}}}}),
+        ),
+        (
+            "hostnet",
+            json!({"spec": {"template": {"spec": {"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}}}}),
+        ),
         (
             "tolerations",
             json!({"spec": {"template": {"spec": {"tolerations": [
@@ -44,14 +50,29 @@ fn templates() -> Vec<(&'static str, serde_json::Value)> {
 
 async fn pod_uids(env: &TestEnv) -> BTreeSet<String> {
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    let list = pods.list(&ListParams::default()).await.unwrap_or_else(|e| panic!("list pods: {e}"));
-    list.items.into_iter().filter_map(|p| p.metadata.uid).collect()
+    let list = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list pods: {e}"));
+    list.items
+        .into_iter()
+        .filter_map(|p| p.metadata.uid)
+        .collect()
 }
 
 /// Revision name -> exact `data` bytes as stored.
 async fn revisions(env: &TestEnv) -> Vec<(String, String)> {
-    let req = http::Request::get(format!("/apis/apps/v1/namespaces/{}/controllerrevisions", env.ns)).body(Vec::new()).expect("request");
-    let text = env.client.request_text(req).await.unwrap_or_else(|e| panic!("list revisions: {e}"));
+    let req = http::Request::get(format!(
+        "/apis/apps/v1/namespaces/{}/controllerrevisions",
+        env.ns
+    ))
+    .body(Vec::new())
+    .expect("request");
+    let text = env
+        .client
+        .request_text(req)
+        .await
+        .unwrap_or_else(|e| panic!("list revisions: {e}"));
     #[derive(serde::Deserialize)]
     struct List<'a> {
         #[serde(borrow)]
@@ -64,8 +85,16 @@ async fn revisions(env: &TestEnv) -> Vec<(String, String)> {
         data: &'a serde_json::value::RawValue,
     }
     let list: List = serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse revisions: {e}"));
-    let mut out: Vec<(String, String)> =
-        list.items.into_iter().map(|i| (i.metadata.name.unwrap_or_default(), i.data.get().to_string())).collect();
+    let mut out: Vec<(String, String)> = list
+        .items
+        .into_iter()
+        .map(|i| {
+            (
+                i.metadata.name.unwrap_or_default(),
+                i.data.get().to_string(),
+            )
+        })
+        .collect();
     out.sort();
     out
 }
@@ -81,8 +110,12 @@ async fn everynode_takes_over_from_the_upstream_controller_without_touching_a_po
     let node_refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
 
     // The upstream DaemonSet controller, in a kube-controller-manager of its own.
-    let args = cp.kcm_args("kcm-daemonset", "daemonset-controller", 180).unwrap_or_else(|e| panic!("{e}"));
-    let mut upstream = cp.spawn_extra("kcm-daemonset", "kube-controller-manager", &args).unwrap_or_else(|e| panic!("{e}"));
+    let args = cp
+        .kcm_args("kcm-daemonset", "daemonset-controller", 180)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut upstream = cp
+        .spawn_extra("kcm-daemonset", "kube-controller-manager", &args)
+        .unwrap_or_else(|e| panic!("{e}"));
     for (name, patch) in templates() {
         env.create_daemonset(&daemonset(&env, name, patch)).await;
     }
@@ -94,14 +127,24 @@ async fn everynode_takes_over_from_the_upstream_controller_without_touching_a_po
     let pods_before = pod_uids(&env).await;
     let revisions_before = revisions(&env).await;
     assert_eq!(pods_before.len(), 15);
-    assert_eq!(revisions_before.len(), 5, "one revision per DaemonSet: {revisions_before:?}");
+    assert_eq!(
+        revisions_before.len(),
+        5,
+        "one revision per DaemonSet: {revisions_before:?}"
+    );
 
     // Byte-for-byte: the data everynode would write equals what upstream wrote.
     let dss: Api<CachedDaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
     for (name, _) in templates() {
-        let ds = dss.get(name).await.unwrap_or_else(|e| panic!("get {name}: {e}"));
+        let ds = dss
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("get {name}: {e}"));
         let ours = String::from_utf8(snapshot_patch(&ds.raw_template)).expect("utf-8");
-        let theirs = revisions_before.iter().find(|(n, _)| n.starts_with(&format!("{name}-"))).map(|(_, d)| d.clone());
+        let theirs = revisions_before
+            .iter()
+            .find(|(n, _)| n.starts_with(&format!("{name}-")))
+            .map(|(_, d)| d.clone());
         assert_eq!(Some(ours), theirs, "revision data of {name}");
     }
 
@@ -115,14 +158,42 @@ async fn everynode_takes_over_from_the_upstream_controller_without_touching_a_po
         env.wait_ds_status(name, [4, 4, 4, 4, 4, 0]).await;
     }
     let dsapi: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
-    wait_for("everynode to have synced every DaemonSet", Duration::from_secs(30), || async {
-        let l = dsapi.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-        let pending: Vec<_> = l.items.iter().filter(|d| d.status.as_ref().and_then(|s| s.observed_generation) != d.metadata.generation).collect();
-        if pending.is_empty() { Ok(()) } else { Err(format!("{} not observed", pending.len())) }
-    })
+    wait_for(
+        "everynode to have synced every DaemonSet",
+        Duration::from_secs(30),
+        || async {
+            let l = dsapi
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let pending: Vec<_> = l
+                .items
+                .iter()
+                .filter(|d| {
+                    d.status.as_ref().and_then(|s| s.observed_generation) != d.metadata.generation
+                })
+                .collect();
+            if pending.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} not observed", pending.len()))
+            }
+        },
+    )
     .await;
     let pods_after = pod_uids(&env).await;
-    assert!(pods_before.is_subset(&pods_after), "no pod that upstream created was deleted");
-    assert_eq!(pods_after.len(), 20, "only the 5 pods for the new node were created");
-    assert_eq!(revisions(&env).await, revisions_before, "no ControllerRevision added, removed or changed");
+    assert!(
+        pods_before.is_subset(&pods_after),
+        "no pod that upstream created was deleted"
+    );
+    assert_eq!(
+        pods_after.len(),
+        20,
+        "only the 5 pods for the new node were created"
+    );
+    assert_eq!(
+        revisions(&env).await,
+        revisions_before,
+        "no ControllerRevision added, removed or changed"
+    );
 }

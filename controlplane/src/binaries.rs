@@ -15,7 +15,9 @@ impl Binaries {
     /// missing first (a cold build takes tens of minutes; its progress goes to stderr).
     pub fn locate() -> Result<Self, crate::Error> {
         if let Some(dir) = std::env::var_os("EVERYNODE_CONTROLPLANE_BIN") {
-            return Ok(Self { dir: PathBuf::from(dir) });
+            return Ok(Self {
+                dir: PathBuf::from(dir),
+            });
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("build.sh");
         let out = Command::new("bash")
@@ -34,9 +36,14 @@ impl Binaries {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let dir = stdout.lines().last().unwrap_or_default().trim().to_string();
         if dir.is_empty() {
-            return Err(crate::Error::Build(format!("{} printed no folder", script.display())));
+            return Err(crate::Error::Build(format!(
+                "{} printed no folder",
+                script.display()
+            )));
         }
-        Ok(Self { dir: PathBuf::from(dir) })
+        Ok(Self {
+            dir: PathBuf::from(dir),
+        })
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -29,15 +29,26 @@ pub const NEVER_READY_LABEL: &str = "everynode.test/never-ready";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot create the control plane's certificates: {0}")]
     Pki(String),
     #[error("cannot build the control-plane binaries: {0}")]
     Build(String),
     #[error("{component} did not become ready within {seconds}s; its log: {log}")]
-    NotReady { component: String, seconds: u64, log: PathBuf },
+    NotReady {
+        component: String,
+        seconds: u64,
+        log: PathBuf,
+    },
     #[error("{component} exited early ({status}); its log: {log}")]
-    Exited { component: String, status: String, log: PathBuf },
+    Exited {
+        component: String,
+        status: String,
+        log: PathBuf,
+    },
     #[error("kubernetes client: {0}")]
     Kube(#[from] kube::Error),
     #[error("kubeconfig: {0}")]
@@ -46,7 +57,10 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -61,6 +75,12 @@ pub struct Options {
     pub nodes: usize,
     /// kwok's node lease duration; kube-controller-manager's node grace period is set above it.
     pub node_lease_seconds: u32,
+    /// Extra identities (group `system:masters`), each with its own token and kubeconfig
+    /// ([`ControlPlane::user_kubeconfig`]), so that two clients can be told apart.
+    pub users: Vec<String>,
+    /// Whether the API server writes an audit log ([`ControlPlane::audit_log`]): one JSON line per
+    /// request stage of the `users` above at Metadata level, nothing for anyone else.
+    pub audit: bool,
 }
 
 impl Default for Options {
@@ -71,6 +91,8 @@ impl Default for Options {
             nodes: 0,
             // Renewed every quarter of this: 1000 nodes cost ~22 lease writes/s instead of ~100 at 40 s.
             node_lease_seconds: 180,
+            users: Vec::new(),
+            audit: false,
         }
     }
 }
@@ -83,20 +105,28 @@ pub struct ControlPlane {
     server: String,
     binaries: Binaries,
     pki: pki::Pki,
+    audit_log: Option<PathBuf>,
     processes: Mutex<Vec<Process>>,
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> Result<u16, Error> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
-    let port = l.local_addr().map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?.port();
+    let port = l
+        .local_addr()
+        .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?
+        .port();
     Ok(port)
 }
 
 fn etcd_healthy(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut body = String::new();
@@ -111,19 +141,39 @@ impl ControlPlane {
         let binaries = Binaries::locate()?;
         let dir = match &options.dir {
             Some(d) => d.clone(),
-            None => std::env::temp_dir().join(format!("everynode-cp-{}-{}", std::process::id(), free_port()?)),
+            None => std::env::temp_dir().join(format!(
+                "everynode-cp-{}-{}",
+                std::process::id(),
+                free_port()?
+            )),
         };
         for sub in ["logs", "etcd", "certs"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(&dir.join(sub), e))?;
         }
-        let pki = pki::write(&dir.join("pki"))?;
+        let pki = pki::write_with_users(&dir.join("pki"), &options.users)?;
         let api_port = free_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &server, &pki.ca_cert, &pki.admin_token)?;
-        let mut cp = Self { dir, kubeconfig, server, binaries, pki, processes: Mutex::new(Vec::new()) };
-        std::fs::write(cp.dir.join("supervisor.pid"), std::process::id().to_string())
-            .map_err(|e| Error::io(&cp.dir, e))?;
+        for (user, token) in &pki.user_tokens {
+            let path = dir.join(format!("kubeconfig-{user}"));
+            write_kubeconfig(&path, &server, &pki.ca_cert, token)?;
+        }
+        let audit_log = options.audit.then(|| dir.join("logs").join("audit.log"));
+        let mut cp = Self {
+            dir,
+            kubeconfig,
+            server,
+            binaries,
+            pki,
+            audit_log,
+            processes: Mutex::new(Vec::new()),
+        };
+        std::fs::write(
+            cp.dir.join("supervisor.pid"),
+            std::process::id().to_string(),
+        )
+        .map_err(|e| Error::io(&cp.dir, e))?;
 
         // etcd
         let etcd_port = free_port()?;
@@ -147,11 +197,14 @@ impl ControlPlane {
                 "--log-level=warn".into(),
             ],
         )?;
-        cp.wait_ready("etcd", Duration::from_secs(60), || async move { etcd_healthy(etcd_port) }).await?;
+        cp.wait_ready("etcd", Duration::from_secs(60), || async move {
+            etcd_healthy(etcd_port)
+        })
+        .await?;
 
         // kube-apiserver
         let p = &cp.pki;
-        let apiserver_args = vec![
+        let mut apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
@@ -169,6 +222,19 @@ impl ControlPlane {
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
         ];
+        if let Some(log) = &cp.audit_log {
+            let policy = cp.dir.join("audit-policy.yaml");
+            std::fs::write(&policy, audit_policy(&options.users))
+                .map_err(|e| Error::io(&policy, e))?;
+            apiserver_args.extend([
+                format!("--audit-policy-file={}", policy.display()),
+                format!("--audit-log-path={}", log.display()),
+                "--audit-log-format=json".into(),
+                // One event per request written as it happens; never rotated during a run.
+                "--audit-log-mode=blocking".into(),
+                "--audit-log-maxsize=0".into(),
+            ]);
+        }
         cp.spawn("kube-apiserver", &apiserver_args)?;
         let client = cp.client().await?;
         {
@@ -178,7 +244,10 @@ impl ControlPlane {
                 async move {
                     let req = http::Request::get("/readyz").body(Vec::new());
                     match req {
-                        Ok(req) => client.request_text(req).await.is_ok_and(|t| t.trim() == "ok"),
+                        Ok(req) => client
+                            .request_text(req)
+                            .await
+                            .is_ok_and(|t| t.trim() == "ok"),
                         Err(_) => false,
                     }
                 }
@@ -187,14 +256,24 @@ impl ControlPlane {
         }
 
         // kube-controller-manager
-        let kcm = cp.kcm_args("kube-controller-manager", &options.kcm_controllers, options.node_lease_seconds)?;
+        let kcm = cp.kcm_args(
+            "kube-controller-manager",
+            &options.kcm_controllers,
+            options.node_lease_seconds,
+        )?;
         cp.spawn("kube-controller-manager", &kcm)?;
-        if options.kcm_controllers.contains('*') || options.kcm_controllers.contains("serviceaccount") {
+        if options.kcm_controllers.contains('*')
+            || options.kcm_controllers.contains("serviceaccount")
+        {
             let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-            cp.wait_ready("kube-controller-manager", Duration::from_secs(120), move || {
-                let sa = sa.clone();
-                async move { sa.get_opt("default").await.ok().flatten().is_some() }
-            })
+            cp.wait_ready(
+                "kube-controller-manager",
+                Duration::from_secs(120),
+                move || {
+                    let sa = sa.clone();
+                    async move { sa.get_opt("default").await.ok().flatten().is_some() }
+                },
+            )
             .await?;
         }
 
@@ -215,7 +294,10 @@ impl ControlPlane {
             let health = health.clone();
             async move {
                 match http::Request::get("/healthz").body(Vec::new()) {
-                    Ok(req) => health.request_text(req).await.is_ok_and(|t| t.trim() == "ok"),
+                    Ok(req) => health
+                        .request_text(req)
+                        .await
+                        .is_ok_and(|t| t.trim() == "ok"),
                     Err(_) => false,
                 }
             }
@@ -230,26 +312,37 @@ impl ControlPlane {
                 format!("--kubeconfig={}", cp.kubeconfig.display()),
                 format!("--config={}", stages.display()),
                 "--manage-all-nodes=false".into(),
-                format!("--manage-nodes-with-annotation-selector={}={}", nodes::KWOK_ANNOTATION, nodes::KWOK_ANNOTATION_VALUE),
+                format!(
+                    "--manage-nodes-with-annotation-selector={}={}",
+                    nodes::KWOK_ANNOTATION,
+                    nodes::KWOK_ANNOTATION_VALUE
+                ),
                 // Room for a million pods, clear of the service range 10.0.0.0/16.
                 "--cidr=10.64.0.0/12".into(),
                 "--node-ip=127.0.0.1".into(),
-                format!("--node-lease-duration-seconds={}", options.node_lease_seconds),
+                format!(
+                    "--node-lease-duration-seconds={}",
+                    options.node_lease_seconds
+                ),
             ],
         )?;
 
         if options.nodes > 0 {
             for i in 0..options.nodes {
-                nodes::create(&client, &nodes::fake_node(&format!("kwok-node-{i}"), &[], vec![])).await?;
+                nodes::create(
+                    &client,
+                    &nodes::fake_node(&format!("kwok-node-{i}"), &[], vec![]),
+                )
+                .await?;
             }
             let api: Api<Node> = Api::all(client.clone());
             let want = options.nodes;
             cp.wait_ready("kwok", Duration::from_secs(120), move || {
                 let api = api.clone();
                 async move {
-                    api.list(&Default::default())
-                        .await
-                        .is_ok_and(|l| l.items.iter().filter(|n| nodes::is_ready(n)).count() >= want)
+                    api.list(&Default::default()).await.is_ok_and(|l| {
+                        l.items.iter().filter(|n| nodes::is_ready(n)).count() >= want
+                    })
                 }
             })
             .await?;
@@ -272,6 +365,20 @@ impl ControlPlane {
         &self.server
     }
 
+    /// The kubeconfig of an extra user of [`Options::users`], `None` for a user not declared there.
+    pub fn user_kubeconfig(&self, user: &str) -> Option<PathBuf> {
+        self.pki
+            .user_tokens
+            .iter()
+            .any(|(u, _)| u == user)
+            .then(|| self.dir.join(format!("kubeconfig-{user}")))
+    }
+
+    /// The API server's audit log (JSON lines) when started with [`Options::audit`].
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
+    }
+
     pub fn binaries(&self) -> &Binaries {
         &self.binaries
     }
@@ -283,7 +390,8 @@ impl ControlPlane {
 
     /// A new admin client. Make one per async runtime: a client is tied to the runtime it was made on.
     pub async fn client(&self) -> Result<kube::Client, Error> {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?;
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
             .await
             .map_err(|e| Error::Kubeconfig(e.to_string()))?;
@@ -297,12 +405,24 @@ impl ControlPlane {
 
     /// One line naming every component's log, for failing tests.
     pub fn describe_logs(&self) -> String {
-        let procs = self.processes.lock().map(|p| p.iter().map(|p| p.log().display().to_string()).collect::<Vec<_>>());
-        format!("control-plane logs: {}", procs.unwrap_or_default().join(" "))
+        let procs = self.processes.lock().map(|p| {
+            p.iter()
+                .map(|p| p.log().display().to_string())
+                .collect::<Vec<_>>()
+        });
+        format!(
+            "control-plane logs: {}",
+            procs.unwrap_or_default().join(" ")
+        )
     }
 
     /// Arguments of a kube-controller-manager running `controllers`.
-    pub fn kcm_args(&self, name: &str, controllers: &str, node_lease_seconds: u32) -> Result<Vec<String>, Error> {
+    pub fn kcm_args(
+        &self,
+        name: &str,
+        controllers: &str,
+        node_lease_seconds: u32,
+    ) -> Result<Vec<String>, Error> {
         let cert_dir = self.dir.join("certs").join(name);
         std::fs::create_dir_all(&cert_dir).map_err(|e| Error::io(&cert_dir, e))?;
         Ok(vec![
@@ -311,7 +431,10 @@ impl ControlPlane {
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={}", free_port()?),
             format!("--cert-dir={}", cert_dir.display()),
-            format!("--service-account-private-key-file={}", self.pki.sa_key.display()),
+            format!(
+                "--service-account-private-key-file={}",
+                self.pki.sa_key.display()
+            ),
             format!("--root-ca-file={}", self.pki.ca_cert.display()),
             format!("--controllers={controllers}"),
             // Above kwok's lease duration, so fake nodes never go NotReady between renewals.
@@ -323,7 +446,8 @@ impl ControlPlane {
     /// kube-controller-manager running only the upstream DaemonSet controller). The caller owns it.
     pub fn spawn_extra(&self, name: &str, binary: &str, args: &[String]) -> Result<Process, Error> {
         let log = self.log(name);
-        Process::spawn(name, &self.binaries.path(binary), args, &log).map_err(|e| Error::io(&log, e))
+        Process::spawn(name, &self.binaries.path(binary), args, &log)
+            .map_err(|e| Error::io(&log, e))
     }
 
     /// Stops the named component (by its PID); it can be restarted with [`ControlPlane::spawn_extra`].
@@ -353,7 +477,12 @@ impl ControlPlane {
         Ok(())
     }
 
-    async fn wait_ready<F, Fut>(&self, component: &str, timeout: Duration, check: F) -> Result<(), Error>
+    async fn wait_ready<F, Fut>(
+        &self,
+        component: &str,
+        timeout: Duration,
+        check: F,
+    ) -> Result<(), Error>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -368,10 +497,18 @@ impl ControlPlane {
                 && let Some(p) = procs.iter_mut().find(|p| p.name() == component)
                 && let Some(status) = p.exited()
             {
-                return Err(Error::Exited { component: component.into(), status: status.to_string(), log });
+                return Err(Error::Exited {
+                    component: component.into(),
+                    status: status.to_string(),
+                    log,
+                });
             }
             if start.elapsed() > timeout {
-                return Err(Error::NotReady { component: component.into(), seconds: timeout.as_secs(), log });
+                return Err(Error::NotReady {
+                    component: component.into(),
+                    seconds: timeout.as_secs(),
+                    log,
+                });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -380,13 +517,21 @@ impl ControlPlane {
     fn write_kwok_stages(&self) -> Result<PathBuf, Error> {
         let src = self.binaries.kwok_stages();
         let mut all = String::new();
-        for f in ["node-initialize.yaml", "node-heartbeat-with-lease.yaml", "pod-ready.yaml", "pod-complete.yaml", "pod-delete.yaml"] {
+        for f in [
+            "node-initialize.yaml",
+            "node-heartbeat-with-lease.yaml",
+            "pod-ready.yaml",
+            "pod-complete.yaml",
+            "pod-delete.yaml",
+        ] {
             let path = src.join(f);
             let mut text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             if f == "pod-ready.yaml" {
                 // Pods labelled NEVER_READY_LABEL stay Pending and never Ready: stuck rollouts in tests.
                 let marker = "    matchExpressions:\n";
-                let extra = format!("{marker}    - key: '.metadata.labels[\"{NEVER_READY_LABEL}\"]'\n      operator: 'DoesNotExist'\n");
+                let extra = format!(
+                    "{marker}    - key: '.metadata.labels[\"{NEVER_READY_LABEL}\"]'\n      operator: 'DoesNotExist'\n"
+                );
                 text = text.replacen(marker, &extra, 1);
             }
             all.push_str(&text);
@@ -406,10 +551,22 @@ impl Drop for ControlPlane {
 
 /// A client for a component's own HTTPS health endpoint (self-signed certificate, no credentials).
 fn insecure_client(url: &str) -> Result<kube::Client, Error> {
-    let uri = url.parse().map_err(|e| Error::Kubeconfig(format!("{url}: {e}")))?;
+    let uri = url
+        .parse()
+        .map_err(|e| Error::Kubeconfig(format!("{url}: {e}")))?;
     let mut config = kube::Config::new(uri);
     config.accept_invalid_certs = true;
     Ok(kube::Client::try_from(config)?)
+}
+
+/// An audit policy logging the requests of `users` at Metadata level and nothing else. The
+/// RequestReceived stage is omitted: one event per request (ResponseComplete), plus ResponseStarted for
+/// long-running requests such as watches.
+fn audit_policy(users: &[String]) -> String {
+    let users = serde_json::to_string(users).unwrap_or_else(|_| "[]".into());
+    format!(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [\"RequestReceived\"]\nrules:\n- level: Metadata\n  users: {users}\n- level: None\n"
+    )
 }
 
 fn write_kubeconfig(path: &Path, server: &str, ca: &Path, token: &str) -> Result<(), Error> {

@@ -19,9 +19,18 @@ fn usage() -> ExitCode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first().cloned() else { return usage() };
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let Some(dir) = flag("--dir").map(PathBuf::from) else { return usage() };
+    let Some(cmd) = args.first().cloned() else {
+        return usage();
+    };
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let Some(dir) = flag("--dir").map(PathBuf::from) else {
+        return usage();
+    };
     match cmd.as_str() {
         "up" => {
             let nodes = match flag("--nodes").map(|n| n.parse::<usize>()) {
@@ -32,7 +41,9 @@ fn main() -> ExitCode {
             up(&dir, nodes)
         }
         "wait" => {
-            let timeout = flag("--timeout").and_then(|t| t.parse().ok()).unwrap_or(3600);
+            let timeout = flag("--timeout")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(3600);
             wait(&dir, Duration::from_secs(timeout))
         }
         "down" => down(&dir),
@@ -44,7 +55,9 @@ fn up(dir: &Path, nodes: usize) -> ExitCode {
     let _ = std::fs::remove_file(dir.join("ready"));
     let _ = std::fs::remove_file(dir.join("failed"));
     let _ = std::fs::remove_dir_all(dir.join("etcd"));
-    if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(dir.join("supervisor.pid"), std::process::id().to_string())) {
+    if let Err(e) = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(dir.join("supervisor.pid"), std::process::id().to_string()))
+    {
         eprintln!("controlplane: cannot write {}: {e}", dir.display());
         return ExitCode::FAILURE;
     }
@@ -56,7 +69,11 @@ fn up(dir: &Path, nodes: usize) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let opts = Options { dir: Some(dir.to_path_buf()), nodes, ..Default::default() };
+        let opts = Options {
+            dir: Some(dir.to_path_buf()),
+            nodes,
+            ..Default::default()
+        };
         let started = Instant::now();
         let cp = match ControlPlane::start(opts).await {
             Ok(cp) => cp,
@@ -73,13 +90,14 @@ fn up(dir: &Path, nodes: usize) -> ExitCode {
             cp.describe_logs()
         );
         let _ = std::fs::write(dir.join("ready"), cp.kubeconfig().display().to_string());
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("controlplane: cannot listen for SIGTERM: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("controlplane: cannot listen for SIGTERM: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -102,12 +120,17 @@ fn wait(dir: &Path, timeout: Duration) -> ExitCode {
             eprintln!("controlplane: failed to start: {why}");
             return ExitCode::FAILURE;
         }
-        let pid = std::fs::read_to_string(dir.join("supervisor.pid")).ok().and_then(|p| p.trim().parse().ok());
+        let pid = std::fs::read_to_string(dir.join("supervisor.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
         if let Some(pid) = pid
             && !process::alive(pid)
             && start.elapsed() > Duration::from_secs(5)
         {
-            eprintln!("controlplane: the supervisor (pid {pid}) is gone; see {}", dir.join("supervisor.log").display());
+            eprintln!(
+                "controlplane: the supervisor (pid {pid}) is gone; see {}",
+                dir.join("supervisor.log").display()
+            );
             return ExitCode::FAILURE;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -117,9 +140,14 @@ fn wait(dir: &Path, timeout: Duration) -> ExitCode {
 }
 
 fn down(dir: &Path) -> ExitCode {
-    let Some(pid) = std::fs::read_to_string(dir.join("supervisor.pid")).ok().and_then(|p| p.trim().parse::<u32>().ok())
+    let Some(pid) = std::fs::read_to_string(dir.join("supervisor.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
     else {
-        eprintln!("controlplane: no control plane recorded in {}", dir.display());
+        eprintln!(
+            "controlplane: no control plane recorded in {}",
+            dir.display()
+        );
         return ExitCode::SUCCESS;
     };
     if !process::alive(pid) {
@@ -133,7 +161,9 @@ fn down(dir: &Path) -> ExitCode {
         std::thread::sleep(Duration::from_millis(100));
     }
     if process::alive(pid) {
-        eprintln!("controlplane: supervisor {pid} did not stop within 60s; killing it (its children die with it)");
+        eprintln!(
+            "controlplane: supervisor {pid} did not stop within 60s; killing it (its children die with it)"
+        );
         process::signal(pid, libc::SIGKILL);
     }
     let _ = std::fs::remove_file(dir.join("supervisor.pid"));

@@ -26,22 +26,40 @@ pub fn fake_node(name: &str, labels: &[(&str, &str)], taints: Vec<Taint>) -> Nod
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             labels: Some(all),
-            annotations: Some([(KWOK_ANNOTATION.to_string(), KWOK_ANNOTATION_VALUE.to_string())].into()),
+            annotations: Some(
+                [(
+                    KWOK_ANNOTATION.to_string(),
+                    KWOK_ANNOTATION_VALUE.to_string(),
+                )]
+                .into(),
+            ),
             ..Default::default()
         },
-        spec: Some(NodeSpec { taints: if taints.is_empty() { None } else { Some(taints) }, ..Default::default() }),
+        spec: Some(NodeSpec {
+            taints: if taints.is_empty() {
+                None
+            } else {
+                Some(taints)
+            },
+            ..Default::default()
+        }),
         status: None,
     }
 }
 
 /// Creates a fake node.
 pub async fn create(client: &kube::Client, node: &Node) -> Result<Node, kube::Error> {
-    Api::<Node>::all(client.clone()).create(&PostParams::default(), node).await
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), node)
+        .await
 }
 
 /// Deletes a node; a node already gone is fine.
 pub async fn delete(client: &kube::Client, name: &str) -> Result<(), kube::Error> {
-    match Api::<Node>::all(client.clone()).delete(name, &DeleteParams::default()).await {
+    match Api::<Node>::all(client.clone())
+        .delete(name, &DeleteParams::default())
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e),

@@ -80,8 +80,14 @@ impl Process {
             .map_err(|_| io::Error::other("spawner lock poisoned"))?
             .send((cmd, tx))
             .map_err(|_| io::Error::other("spawner thread is gone"))?;
-        let child = rx.recv().map_err(|_| io::Error::other("spawner thread is gone"))??;
-        Ok(Self { name: name.to_string(), child, log: log.to_path_buf() })
+        let child = rx
+            .recv()
+            .map_err(|_| io::Error::other("spawner thread is gone"))??;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log: log.to_path_buf(),
+        })
     }
 
     pub fn name(&self) -> &str {

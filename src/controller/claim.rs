@@ -28,17 +28,25 @@ pub async fn claim_objects<K>(
     candidates: Vec<Arc<K>>,
 ) -> Result<Vec<Arc<K>>, Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
 {
     let d = &ds.ds;
     let ns = d.metadata.namespace.as_deref().unwrap_or_default();
-    let sel = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+    let sel = d
+        .spec
+        .as_ref()
+        .map(|s| s.selector.clone())
+        .unwrap_or_default();
     let mut claimed = Vec::with_capacity(candidates.len());
     let mut adopt = Vec::new();
     let mut release = Vec::new();
     for obj in candidates {
         let meta: &ObjectMeta = obj.meta();
-        let matches = selector::matches(&sel, meta.labels.as_ref()).map_err(|e| Error::invalid(ds, e.to_string()))?;
+        let matches = selector::matches(&sel, meta.labels.as_ref())
+            .map_err(|e| Error::invalid(ds, e.to_string()))?;
         match claim(d, meta, matches) {
             Claim::Keep => claimed.push(obj),
             Claim::Adopt => adopt.push(obj),
@@ -53,7 +61,14 @@ where
         for obj in adopt {
             let uid = obj.meta().uid.clone().unwrap_or_default();
             let name = obj.meta().name.clone().unwrap_or_default();
-            match api.patch(&name, &PatchParams::default(), &Patch::Strategic(adopt_patch(d, &uid))).await {
+            match api
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(adopt_patch(d, &uid)),
+                )
+                .await
+            {
                 Ok(updated) => claimed.push(Arc::new(updated)),
                 Err(e) if is_status(&e, &[404]) => {}
                 Err(e) => errors.push(format!("adopt {} {name}: {e}", K::kind(&()))),
@@ -63,13 +78,27 @@ where
     for obj in release {
         let uid = obj.meta().uid.clone().unwrap_or_default();
         let name = obj.meta().name.clone().unwrap_or_default();
-        match api.patch(&name, &PatchParams::default(), &Patch::Strategic(release_patch(d, &uid))).await {
+        match api
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(release_patch(d, &uid)),
+            )
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_status(&e, &[404, 422]) => {}
             Err(e) => errors.push(format!("release {} {name}: {e}", K::kind(&()))),
         }
     }
-    if errors.is_empty() { Ok(claimed) } else { Err(Error::Claim { daemonset: ds.key(), errors }) }
+    if errors.is_empty() {
+        Ok(claimed)
+    } else {
+        Err(Error::Claim {
+            daemonset: ds.key(),
+            errors,
+        })
+    }
 }
 
 /// Upstream's "can adopt" check: a live GET of the DaemonSet; adoption is refused when it is gone,
@@ -78,15 +107,24 @@ async fn can_adopt(client: &kube::Client, d: &DaemonSet) -> Result<(), Error> {
     let ns = d.metadata.namespace.as_deref().unwrap_or_default();
     let name = d.metadata.name.as_deref().unwrap_or_default();
     let key = format!("{ns}/{name}");
-    let live = Api::<DaemonSet>::namespaced(client.clone(), ns).get(name).await.map_err(|e| Error::Claim {
-        daemonset: key.clone(),
-        errors: vec![format!("cannot check whether the DaemonSet may adopt: {e}")],
-    })?;
+    let live = Api::<DaemonSet>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .map_err(|e| Error::Claim {
+            daemonset: key.clone(),
+            errors: vec![format!("cannot check whether the DaemonSet may adopt: {e}")],
+        })?;
     if live.metadata.uid != d.metadata.uid {
-        return Err(Error::Claim { daemonset: key, errors: vec!["original DaemonSet is gone (UID changed)".into()] });
+        return Err(Error::Claim {
+            daemonset: key,
+            errors: vec!["original DaemonSet is gone (UID changed)".into()],
+        });
     }
     if live.metadata.deletion_timestamp.is_some() {
-        return Err(Error::Claim { daemonset: key, errors: vec!["DaemonSet is being deleted; not adopting".into()] });
+        return Err(Error::Claim {
+            daemonset: key,
+            errors: vec!["DaemonSet is being deleted; not adopting".into()],
+        });
     }
     Ok(())
 }

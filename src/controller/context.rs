@@ -64,6 +64,8 @@ impl Context {
 
     /// The cached DaemonSet `namespace/name`.
     pub fn daemonset(&self, namespace: &str, name: &str) -> Option<Arc<CachedDaemonSet>> {
-        self.caches.daemonsets.get(&ObjectRef::new(name).within(namespace))
+        self.caches
+            .daemonsets
+            .get(&ObjectRef::new(name).within(namespace))
     }
 }

@@ -18,7 +18,10 @@ pub struct CachedDaemonSet {
 impl<'de> Deserialize<'de> for CachedDaemonSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
-        let raw_template = value.pointer("/spec/template").cloned().unwrap_or(serde_json::Value::Null);
+        let raw_template = value
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         let ds = DaemonSet::deserialize(value).map_err(serde::de::Error::custom)?;
         Ok(Self { ds, raw_template })
     }
@@ -57,7 +60,11 @@ impl CachedDaemonSet {
 
 /// `namespace/name` of an object.
 pub fn key_of(meta: &ObjectMeta) -> String {
-    format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
@@ -74,9 +81,20 @@ mod tests {
                                   "spec": {"containers": [{"name": "c", "image": "i", "resources": {}}]}}}
         });
         let cached: CachedDaemonSet = serde_json::from_value(json).expect("valid DaemonSet");
-        assert_eq!(cached.raw_template["metadata"]["creationTimestamp"], serde_json::Value::Null);
+        assert_eq!(
+            cached.raw_template["metadata"]["creationTimestamp"],
+            serde_json::Value::Null
+        );
         assert!(cached.raw_template["spec"]["containers"][0]["resources"].is_object());
         assert_eq!(cached.key(), "n/a");
-        assert_eq!(cached.ds.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).map(|l| l.len()), Some(1));
+        assert_eq!(
+            cached
+                .ds
+                .spec
+                .and_then(|s| s.template.metadata)
+                .and_then(|m| m.labels)
+                .map(|l| l.len()),
+            Some(1)
+        );
     }
 }

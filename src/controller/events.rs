@@ -46,11 +46,20 @@ impl EventSink {
                     EventType::Normal => "Normal",
                     EventType::Warning => "Warning",
                 };
-                let key = (reference.uid.clone().unwrap_or_default(), type_, ev.reason, ev.message.clone());
+                let key = (
+                    reference.uid.clone().unwrap_or_default(),
+                    type_,
+                    ev.reason,
+                    ev.message.clone(),
+                );
                 if let Some(p) = seen.get_mut(&key) {
                     let api: Api<Event> = Api::namespaced(client.clone(), &p.namespace);
-                    let patch = serde_json::json!({"count": p.count + 1, "lastTimestamp": Time(now)});
-                    match api.patch(&p.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    let patch =
+                        serde_json::json!({"count": p.count + 1, "lastTimestamp": Time(now)});
+                    match api
+                        .patch(&p.name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
                         Ok(_) => {
                             p.count += 1;
                             p.last = now;
@@ -59,16 +68,26 @@ impl EventSink {
                         Err(e) => debug!("cannot update event {}: {e}; creating a new one", p.name),
                     }
                 }
-                let namespace = reference.namespace.clone().unwrap_or_else(|| "default".into());
+                let namespace = reference
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
                 let object = reference.name.clone().unwrap_or_default();
                 let name = format!("{object}.{:x}", now.as_nanosecond());
                 let event = Event {
-                    metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(namespace.clone()), ..Default::default() },
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some(namespace.clone()),
+                        ..Default::default()
+                    },
                     involved_object: reference,
                     reason: Some(ev.reason.to_string()),
                     message: Some(ev.message.clone()),
                     type_: Some(type_.to_string()),
-                    source: Some(EventSource { component: Some(crate::core::labels::EVENT_COMPONENT.into()), host: Some(host.clone()) }),
+                    source: Some(EventSource {
+                        component: Some(crate::core::labels::EVENT_COMPONENT.into()),
+                        host: Some(host.clone()),
+                    }),
                     count: Some(1),
                     first_timestamp: Some(Time(now)),
                     last_timestamp: Some(Time(now)),
@@ -79,9 +98,19 @@ impl EventSink {
                 let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
                 match api.create(&PostParams::default(), &event).await {
                     Ok(_) => {
-                        seen.insert(key, Published { name, namespace, count: 1, last: now });
+                        seen.insert(
+                            key,
+                            Published {
+                                name,
+                                namespace,
+                                count: 1,
+                                last: now,
+                            },
+                        );
                     }
-                    Err(e) => warn!(reason = ev.reason, message = %ev.message, "cannot publish event: {e}"),
+                    Err(e) => {
+                        warn!(reason = ev.reason, message = %ev.message, "cannot publish event: {e}")
+                    }
                 }
             }
             debug!("event publisher stopped");

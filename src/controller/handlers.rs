@@ -7,7 +7,9 @@ use super::daemonset_object::CachedDaemonSet;
 use super::object_cache::Change;
 use crate::core::selector;
 use crate::core::status::min_ready_seconds;
-use crate::core::triggers::{became_ready_requeue, controller_uid, labels_changed, node_needs_sync, node_update_is_relevant};
+use crate::core::triggers::{
+    became_ready_requeue, controller_uid, labels_changed, node_needs_sync, node_update_is_relevant,
+};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,7 +20,11 @@ use tracing::debug;
 /// The DaemonSet the object's controller reference points to, if it exists in the cache with the
 /// same UID.
 fn resolve_controller(ctx: &Context, meta: &ObjectMeta) -> Option<Arc<CachedDaemonSet>> {
-    let r = meta.owner_references.iter().flatten().find(|r| r.controller == Some(true))?;
+    let r = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))?;
     if r.kind != "DaemonSet" {
         return None;
     }
@@ -40,7 +46,8 @@ fn matching_daemonsets(ctx: &Context, meta: &ObjectMeta) -> Vec<Arc<CachedDaemon
         .filter(|d| d.ds.metadata.namespace.as_deref().unwrap_or_default() == ns)
         .filter(|d| {
             d.ds.spec.as_ref().is_some_and(|s| {
-                !selector::is_empty(&s.selector) && selector::matches(&s.selector, Some(&labels)).unwrap_or(false)
+                !selector::is_empty(&s.selector)
+                    && selector::matches(&s.selector, Some(&labels)).unwrap_or(false)
             })
         })
         .collect()
@@ -106,7 +113,8 @@ pub fn pod_changed(ctx: &Context, change: Change<Pod>) {
             if controller_uid(&new.metadata).is_some() {
                 if let Some(ds) = resolve_controller(ctx, &new.metadata) {
                     ctx.enqueue(&ds);
-                    if let Some(delay) = became_ready_requeue(&old, &new, min_ready_seconds(&ds.ds)) {
+                    if let Some(delay) = became_ready_requeue(&old, &new, min_ready_seconds(&ds.ds))
+                    {
                         ctx.enqueue_after(&ds, delay);
                     }
                 }
@@ -149,7 +157,12 @@ pub fn node_changed(ctx: &Context, change: Change<Node>) {
     let pods = read(&ctx.caches.pods).on_node(name);
     let mut scheduled: BTreeMap<(String, String), usize> = BTreeMap::new();
     for pod in &pods {
-        if let Some(r) = pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true))
+        if let Some(r) = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true))
             && r.kind == "DaemonSet"
         {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -157,7 +170,10 @@ pub fn node_changed(ctx: &Context, change: Change<Node>) {
         }
     }
     for ds in ctx.caches.daemonsets.state() {
-        let k = (ds.ds.metadata.namespace.clone().unwrap_or_default(), ds.ds.metadata.name.clone().unwrap_or_default());
+        let k = (
+            ds.ds.metadata.namespace.clone().unwrap_or_default(),
+            ds.ds.metadata.name.clone().unwrap_or_default(),
+        );
         let has_pod = scheduled.get(&k).copied().unwrap_or(0) > 0;
         if node_needs_sync(&ds.ds, &node, has_pod) {
             debug!(node = name, daemonset = %ds.key(), "node change queues DaemonSet");

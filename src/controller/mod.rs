@@ -47,18 +47,27 @@ pub enum Error {
     #[error("DaemonSet {daemonset} cannot be acted on: {reason}")]
     Invalid { daemonset: String, reason: String },
     #[error("DaemonSet {daemonset}: claiming pods or revisions failed: {}", errors.join("; "))]
-    Claim { daemonset: String, errors: Vec<String> },
+    Claim {
+        daemonset: String,
+        errors: Vec<String>,
+    },
     #[error("failed to construct revisions of DaemonSet {daemonset}: {reason}")]
     History { daemonset: String, reason: String },
     #[error("DaemonSet {daemonset}: {}", errors.join("; "))]
-    SyncNodes { daemonset: String, errors: Vec<String> },
+    SyncNodes {
+        daemonset: String,
+        errors: Vec<String>,
+    },
     #[error("cannot update status of DaemonSet {daemonset}: {reason}")]
     Status { daemonset: String, reason: String },
 }
 
 impl Error {
     pub fn invalid(ds: &CachedDaemonSet, reason: String) -> Self {
-        Error::Invalid { daemonset: ds.key(), reason }
+        Error::Invalid {
+            daemonset: ds.key(),
+            reason,
+        }
     }
 }
 
@@ -103,10 +112,16 @@ fn retry_delay(failures: u32) -> Duration {
 }
 
 /// Runs the controller until `shutdown` resolves.
-pub async fn run(client: kube::Client, args: &RunArgs, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+pub async fn run(
+    client: kube::Client,
+    args: &RunArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     let (ds_store, mut ds_writer) = reflector::store::<CachedDaemonSet>();
     let (queue_tx, queue_rx) = futures::channel::mpsc::unbounded();
-    let instance = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "everynode".into());
+    let instance = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "everynode".into());
     let ctx = Arc::new(Context {
         client: client.clone(),
         caches: Caches {
@@ -125,12 +140,16 @@ pub async fn run(client: kube::Client, args: &RunArgs, shutdown: impl Future<Out
     // Watches. The DaemonSet watch feeds the applier's store and the handlers.
     let c = ctx.clone();
     let mut ds_cache = object_cache::ObjectCache::<CachedDaemonSet>::default();
-    tokio::spawn(watch(Api::<CachedDaemonSet>::all(client.clone()), "DaemonSets", move |ev| {
-        ds_writer.apply_watcher_event(&ev);
-        for change in ds_cache.apply(ev) {
-            handlers::daemonset_changed(&c, change);
-        }
-    }));
+    tokio::spawn(watch(
+        Api::<CachedDaemonSet>::all(client.clone()),
+        "DaemonSets",
+        move |ev| {
+            ds_writer.apply_watcher_event(&ev);
+            for change in ds_cache.apply(ev) {
+                handlers::daemonset_changed(&c, change);
+            }
+        },
+    ));
     let c = ctx.clone();
     tokio::spawn(watch(Api::<Pod>::all(client.clone()), "pods", move |ev| {
         let changes = write(&c.caches.pods).apply(ev);
@@ -139,19 +158,27 @@ pub async fn run(client: kube::Client, args: &RunArgs, shutdown: impl Future<Out
         }
     }));
     let c = ctx.clone();
-    tokio::spawn(watch(Api::<Node>::all(client.clone()), "nodes", move |ev| {
-        let changes = write(&c.caches.nodes).apply(ev);
-        for change in changes {
-            handlers::node_changed(&c, change);
-        }
-    }));
+    tokio::spawn(watch(
+        Api::<Node>::all(client.clone()),
+        "nodes",
+        move |ev| {
+            let changes = write(&c.caches.nodes).apply(ev);
+            for change in changes {
+                handlers::node_changed(&c, change);
+            }
+        },
+    ));
     let c = ctx.clone();
-    tokio::spawn(watch(Api::<ControllerRevision>::all(client.clone()), "ControllerRevisions", move |ev| {
-        let changes = write(&c.caches.revisions).apply(ev);
-        for change in changes {
-            handlers::revision_changed(&c, change);
-        }
-    }));
+    tokio::spawn(watch(
+        Api::<ControllerRevision>::all(client.clone()),
+        "ControllerRevisions",
+        move |ev| {
+            let changes = write(&c.caches.revisions).apply(ev);
+            for change in changes {
+                handlers::revision_changed(&c, change);
+            }
+        },
+    ));
     // Failed-pod backoff garbage collection, every minute as upstream.
     let c = ctx.clone();
     tokio::spawn(async move {
@@ -163,7 +190,10 @@ pub async fn run(client: kube::Client, args: &RunArgs, shutdown: impl Future<Out
 
     let synced = async {
         let _ = ds_store.wait_until_ready().await;
-        while !(read(&ctx.caches.pods).synced() && read(&ctx.caches.nodes).synced() && read(&ctx.caches.revisions).synced()) {
+        while !(read(&ctx.caches.pods).synced()
+            && read(&ctx.caches.nodes).synced()
+            && read(&ctx.caches.revisions).synced())
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };

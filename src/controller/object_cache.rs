@@ -27,13 +27,20 @@ pub struct ObjectCache<K> {
 
 impl<K> Default for ObjectCache<K> {
     fn default() -> Self {
-        Self { objects: HashMap::new(), relist: None, synced: false }
+        Self {
+            objects: HashMap::new(),
+            relist: None,
+            synced: false,
+        }
     }
 }
 
 pub fn key<K: Resource>(obj: &K) -> Key {
     let m = obj.meta();
-    (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
+    (
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
+    )
 }
 
 impl<K: Resource> ObjectCache<K> {
@@ -48,7 +55,9 @@ impl<K: Resource> ObjectCache<K> {
             }
             Event::InitApply(obj) => {
                 let obj = Arc::new(obj);
-                self.relist.get_or_insert_with(HashMap::new).insert(key(obj.as_ref()), obj);
+                self.relist
+                    .get_or_insert_with(HashMap::new)
+                    .insert(key(obj.as_ref()), obj);
                 Vec::new()
             }
             Event::InitDone => {
@@ -63,7 +72,10 @@ impl<K: Resource> ObjectCache<K> {
                     match self.objects.get(k) {
                         None => changes.push(Change::Added(new.clone())),
                         Some(old) if old.meta().resource_version != new.meta().resource_version => {
-                            changes.push(Change::Updated { old: old.clone(), new: new.clone() })
+                            changes.push(Change::Updated {
+                                old: old.clone(),
+                                new: new.clone(),
+                            })
                         }
                         Some(_) => {}
                     }
@@ -80,7 +92,10 @@ impl<K: Resource> ObjectCache<K> {
                 }
             }
             Event::Delete(obj) => {
-                let old = self.objects.remove(&key(&obj)).unwrap_or_else(|| Arc::new(obj));
+                let old = self
+                    .objects
+                    .remove(&key(&obj))
+                    .unwrap_or_else(|| Arc::new(obj));
                 vec![Change::Deleted(old)]
             }
         }
@@ -92,7 +107,9 @@ impl<K: Resource> ObjectCache<K> {
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        self.objects.get(&(namespace.to_string(), name.to_string())).cloned()
+        self.objects
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Arc<K>> {
@@ -131,8 +148,12 @@ mod tests {
             .iter()
             .map(|c| match c {
                 Change::Added(o) => format!("+{}", o.metadata.name.as_deref().unwrap_or_default()),
-                Change::Updated { new, .. } => format!("~{}", new.metadata.name.as_deref().unwrap_or_default()),
-                Change::Deleted(o) => format!("-{}", o.metadata.name.as_deref().unwrap_or_default()),
+                Change::Updated { new, .. } => {
+                    format!("~{}", new.metadata.name.as_deref().unwrap_or_default())
+                }
+                Change::Deleted(o) => {
+                    format!("-{}", o.metadata.name.as_deref().unwrap_or_default())
+                }
             })
             .collect();
         v.sort();

@@ -5,7 +5,9 @@ use super::Error;
 use super::context::{Context, lock};
 use super::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
-use crate::core::events::{FAILED_CREATE, FAILED_DELETE, PlannedEvent, SUCCESSFUL_CREATE, SUCCESSFUL_DELETE};
+use crate::core::events::{
+    FAILED_CREATE, FAILED_DELETE, PlannedEvent, SUCCESSFUL_CREATE, SUCCESSFUL_DELETE,
+};
 use crate::core::pod_template::new_pod;
 use crate::core::slow_start::{AfterBatch, SlowStart, truncate_to_burst};
 use futures::future::join_all;
@@ -23,7 +25,12 @@ fn namespace_terminating(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
 }
 
-async fn create_one(api: &Api<Pod>, ds: &CachedDaemonSet, node: &str, hash: &str) -> Result<String, CreateError> {
+async fn create_one(
+    api: &Api<Pod>,
+    ds: &CachedDaemonSet,
+    node: &str,
+    hash: &str,
+) -> Result<String, CreateError> {
     let pod = new_pod(&ds.ds, hash, node);
     match api.create(&PostParams::default(), &pod).await {
         Ok(p) => Ok(p.metadata.name.unwrap_or_default()),
@@ -55,15 +62,26 @@ pub async fn sync_nodes(
 
     let mut slow = SlowStart::new(creates.len());
     while let Some(batch) = slow.next_batch() {
-        let results = join_all(creates[batch].iter().map(|node| create_one(&api, ds, node, hash))).await;
+        let results = join_all(
+            creates[batch]
+                .iter()
+                .map(|node| create_one(&api, ds, node, hash)),
+        )
+        .await;
         let mut new_errors = 0;
         for (node, result) in creates.iter().zip(results) {
             match result {
-                Ok(name) => ctx.events.publish(ds, PlannedEvent::normal(SUCCESSFUL_CREATE, format!("Created pod: {name}"))),
+                Ok(name) => ctx.events.publish(
+                    ds,
+                    PlannedEvent::normal(SUCCESSFUL_CREATE, format!("Created pod: {name}")),
+                ),
                 Err(CreateError::NamespaceTerminating) => {}
                 Err(CreateError::Other(e)) => {
                     warn!(daemonset = %key, node = %node, "failed to create pod: {e}");
-                    ctx.events.publish(ds, PlannedEvent::warning(FAILED_CREATE, format!("Error creating: {e}")));
+                    ctx.events.publish(
+                        ds,
+                        PlannedEvent::warning(FAILED_CREATE, format!("Error creating: {e}")),
+                    );
                     lock(&ctx.expectations).creation_observed(&key);
                     errors.push(format!("create pod on node {node}: {e}"));
                     new_errors += 1;
@@ -80,16 +98,29 @@ pub async fn sync_nodes(
     let results = join_all(deletes.iter().map(|name| api.delete(name, &dp))).await;
     for (name, result) in deletes.iter().zip(results) {
         match result {
-            Ok(_) => ctx.events.publish(ds, PlannedEvent::normal(SUCCESSFUL_DELETE, format!("Deleted pod: {name}"))),
+            Ok(_) => ctx.events.publish(
+                ds,
+                PlannedEvent::normal(SUCCESSFUL_DELETE, format!("Deleted pod: {name}")),
+            ),
             Err(e) => {
                 lock(&ctx.expectations).deletion_observed(&key);
                 if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
                     warn!(daemonset = %key, pod = %name, "failed to delete pod: {e}");
-                    ctx.events.publish(ds, PlannedEvent::warning(FAILED_DELETE, format!("Error deleting: {e}")));
+                    ctx.events.publish(
+                        ds,
+                        PlannedEvent::warning(FAILED_DELETE, format!("Error deleting: {e}")),
+                    );
                     errors.push(format!("delete pod {name}: {e}"));
                 }
             }
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(Error::SyncNodes { daemonset: key, errors }) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::SyncNodes {
+            daemonset: key,
+            errors,
+        })
+    }
 }

@@ -17,11 +17,19 @@ pub struct PodIndex {
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
 }
 
 fn controller_uid(pod: &Pod) -> Option<&str> {
-    pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.uid.as_str())
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.as_str())
 }
 
 fn remove(map: &mut HashMap<String, HashSet<Key>>, at: &str, k: &Key) {
@@ -53,11 +61,22 @@ impl PodIndex {
     fn index(&mut self, pod: &Pod) {
         let k = key(pod);
         if let Some(node) = node_of(pod) {
-            self.by_node.entry(node.to_string()).or_default().insert(k.clone());
+            self.by_node
+                .entry(node.to_string())
+                .or_default()
+                .insert(k.clone());
         }
         match controller_uid(pod) {
-            Some(uid) => self.by_controller.entry(uid.to_string()).or_default().insert(k),
-            None => self.orphans_by_namespace.entry(k.0.clone()).or_default().insert(k),
+            Some(uid) => self
+                .by_controller
+                .entry(uid.to_string())
+                .or_default()
+                .insert(k),
+            None => self
+                .orphans_by_namespace
+                .entry(k.0.clone())
+                .or_default()
+                .insert(k),
         };
     }
 
@@ -73,7 +92,9 @@ impl PodIndex {
     }
 
     fn resolve<'a>(&'a self, keys: impl IntoIterator<Item = &'a Key>) -> Vec<Arc<Pod>> {
-        keys.into_iter().filter_map(|(ns, name)| self.cache.get(ns, name)).collect()
+        keys.into_iter()
+            .filter_map(|(ns, name)| self.cache.get(ns, name))
+            .collect()
     }
 
     /// Pods bound to `node`.
@@ -84,13 +105,22 @@ impl PodIndex {
     /// The pods a DaemonSet may claim: those it controls plus the orphans of its namespace.
     pub fn candidates(&self, namespace: &str, controller_uid: &str) -> Vec<Arc<Pod>> {
         let owned = self.by_controller.get(controller_uid).into_iter().flatten();
-        let orphans = self.orphans_by_namespace.get(namespace).into_iter().flatten();
+        let orphans = self
+            .orphans_by_namespace
+            .get(namespace)
+            .into_iter()
+            .flatten();
         self.resolve(owned.chain(orphans))
     }
 
     /// Orphan pods of a namespace.
     pub fn orphans(&self, namespace: &str) -> Vec<Arc<Pod>> {
-        self.resolve(self.orphans_by_namespace.get(namespace).into_iter().flatten())
+        self.resolve(
+            self.orphans_by_namespace
+                .get(namespace)
+                .into_iter()
+                .flatten(),
+        )
     }
 
     pub fn synced(&self) -> bool {
@@ -130,13 +160,19 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            spec: Some(PodSpec { node_name: node.map(str::to_string), ..Default::default() }),
+            spec: Some(PodSpec {
+                node_name: node.map(str::to_string),
+                ..Default::default()
+            }),
             status: None,
         }
     }
 
     fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
-        let mut v: Vec<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+        let mut v: Vec<String> = pods
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
         v.sort();
         v
     }

@@ -7,8 +7,8 @@ use super::claim::claim_objects;
 use super::context::{Context, read};
 use super::daemonset_object::CachedDaemonSet;
 use crate::core::history::{
-    Current, HistoryError, already_exists_is_ours, hash_label_patch, next_collision_count, plan_history,
-    request_body, revision_patch, revisions_to_delete,
+    Current, HistoryError, already_exists_is_ours, hash_label_patch, next_collision_count,
+    plan_history, request_body, revision_patch, revisions_to_delete,
 };
 use crate::core::revision_data::snapshot_patch;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
@@ -40,18 +40,36 @@ fn candidates(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<ControllerRevision
 
 /// Upstream `constructHistory`. `pods` are the DaemonSet's claimed pods (relabelled when duplicate
 /// current revisions are removed).
-pub async fn construct(ctx: &Context, ds: &CachedDaemonSet, pods: &[Arc<Pod>]) -> Result<History, Error> {
+pub async fn construct(
+    ctx: &Context,
+    ds: &CachedDaemonSet,
+    pods: &[Arc<Pod>],
+) -> Result<History, Error> {
     let key = ds.key();
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
-    let fail = |e: String| Error::History { daemonset: key.clone(), reason: e };
+    let fail = |e: String| Error::History {
+        daemonset: key.clone(),
+        reason: e,
+    };
     let mut claimed = claim_objects(&ctx.client, ds, candidates(ctx, ds)).await?;
     // Cache order is arbitrary; revision order makes the tie rules of the plan deterministic.
     claimed.sort_by_key(|r| (r.revision, r.metadata.name.clone()));
-    let plan = plan_history(&ds.ds, &ds.raw_template, claimed.iter().map(|r| r.as_ref()), pods.iter().map(|p| p.as_ref()))
-        .map_err(|e| fail(e.to_string()))?;
+    let plan = plan_history(
+        &ds.ds,
+        &ds.raw_template,
+        claimed.iter().map(|r| r.as_ref()),
+        pods.iter().map(|p| p.as_ref()),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let revs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
     for fix in &plan.label_fixups {
-        revs.patch(&fix.name, &PatchParams::default(), &Patch::Merge(fix.patch())).await.map_err(|e| fail(e.to_string()))?;
+        revs.patch(
+            &fix.name,
+            &PatchParams::default(),
+            &Patch::Merge(fix.patch()),
+        )
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     }
     let hash = plan.hash().to_string();
     match &plan.current {
@@ -60,7 +78,11 @@ pub async fn construct(ctx: &Context, ds: &CachedDaemonSet, pods: &[Arc<Pod>]) -
             let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
             for pod in &dedup.pods_to_relabel {
                 pod_api
-                    .patch(pod, &PatchParams::default(), &Patch::Merge(hash_label_patch(&dedup.hash)))
+                    .patch(
+                        pod,
+                        &PatchParams::default(),
+                        &Patch::Merge(hash_label_patch(&dedup.hash)),
+                    )
                     .await
                     .map_err(|e| fail(format!("relabel pod {pod}: {e}")))?;
             }
@@ -73,42 +95,70 @@ pub async fn construct(ctx: &Context, ds: &CachedDaemonSet, pods: &[Arc<Pod>]) -
             }
             if let Some(n) = dedup.raise_revision_to {
                 let name = dedup.keep.metadata.name.as_deref().unwrap_or_default();
-                revs.patch(name, &PatchParams::default(), &Patch::Merge(revision_patch(n)))
-                    .await
-                    .map_err(|e| fail(format!("raise revision {name} to {n}: {e}")))?;
+                revs.patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(revision_patch(n)),
+                )
+                .await
+                .map_err(|e| fail(format!("raise revision {name} to {n}: {e}")))?;
                 info!(daemonset = %key, revision = name, number = n, "template rolled back to an earlier revision");
             }
         }
     }
-    Ok(History { hash, old: plan.old })
+    Ok(History {
+        hash,
+        old: plan.old,
+    })
 }
 
-async fn create_revision(ctx: &Context, ds: &CachedDaemonSet, rev: &ControllerRevision) -> Result<(), Error> {
+async fn create_revision(
+    ctx: &Context,
+    ds: &CachedDaemonSet,
+    rev: &ControllerRevision,
+) -> Result<(), Error> {
     let key = ds.key();
-    let fail = |e: String| Error::History { daemonset: key.clone(), reason: e };
+    let fail = |e: String| Error::History {
+        daemonset: key.clone(),
+        reason: e,
+    };
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
     let name = rev.metadata.name.clone().unwrap_or_default();
     let body = request_body(rev).map_err(|e| fail(e.to_string()))?;
-    let req = kube::core::Request::new(format!("/apis/apps/v1/namespaces/{ns}/controllerrevisions"))
-        .create(&PostParams::default(), body)
-        .map_err(|e| fail(e.to_string()))?;
+    let req =
+        kube::core::Request::new(format!("/apis/apps/v1/namespaces/{ns}/controllerrevisions"))
+            .create(&PostParams::default(), body)
+            .map_err(|e| fail(e.to_string()))?;
     match ctx.client.request::<ControllerRevision>(req).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let revs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
-            let existing = revs.get(&name).await.map_err(|e| fail(format!("get existing revision {name}: {e}")))?;
+            let existing = revs
+                .get(&name)
+                .await
+                .map_err(|e| fail(format!("get existing revision {name}: {e}")))?;
             if already_exists_is_ours(&existing, &snapshot_patch(&ds.raw_template)) {
                 return Ok(());
             }
             let dss: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
             let dsname = ds.ds.metadata.name.as_deref().unwrap_or_default();
-            let live = dss.get(dsname).await.map_err(|e| fail(format!("get DaemonSet: {e}")))?;
+            let live = dss
+                .get(dsname)
+                .await
+                .map_err(|e| fail(format!("get DaemonSet: {e}")))?;
             let count = next_collision_count(&ds.ds, &live).map_err(|e| fail(e.to_string()))?;
             let patch = serde_json::json!({"status": {"collisionCount": count}});
             dss.patch_status(dsname, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .map_err(|e| fail(format!("raise collisionCount: {e}")))?;
-            Err(fail(HistoryError::HashCollision { daemonset: key.clone(), revision: name, collision_count: count }.to_string()))
+            Err(fail(
+                HistoryError::HashCollision {
+                    daemonset: key.clone(),
+                    revision: name,
+                    collision_count: count,
+                }
+                .to_string(),
+            ))
         }
         Err(e) => Err(fail(format!("create revision {name}: {e}"))),
     }
@@ -116,8 +166,14 @@ async fn create_revision(ctx: &Context, ds: &CachedDaemonSet, rev: &ControllerRe
 
 /// Upstream `cleanupHistory`: deletes old revisions beyond `revisionHistoryLimit` that no pod uses.
 /// `pods` must include terminal pods that are being deleted.
-pub async fn cleanup(ctx: &Context, ds: &CachedDaemonSet, old: &[ControllerRevision], pods: &[Arc<Pod>]) -> Result<(), Error> {
-    let hashes: BTreeSet<String> = crate::core::history::pod_hashes(pods.iter().map(|p| p.as_ref()));
+pub async fn cleanup(
+    ctx: &Context,
+    ds: &CachedDaemonSet,
+    old: &[ControllerRevision],
+    pods: &[Arc<Pod>],
+) -> Result<(), Error> {
+    let hashes: BTreeSet<String> =
+        crate::core::history::pod_hashes(pods.iter().map(|p| p.as_ref()));
     let limit = ds.ds.spec.as_ref().and_then(|s| s.revision_history_limit);
     let doomed = revisions_to_delete(old.iter(), &hashes, limit);
     if doomed.is_empty() {
@@ -129,7 +185,12 @@ pub async fn cleanup(ctx: &Context, ds: &CachedDaemonSet, old: &[ControllerRevis
         match revs.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(Error::History { daemonset: ds.key(), reason: format!("delete old revision {name}: {e}") }),
+            Err(e) => {
+                return Err(Error::History {
+                    daemonset: ds.key(),
+                    reason: format!("delete old revision {name}: {e}"),
+                });
+            }
         }
     }
     Ok(())

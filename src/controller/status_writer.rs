@@ -41,11 +41,17 @@ pub async fn write_status(
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
     let mut last = None;
     for _ in 0..2 {
-        match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => return Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
             Err(e) => last = Some(e),
         }
     }
-    Err(Error::Status { daemonset: ds.key(), reason: last.map(|e| e.to_string()).unwrap_or_default() })
+    Err(Error::Status {
+        daemonset: ds.key(),
+        reason: last.map(|e| e.to_string()).unwrap_or_default(),
+    })
 }

@@ -9,8 +9,8 @@ use super::pod_control::sync_nodes;
 use super::revisions;
 use super::status_writer::write_status;
 use crate::core::Timestamp;
-use crate::core::manage::{plan_manage, selecting_all_event};
 use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
+use crate::core::manage::{plan_manage, selecting_all_event};
 use crate::core::pods_by_node::{NodePods, group_by_node};
 use crate::core::rolling_update::{RollingUpdateError, plan_rolling_update};
 use crate::core::status::{compute_counters, min_ready_requeue};
@@ -39,7 +39,11 @@ fn owned_pods(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<Pod>> {
 }
 
 fn is_rolling_update(d: &k8s_openapi::api::apps::v1::DaemonSet) -> bool {
-    d.spec.as_ref().and_then(|s| s.update_strategy.as_ref()).and_then(|u| u.type_.as_deref()).unwrap_or("RollingUpdate")
+    d.spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.type_.as_deref())
+        .unwrap_or("RollingUpdate")
         == "RollingUpdate"
 }
 
@@ -57,7 +61,10 @@ async fn rolling_update(
             // [difference] upstream only logs this and retries; everynode also tells the owner of the
             // DaemonSet on the object itself (docs/differences.md).
             if let RollingUpdateError::Budget(_) = &e {
-                ctx.events.publish(ds, PlannedEvent::warning(INVALID_UPDATE_STRATEGY, e.to_string()));
+                ctx.events.publish(
+                    ds,
+                    PlannedEvent::warning(INVALID_UPDATE_STRATEGY, e.to_string()),
+                );
             }
             Err(Error::invalid(ds, e.to_string()))
         }
@@ -106,10 +113,20 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     for event in plan.events {
         ctx.events.publish(&ds, event);
     }
-    let mut sync_result = sync_nodes(ctx, &ds, &plan.nodes_needing_pods, &plan.pods_to_delete, hash).await;
+    let mut sync_result = sync_nodes(
+        ctx,
+        &ds,
+        &plan.nodes_needing_pods,
+        &plan.pods_to_delete,
+        hash,
+    )
+    .await;
     // The rolling update runs only on a view manage has not just changed: in practice, in a sync in
     // which manage issued nothing (§2 step 8.2).
-    if sync_result.is_ok() && is_rolling_update(d) && lock(&ctx.expectations).satisfied(&key, Timestamp::now()) {
+    if sync_result.is_ok()
+        && is_rolling_update(d)
+        && lock(&ctx.expectations).satisfied(&key, Timestamp::now())
+    {
         sync_result = rolling_update(ctx, &ds, &nodes, &node_pods, hash).await;
     }
     if sync_result.is_ok() {
@@ -122,13 +139,21 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     let node_pods = group_by_node(owned.iter(), false);
     let counters = compute_counters(d, &nodes, &node_pods, hash, now);
     let status_result = write_status(&ctx.client, &ds, &counters, true).await;
-    let requeue = earliest(plan.requeue_after, status_result.as_ref().ok().and_then(|_| min_ready_requeue(d, &counters)));
+    let requeue = earliest(
+        plan.requeue_after,
+        status_result
+            .as_ref()
+            .ok()
+            .and_then(|_| min_ready_requeue(d, &counters)),
+    );
     match (sync_result, status_result) {
         (Err(e), Err(s)) => {
             warn!(daemonset = %key, "status update failed too: {s}");
             Err(e)
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
-        (Ok(()), Ok(_)) => Ok(requeue.map(Action::requeue).unwrap_or_else(Action::await_change)),
+        (Ok(()), Ok(_)) => Ok(requeue
+            .map(Action::requeue)
+            .unwrap_or_else(Action::await_change)),
     }
 }

@@ -27,9 +27,17 @@ pub const INVALID_UPDATE_STRATEGY: &str = "InvalidUpdateStrategy";
 
 impl PlannedEvent {
     pub fn normal(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { type_: EventType::Normal, reason, message: message.into() }
+        Self {
+            type_: EventType::Normal,
+            reason,
+            message: message.into(),
+        }
     }
     pub fn warning(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { type_: EventType::Warning, reason, message: message.into() }
+        Self {
+            type_: EventType::Warning,
+            reason,
+            message: message.into(),
+        }
     }
 }

@@ -28,5 +28,6 @@ pub mod selector;
 pub mod simulation;
 pub mod slow_start;
 pub mod status;
+pub mod token_bucket;
 pub mod tolerations;
 pub mod triggers;

@@ -11,8 +11,14 @@ use std::time::Duration;
 /// A node update matters only when its labels or taints changed (status, allocatable, conditions
 /// and heartbeats do not).
 pub fn node_update_is_relevant(old: &Node, new: &Node) -> bool {
-    let taints = |n: &Node| n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    old.metadata.labels.clone().unwrap_or_default() != new.metadata.labels.clone().unwrap_or_default()
+    let taints = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default()
+    };
+    old.metadata.labels.clone().unwrap_or_default()
+        != new.metadata.labels.clone().unwrap_or_default()
         || taints(old) != taints(new)
 }
 
@@ -22,7 +28,11 @@ pub fn node_update_is_relevant(old: &Node, new: &Node) -> bool {
 /// at least one pod on the node.
 pub fn node_needs_sync(ds: &DaemonSet, node: &Node, scheduled: bool) -> bool {
     let p = placement(node, ds);
-    let misscheduled = ds.status.as_ref().map(|s| s.number_misscheduled).unwrap_or(0);
+    let misscheduled = ds
+        .status
+        .as_ref()
+        .map(|s| s.number_misscheduled)
+        .unwrap_or(0);
     let must_create = p.should_run && !scheduled;
     let must_delete = !p.should_continue_running && scheduled;
     let fix_misscheduled = scheduled && misscheduled > 0;
@@ -43,7 +53,11 @@ pub fn labels_changed(old: &ObjectMeta, new: &ObjectMeta) -> bool {
 
 /// The controller ownerReference's UID, if any.
 pub fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
-    meta.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.uid.as_str())
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.as_str())
 }
 
 #[cfg(test)]
@@ -54,7 +68,12 @@ mod tests {
 
     fn tainted(mut n: Node, key: &str, effect: &str) -> Node {
         n.spec = Some(NodeSpec {
-            taints: Some(vec![Taint { key: key.into(), effect: effect.into(), value: None, time_added: None }]),
+            taints: Some(vec![Taint {
+                key: key.into(),
+                effect: effect.into(),
+                value: None,
+                time_added: None,
+            }]),
             ..Default::default()
         });
         n
@@ -93,15 +112,36 @@ mod tests {
     fn node_worker_enqueues_only_when_something_must_change() {
         let ds = daemonset("foo");
         let n = node("node-0");
-        assert!(node_needs_sync(&ds, &n, false), "should run, no pod: create");
-        assert!(!node_needs_sync(&ds, &n, true), "should run, has pod: nothing");
+        assert!(
+            node_needs_sync(&ds, &n, false),
+            "should run, no pod: create"
+        );
+        assert!(
+            !node_needs_sync(&ds, &n, true),
+            "should run, has pod: nothing"
+        );
         let noexec = tainted(node("node-0"), "k", "NoExecute");
-        assert!(node_needs_sync(&ds, &noexec, true), "must not continue, has pod: delete");
-        assert!(!node_needs_sync(&ds, &noexec, false), "must not run, no pod: nothing");
+        assert!(
+            node_needs_sync(&ds, &noexec, true),
+            "must not continue, has pod: delete"
+        );
+        assert!(
+            !node_needs_sync(&ds, &noexec, false),
+            "must not run, no pod: nothing"
+        );
         let nosched = tainted(node("node-0"), "k", "NoSchedule");
-        assert!(!node_needs_sync(&ds, &nosched, true), "may continue: nothing");
+        assert!(
+            !node_needs_sync(&ds, &nosched, true),
+            "may continue: nothing"
+        );
         let mut miss = ds.clone();
-        miss.status = Some(k8s_openapi::api::apps::v1::DaemonSetStatus { number_misscheduled: 1, ..Default::default() });
-        assert!(node_needs_sync(&miss, &nosched, true), "misscheduled count may need fixing (#132459)");
+        miss.status = Some(k8s_openapi::api::apps::v1::DaemonSetStatus {
+            number_misscheduled: 1,
+            ..Default::default()
+        });
+        assert!(
+            node_needs_sync(&miss, &nosched, true),
+            "misscheduled count may need fixing (#132459)"
+        );
     }
 }

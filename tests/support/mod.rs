@@ -21,13 +21,23 @@ pub fn control_plane() -> &'static ControlPlane {
     CP.get_or_init(|| {
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("controlplane");
         prune_dead_runs(&base);
-        let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
-        let dir = base.join(format!("{}-{}", exe.unwrap_or_else(|| "test".into()), std::process::id()));
+        let exe = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+        let dir = base.join(format!(
+            "{}-{}",
+            exe.unwrap_or_else(|| "test".into()),
+            std::process::id()
+        ));
         let started = Instant::now();
         // Started on a thread of its own with its own runtime: no test's runtime owns it.
         let result = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-            rt.block_on(ControlPlane::start(Options { dir: Some(dir), ..Default::default() })).map_err(|e| e.to_string())
+            rt.block_on(ControlPlane::start(Options {
+                dir: Some(dir),
+                ..Default::default()
+            }))
+            .map_err(|e| e.to_string())
         })
         .join();
         match result {
@@ -48,9 +58,13 @@ pub fn control_plane() -> &'static ControlPlane {
 
 /// Removes the etcd data of earlier runs whose test binary is gone (their logs stay).
 fn prune_dead_runs(base: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
     for e in entries.flatten() {
-        let pid = std::fs::read_to_string(e.path().join("supervisor.pid")).ok().and_then(|p| p.trim().parse().ok());
+        let pid = std::fs::read_to_string(e.path().join("supervisor.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
         if pid.is_some_and(|pid| !controlplane::process::alive(pid)) {
             let _ = std::fs::remove_dir_all(e.path().join("etcd"));
         }
@@ -72,25 +86,55 @@ impl TestEnv {
     /// A fresh namespace named after the test, with its `default` ServiceAccount in place.
     pub async fn new(name: &str) -> Self {
         let cp = control_plane();
-        let client = cp.client().await.unwrap_or_else(|e| panic!("admin client: {e}"));
+        let client = cp
+            .client()
+            .await
+            .unwrap_or_else(|e| panic!("admin client: {e}"));
         let ns = format!("t-{name}");
         let nss: Api<Namespace> = Api::all(client.clone());
         let _ = nss.delete(&ns, &DeleteParams::default()).await;
-        wait_for(&format!("namespace {ns} to be gone"), Duration::from_secs(60), || async {
-            match nss.get_opt(&ns).await {
-                Ok(None) => Ok(()),
-                other => Err(format!("{:?}", other.map(|n| n.and_then(|n| n.status)))),
-            }
-        })
+        wait_for(
+            &format!("namespace {ns} to be gone"),
+            Duration::from_secs(60),
+            || async {
+                match nss.get_opt(&ns).await {
+                    Ok(None) => Ok(()),
+                    other => Err(format!("{:?}", other.map(|n| n.and_then(|n| n.status)))),
+                }
+            },
+        )
         .await;
-        let obj = Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
-        nss.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("create namespace {ns}: {e}"));
+        let obj = Namespace {
+            metadata: ObjectMeta {
+                name: Some(ns.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        nss.create(&PostParams::default(), &obj)
+            .await
+            .unwrap_or_else(|e| panic!("create namespace {ns}: {e}"));
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-        wait_for(&format!("ServiceAccount {ns}/default"), Duration::from_secs(60), || async {
-            sas.get_opt("default").await.ok().flatten().map(|_| ()).ok_or_else(|| "absent".to_string())
-        })
+        wait_for(
+            &format!("ServiceAccount {ns}/default"),
+            Duration::from_secs(60),
+            || async {
+                sas.get_opt("default")
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|_| ())
+                    .ok_or_else(|| "absent".to_string())
+            },
+        )
         .await;
-        Self { client, ns, name: name.to_string(), cp, nodes: Default::default() }
+        Self {
+            client,
+            ns,
+            name: name.to_string(),
+            cp,
+            nodes: Default::default(),
+        }
     }
 
     /// The label key that marks this test's nodes.
@@ -99,7 +143,12 @@ impl TestEnv {
     }
 
     /// Adds a fake node `<test>-<name>` carrying this test's label plus `labels` and `taints`.
-    pub async fn add_node(&self, name: &str, labels: &[(&str, &str)], taints: Vec<Taint>) -> String {
+    pub async fn add_node(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        taints: Vec<Taint>,
+    ) -> String {
         let full = format!("{}-{}", self.name, name);
         let key = self.node_label();
         let mut all = vec![(key.as_str(), "true")];
@@ -107,14 +156,20 @@ impl TestEnv {
         let node = controlplane::nodes::fake_node(&full, &all, taints);
         let nodes: Api<Node> = Api::all(self.client.clone());
         let _ = controlplane::nodes::delete(&self.client, &full).await;
-        wait_for(&format!("old node {full} to be gone"), Duration::from_secs(30), || async {
-            match nodes.get_opt(&full).await {
-                Ok(None) => Ok(()),
-                _ => Err("still there".to_string()),
-            }
-        })
+        wait_for(
+            &format!("old node {full} to be gone"),
+            Duration::from_secs(30),
+            || async {
+                match nodes.get_opt(&full).await {
+                    Ok(None) => Ok(()),
+                    _ => Err("still there".to_string()),
+                }
+            },
+        )
         .await;
-        controlplane::nodes::create(&self.client, &node).await.unwrap_or_else(|e| panic!("create node {full}: {e}"));
+        controlplane::nodes::create(&self.client, &node)
+            .await
+            .unwrap_or_else(|e| panic!("create node {full}: {e}"));
         if let Ok(mut n) = self.nodes.lock() {
             n.push(full.clone());
         }
@@ -124,17 +179,26 @@ impl TestEnv {
     /// Waits until the node is Ready (kwok's node-initialize stage).
     pub async fn wait_node_ready(&self, full_name: &str) {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        wait_for(&format!("node {full_name} to be Ready"), Duration::from_secs(60), || async {
-            match nodes.get_opt(full_name).await {
-                Ok(Some(n)) if controlplane::nodes::is_ready(&n) => Ok(()),
-                other => Err(format!("{:?}", other.map(|n| n.and_then(|n| n.status).and_then(|s| s.conditions)))),
-            }
-        })
+        wait_for(
+            &format!("node {full_name} to be Ready"),
+            Duration::from_secs(60),
+            || async {
+                match nodes.get_opt(full_name).await {
+                    Ok(Some(n)) if controlplane::nodes::is_ready(&n) => Ok(()),
+                    other => Err(format!(
+                        "{:?}",
+                        other.map(|n| n.and_then(|n| n.status).and_then(|s| s.conditions))
+                    )),
+                }
+            },
+        )
         .await;
     }
 
     pub async fn remove_node(&self, full_name: &str) {
-        controlplane::nodes::delete(&self.client, full_name).await.unwrap_or_else(|e| panic!("delete node {full_name}: {e}"));
+        controlplane::nodes::delete(&self.client, full_name)
+            .await
+            .unwrap_or_else(|e| panic!("delete node {full_name}: {e}"));
     }
 
     /// Merge-patches a node (labels, taints, unschedulable...).
@@ -148,16 +212,27 @@ impl TestEnv {
 
     /// `kubectl cordon`.
     pub async fn cordon(&self, full_name: &str) {
-        self.patch_node(full_name, serde_json::json!({"spec": {"unschedulable": true}})).await;
+        self.patch_node(
+            full_name,
+            serde_json::json!({"spec": {"unschedulable": true}}),
+        )
+        .await;
     }
 
     /// The namespace's pods matching `selector`, grouped by `spec.nodeName` ("" for unbound pods).
     pub async fn pods_by_node(&self, selector: &str) -> BTreeMap<String, Vec<Pod>> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
-        let list = pods.list(&ListParams::default().labels(selector)).await.unwrap_or_else(|e| panic!("list pods: {e}"));
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .unwrap_or_else(|e| panic!("list pods: {e}"));
         let mut out: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
         for p in list.items {
-            let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+            let node = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default();
             out.entry(node).or_default().push(p);
         }
         out
@@ -172,7 +247,11 @@ impl TestEnv {
             .output()
             .unwrap_or_else(|e| panic!("run kubectl: {e}"));
         if !out.status.success() {
-            panic!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -221,14 +300,22 @@ where
 
 /// A taint.
 pub fn taint(key: &str, value: &str, effect: &str) -> Taint {
-    Taint { key: key.into(), value: Some(value.into()), effect: effect.into(), time_added: None }
+    Taint {
+        key: key.into(),
+        value: Some(value.into()),
+        effect: effect.into(),
+        time_added: None,
+    }
 }
 
 /// Starts the `everynode` binary against the control plane (admin credentials), logging to
 /// `<control-plane dir>/logs/<name>.log`. It is killed when the test binary exits.
 pub fn start_everynode(name: &str, extra_args: &[&str]) -> controlplane::process::Process {
     let cp = control_plane();
-    let mut args = vec!["run".to_string(), format!("--kubeconfig={}", cp.kubeconfig().display())];
+    let mut args = vec![
+        "run".to_string(),
+        format!("--kubeconfig={}", cp.kubeconfig().display()),
+    ];
     args.extend(extra_args.iter().map(|s| s.to_string()));
     let log = cp.log(name);
     // RUST_LOG is inherited when set; debug logs of everynode otherwise.
@@ -247,7 +334,11 @@ pub fn everynode() {
 /// A DaemonSet `name` in the test's namespace whose pods go only to this test's nodes (nodeSelector
 /// on the test's node label), pause image, RollingUpdate maxUnavailable 1. `patch` is merged into
 /// it (JSON merge patch semantics) before it is returned.
-pub fn daemonset(env: &TestEnv, name: &str, patch: serde_json::Value) -> k8s_openapi::api::apps::v1::DaemonSet {
+pub fn daemonset(
+    env: &TestEnv,
+    name: &str,
+    patch: serde_json::Value,
+) -> k8s_openapi::api::apps::v1::DaemonSet {
     let mut ds = serde_json::json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -286,37 +377,71 @@ pub fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
 
 impl TestEnv {
     pub async fn create_daemonset(&self, ds: &k8s_openapi::api::apps::v1::DaemonSet) {
-        let api: Api<k8s_openapi::api::apps::v1::DaemonSet> = Api::namespaced(self.client.clone(), &self.ns);
-        api.create(&PostParams::default(), ds).await.unwrap_or_else(|e| panic!("create DaemonSet: {e}"));
+        let api: Api<k8s_openapi::api::apps::v1::DaemonSet> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        api.create(&PostParams::default(), ds)
+            .await
+            .unwrap_or_else(|e| panic!("create DaemonSet: {e}"));
     }
 
     /// Waits until the pods labelled `app=<ds>` are exactly one non-terminating, Ready pod on each
     /// of `nodes` (full names) and none elsewhere; returns them by node.
     pub async fn wait_pods_exactly_on(&self, ds: &str, nodes: &[&str]) -> BTreeMap<String, Pod> {
-        let want: std::collections::BTreeSet<String> = nodes.iter().map(|s| s.to_string()).collect();
+        let want: std::collections::BTreeSet<String> =
+            nodes.iter().map(|s| s.to_string()).collect();
         let selector = format!("app={ds}");
-        wait_for(&format!("one Ready pod of {ds} on each of {want:?} and none elsewhere"), Duration::from_secs(90), || async {
-            let by_node = self.pods_by_node(&selector).await;
-            let live: BTreeMap<String, Vec<Pod>> = by_node
-                .into_iter()
-                .map(|(n, ps)| (n, ps.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect::<Vec<_>>()))
-                .filter(|(_, ps)| !ps.is_empty())
-                .collect();
-            let state: Vec<String> = live
-                .iter()
-                .map(|(n, ps)| format!("{}:{}x{}", if n.is_empty() { "<unbound>" } else { n }, ps.len(), ps.iter().filter(|p| pod_ready(p)).count()))
-                .collect();
-            let ok = live.keys().cloned().collect::<std::collections::BTreeSet<_>>() == want
-                && live.values().all(|ps| ps.len() == 1 && pod_ready(&ps[0]));
-            if ok { Ok(live.into_iter().map(|(n, mut ps)| (n, ps.remove(0))).collect()) } else { Err(format!("node:pods x ready = {state:?}")) }
-        })
+        wait_for(
+            &format!("one Ready pod of {ds} on each of {want:?} and none elsewhere"),
+            Duration::from_secs(90),
+            || async {
+                let by_node = self.pods_by_node(&selector).await;
+                let live: BTreeMap<String, Vec<Pod>> = by_node
+                    .into_iter()
+                    .map(|(n, ps)| {
+                        (
+                            n,
+                            ps.into_iter()
+                                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .filter(|(_, ps)| !ps.is_empty())
+                    .collect();
+                let state: Vec<String> = live
+                    .iter()
+                    .map(|(n, ps)| {
+                        format!(
+                            "{}:{}x{}",
+                            if n.is_empty() { "<unbound>" } else { n },
+                            ps.len(),
+                            ps.iter().filter(|p| pod_ready(p)).count()
+                        )
+                    })
+                    .collect();
+                let ok = live
+                    .keys()
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    == want
+                    && live.values().all(|ps| ps.len() == 1 && pod_ready(&ps[0]));
+                if ok {
+                    Ok(live
+                        .into_iter()
+                        .map(|(n, mut ps)| (n, ps.remove(0)))
+                        .collect())
+                } else {
+                    Err(format!("node:pods x ready = {state:?}"))
+                }
+            },
+        )
         .await
     }
 
     /// Waits until the DaemonSet's status has these counters (desired, current, ready, updated,
     /// available, misscheduled) and observedGeneration == generation.
     pub async fn wait_ds_status(&self, ds: &str, want: [i32; 6]) {
-        let api: Api<k8s_openapi::api::apps::v1::DaemonSet> = Api::namespaced(self.client.clone(), &self.ns);
+        let api: Api<k8s_openapi::api::apps::v1::DaemonSet> =
+            Api::namespaced(self.client.clone(), &self.ns);
         wait_for(&format!("status of {ds} to be [desired, current, ready, updated, available, misscheduled] = {want:?}"), Duration::from_secs(60), || async {
             let d = api.get(ds).await.map_err(|e| e.to_string())?;
             let s = d.status.clone().unwrap_or_default();
@@ -336,5 +461,8 @@ impl TestEnv {
 
 /// The pod's Ready condition is True.
 pub fn pod_ready(p: &Pod) -> bool {
-    p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

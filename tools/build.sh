@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds the shipping tools (helm, actionlint) from the committed Go wrapper modules into a cache folder
+# outside the repository, one folder per tool and version:
+#   ${EVERYNODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/everynode}/tools/<name>-<version>/<name>
+# A tool already built is not rebuilt; changing its version in versions.env builds the new one.
+# Prints each requested tool's folder, one a line, in the order asked (progress goes to stderr).
+#
+#   tools/build.sh [helm] [actionlint]          build what is missing (default: both), print the folders
+#   tools/build.sh --print [helm] [actionlint]  only print the folders (exit 1 if a tool is missing)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+cache=${EVERYNODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/everynode}
+print_only=false
+if [ "${1:-}" = "--print" ]; then print_only=true; shift; fi
+[ $# -gt 0 ] || set -- helm actionlint
+
+version_of() {
+  case "$1" in
+    helm) echo "$HELM_VERSION" ;;
+    actionlint) echo "$ACTIONLINT_VERSION" ;;
+    *) echo "tools/build.sh: unknown tool '$1' (known: helm, actionlint)" >&2; exit 2 ;;
+  esac
+}
+ldflags_of() { # name, version: the same version stamps as upstream's release builds
+  case "$1" in
+    helm) echo "-s -w -X helm.sh/helm/v4/internal/version.version=$2 -X helm.sh/helm/v4/internal/version.gitTreeState=clean" ;;
+    actionlint) echo "-s -w -X github.com/rhysd/actionlint.version=$2 -X github.com/rhysd/actionlint.installedFrom=built-from-go-module-proxy" ;;
+  esac
+}
+package_of() {
+  case "$1" in
+    helm) echo helm.sh/helm/v4/cmd/helm ;;
+    actionlint) echo github.com/rhysd/actionlint/cmd/actionlint ;;
+  esac
+}
+
+dirs=()
+for name in "$@"; do
+  dirs+=("$cache/tools/$name-$(version_of "$name")")
+done
+
+if $print_only; then
+  status=0
+  i=0
+  for name in "$@"; do
+    dir=${dirs[$i]}; i=$((i + 1))
+    if [ -x "$dir/$name" ]; then echo "$dir"
+    else echo "not built: $name ${dir##*-} (run tools/build.sh $name)" >&2; status=1; fi
+  done
+  exit $status
+fi
+
+start=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - start ))s"; }
+# A ticker so a long cold build visibly makes progress.
+tick() { while sleep 30; do echo "  ... still building $1 ($(elapsed) so far)" >&2; done; }
+
+i=0
+for name in "$@"; do
+  dir=${dirs[$i]}; i=$((i + 1))
+  [ -x "$dir/$name" ] && continue
+  command -v go >/dev/null || { echo "tools/build.sh: Go >= 1.26 is needed to build $name (go not on PATH)" >&2; exit 1; }
+  export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
+  version=$(version_of "$name")
+  echo "building $name $version into $dir ($(elapsed) elapsed)" >&2
+  echo "downloading Go modules for $name ($(elapsed) elapsed)" >&2
+  (cd "$here/$name" && go mod download)
+  mkdir -p "$dir"
+  tick "$name" & t=$!
+  if ! (cd "$here/$name" && go build -ldflags="$(ldflags_of "$name" "$version")" -o "$dir/$name.tmp" "$(package_of "$name")"); then
+    kill "$t" 2>/dev/null; echo "tools/build.sh: building $name failed (see above)" >&2; exit 1
+  fi
+  kill "$t" 2>/dev/null; wait "$t" 2>/dev/null || true
+  mv "$dir/$name.tmp" "$dir/$name"
+  echo "built $name $version ($(elapsed) elapsed)" >&2
+done
+printf '%s\n' "${dirs[@]}"
