@@ -1,14 +1,19 @@
-# everynode container image: build with the Rust toolchain, run as non-root on a minimal glibc base.
+# syntax=docker/dockerfile:1
+# everynode container image: build with the Rust toolchain, run as non-root on a minimal glibc base
+# (distroless cc, the same Debian release as the builder). The build context is the whole workspace
+# (every member's manifest must be there for cargo) minus what .dockerignore leaves out.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY controlplane/Cargo.toml controlplane/Cargo.toml
-COPY controlplane/src controlplane/src
-COPY src src
-RUN cargo build --release --locked --bin everynode && strip target/release/everynode
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p everynode --bin everynode \
+ && install -D -m 0755 -s target/release/everynode /out/everynode
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/everynode /usr/local/bin/everynode
+COPY --from=build /out/everynode /usr/local/bin/everynode
+# numeric, so that runAsNonRoot can verify it (deploy/ sets runAsUser to the same id)
 USER 65532:65532
+EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/everynode"]
 CMD ["run"]

@@ -29,7 +29,7 @@ eval "$("$cp_bin" wait --dir "$dir" --timeout 300)"
 export KUBECONFIG
 
 echo "==> starting everynode (log: $dir/everynode.log)"
-RUST_LOG=${RUST_LOG:-info} "$everynode" run --kubeconfig "$KUBECONFIG" >"$dir/everynode.log" 2>&1 &
+RUST_LOG=${RUST_LOG:-info} "$everynode" run --kubeconfig "$KUBECONFIG" --metrics-bind-address 127.0.0.1:0 >"$dir/everynode.log" 2>&1 &
 everynode_pid=$!
 
 echo "==> kubectl apply -f examples/daemonset.yaml"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Checks the toolchains everynode needs (Rust >= 1.89 with cargo, Go >= 1.26 for the control plane)
-# and installs the Debian packages the build uses when they are missing.
+# and installs the Debian packages the build and tests use when they are missing.
 set -euo pipefail
 need_apt=()
 for tool in make git; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
 command -v cc >/dev/null || need_apt+=(gcc)
+# The benchmark's charts (bench/src/charts.rs) draw their text with this font.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+# actionlint (tests/shipping.rs) checks the workflows' shell steps with it
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing missing Debian packages: ${need_apt[*]}" >&2
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo

@@ -6,7 +6,14 @@
 //! - [`controller`]: the imperative shell. It watches the cluster, reads caches, calls the core and
 //!   applies its plan.
 //! - [`cli`]: command-line flags and client configuration of the `everynode` binary.
+//! - [`client`]: the API client with its rate limit and request metrics; [`leader`]: leader
+//!   election; [`metrics`], [`readiness`] and [`http`]: what `--metrics-bind-address` serves.
 
 pub mod cli;
+pub mod client;
 pub mod controller;
 pub mod core;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod readiness;

@@ -1,9 +1,15 @@
-//! The `everynode` binary: parses flags, sets up logging, connects to the API server and runs the
-//! controller until SIGTERM or SIGINT.
+//! The `everynode` binary: parses flags, sets up logging, serves metrics and health, connects to the
+//! API server, waits for the leader lease and runs the controller until SIGTERM or SIGINT (or, as
+//! leader, until it loses the lease: then it exits with a non-zero code).
 
 use clap::Parser;
 use everynode::cli::{Cli, Command, LogFormat, RunArgs};
+use everynode::client::{self, RateLimit};
+use everynode::leader::{self, Election, LeaderConfig};
+use everynode::metrics::Metrics;
+use everynode::readiness::Readiness;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tracing::{error, info};
 
 fn init_logging(format: LogFormat) {
@@ -38,17 +44,76 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    everynode::http::serve(
+        args.metrics_bind_address,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+
     let config = args.client_config().await?;
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config)?;
-    let version = client
-        .apiserver_version()
-        .await
-        .map_err(|e| format!("cannot reach the API server at {server}: {e}"))?;
-    info!(server = %server, version = %version.git_version, "connected to the API server");
-    everynode::controller::run(client, &args, shutdown_signal()).await?;
-    info!("stopped");
-    Ok(())
+    let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
+    let client = client::build(config.clone(), metrics.clone(), limit)?;
+    let version = tokio::select! {
+        v = client.apiserver_version() => v.map_err(|e| format!("cannot reach the API server at {server}: {e}"))?,
+        _ = &mut shutdown => return Ok(()),
+    };
+    info!(server = %server, version = %version.git_version, qps = args.kube_api_qps, burst = args.kube_api_burst, "connected to the API server");
+
+    if !args.leader_elect {
+        info!("leader election disabled: acting as the controller");
+        metrics.set_leader(true);
+        everynode::controller::run(client, &args, metrics, readiness, shutdown).await?;
+        info!("stopped");
+        return Ok(());
+    }
+
+    // The lease has a client of its own, without the client-side rate limit: a controller busy with
+    // many requests must not delay its renewals.
+    let lease_client = client::build(config, metrics.clone(), None)?;
+    let mut election = Election::start(
+        lease_client,
+        LeaderConfig {
+            namespace: args.leader_elect_resource_namespace.clone(),
+            name: args.leader_elect_resource_name.clone(),
+            identity: leader::default_identity(),
+            lease_duration: args.leader_elect_lease_duration,
+            renew_deadline: args.leader_elect_renew_deadline,
+            retry_period: args.leader_elect_retry_period,
+        },
+    )
+    .await?;
+    metrics.set_leader(false);
+    readiness.following();
+    tokio::select! {
+        acquired = election.acquired() => acquired?,
+        _ = &mut shutdown => {
+            election.release().await;
+            info!("stopped");
+            return Ok(());
+        }
+    }
+    metrics.set_leader(true);
+    let controller =
+        everynode::controller::run(client, &args, metrics.clone(), readiness, &mut shutdown);
+    tokio::select! {
+        result = controller => {
+            result?;
+            election.release().await;
+            info!("stopped");
+            Ok(())
+        }
+        lost = election.lost() => {
+            // Stop acting at once: the controller future is dropped with its in-flight syncs.
+            metrics.set_leader(false);
+            Err(Box::new(lost))
+        }
+    }
 }
 
 #[tokio::main]

@@ -14,6 +14,7 @@ fn binary_connects_reports_version_and_exits_cleanly_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_everynode"))
         .args(["run", "--kubeconfig"])
         .arg(cp.kubeconfig())
+        .arg("--metrics-bind-address=127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -81,10 +81,7 @@ pub fn write_with_users(dir: &Path, users: &[String]) -> Result<Pki, crate::Erro
         sa_pub: dir.join("sa.pub"),
         token_file: dir.join("tokens.csv"),
         admin_token: admin_token.clone(),
-        user_tokens: users
-            .iter()
-            .map(|u| (u.clone(), random_token()))
-            .collect(),
+        user_tokens: users.iter().map(|u| (u.clone(), random_token())).collect(),
     };
     let mut tokens = format!("{admin_token},admin,admin,system:masters\n");
     for (i, (user, token)) in pki.user_tokens.iter().enumerate() {

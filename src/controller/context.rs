@@ -1,5 +1,5 @@
 //! What every sync shares: the client, the caches, expectations, the failed-pod backoff, the event
-//! sink and the work queue.
+//! sink, the work queue, the metrics and the readiness state.
 
 use super::daemonset_object::CachedDaemonSet;
 use super::events::EventSink;
@@ -7,6 +7,8 @@ use super::object_cache::ObjectCache;
 use super::pod_index::PodIndex;
 use crate::core::backoff::FailedPodBackoff;
 use crate::core::expectations::Expectations;
+use crate::metrics::{DaemonSetLabels, Metrics};
+use crate::readiness::Readiness;
 use futures::channel::mpsc;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Node;
@@ -33,6 +35,8 @@ pub struct Context {
     pub queue: mpsc::UnboundedSender<ObjectRef<CachedDaemonSet>>,
     /// Consecutive failed syncs per DaemonSet key, for the rate-limited retry.
     pub failures: Mutex<HashMap<String, u32>>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
 }
 
 /// Poisoned locks only follow a panic elsewhere; the data is still usable.
@@ -49,16 +53,21 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Context {
     /// Queues a sync of `ds`.
     pub fn enqueue(&self, ds: &CachedDaemonSet) {
-        let _ = self.queue.unbounded_send(ObjectRef::from_obj(ds));
+        if self.queue.unbounded_send(ObjectRef::from_obj(ds)).is_ok() {
+            self.metrics.enqueued();
+        }
     }
 
     /// Queues a sync of `ds` after `delay`.
     pub fn enqueue_after(&self, ds: &CachedDaemonSet, delay: Duration) {
         let queue = self.queue.clone();
+        let metrics = self.metrics.clone();
         let r = ObjectRef::from_obj(ds);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = queue.unbounded_send(r);
+            if queue.unbounded_send(r).is_ok() {
+                metrics.enqueued();
+            }
         });
     }
 
@@ -68,4 +77,18 @@ impl Context {
             .daemonsets
             .get(&ObjectRef::new(name).within(namespace))
     }
+
+    /// Refreshes the outstanding-expectations gauges.
+    pub fn observe_expectations(&self) {
+        let waiting = lock(&self.expectations).waiting(crate::core::Timestamp::now());
+        self.metrics.set_expectations(waiting);
+    }
+}
+
+/// The metric labels of a DaemonSet.
+pub fn ds_labels(ds: &CachedDaemonSet) -> DaemonSetLabels {
+    DaemonSetLabels::new(
+        ds.ds.metadata.namespace.as_deref().unwrap_or_default(),
+        ds.ds.metadata.name.as_deref().unwrap_or_default(),
+    )
 }

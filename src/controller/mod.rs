@@ -7,6 +7,8 @@
 //! - [`handlers`]: which change queues which DaemonSet, and expectation observations;
 //! - [`sync`]: one sync; [`claim`], [`revisions`], [`pod_control`], [`status_writer`] apply its parts;
 //! - [`events`]: publishing events; [`context`]: what syncs share.
+//!
+//! [`run`] also feeds the metrics (queue depth, reconciles, expectations) and the readiness state.
 
 pub mod claim;
 pub mod context;
@@ -21,6 +23,8 @@ pub mod status_writer;
 pub mod sync;
 
 use crate::cli::RunArgs;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use context::{Caches, Context, lock, read, write};
 use daemonset_object::CachedDaemonSet;
 use futures::StreamExt;
@@ -29,6 +33,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, reflector};
 use serde::de::DeserializeOwned;
@@ -36,7 +41,7 @@ use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 /// Errors of the shell, with messages a cluster operator can act on.
@@ -111,12 +116,20 @@ fn retry_delay(failures: u32) -> Duration {
     Duration::from_millis(ms.min(1_000_000))
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// `namespace/name` of a queued DaemonSet.
+fn ref_key<K: kube::runtime::reflector::Lookup>(r: &ObjectRef<K>) -> String {
+    format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name)
+}
+
+/// Runs the controller until `shutdown` resolves, recording into `metrics` and `readiness`.
 pub async fn run(
     client: kube::Client,
     args: &RunArgs,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    readiness.leading();
     let (ds_store, mut ds_writer) = reflector::store::<CachedDaemonSet>();
     let (queue_tx, queue_rx) = futures::channel::mpsc::unbounded();
     let instance = std::env::var("POD_NAME")
@@ -135,6 +148,8 @@ pub async fn run(
         events: events::EventSink::start(client.clone(), instance),
         queue: queue_tx,
         failures: Default::default(),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
     });
 
     // Watches. The DaemonSet watch feeds the applier's store and the handlers.
@@ -146,6 +161,9 @@ pub async fn run(
         move |ev| {
             ds_writer.apply_watcher_event(&ev);
             for change in ds_cache.apply(ev) {
+                if let object_cache::Change::Deleted(ds) = &change {
+                    c.metrics.forget_daemonset(&context::ds_labels(ds));
+                }
                 handlers::daemonset_changed(&c, change);
             }
         },
@@ -187,6 +205,14 @@ pub async fn run(
             lock(&c.backoff).gc(crate::core::Timestamp::now());
         }
     });
+    // The expectations gauges follow the watch handlers' observations too, not only syncs.
+    let c = ctx.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            c.observe_expectations();
+        }
+    });
 
     let synced = async {
         let _ = ds_store.wait_until_ready().await;
@@ -209,10 +235,14 @@ pub async fn run(
         "caches synced; starting {} workers",
         args.concurrent_daemonset_syncs
     );
+    readiness.caches_synced(ds_store.state().iter().map(|ds| ds.key()));
 
     let reconcile = |ds: Arc<CachedDaemonSet>, ctx: Arc<Context>| async move {
         let key = ds.key();
+        let start = Instant::now();
         let result = sync::sync_daemonset(ds, &ctx).await;
+        ctx.metrics.reconciled(result.is_ok(), start.elapsed());
+        ctx.observe_expectations();
         if result.is_ok() {
             lock(&ctx.failures).remove(&key);
         }
@@ -232,15 +262,24 @@ pub async fn run(
         error_policy,
         ctx.clone(),
         ds_store.clone(),
-        queue_rx.map(Ok::<_, Infallible>),
+        queue_rx.map(move |r| {
+            metrics.dequeued();
+            Ok::<_, Infallible>(r)
+        }),
         ApplierConfig::default().concurrency(args.concurrent_daemonset_syncs),
     )
     .for_each(|result| {
         match result {
+            Ok((obj, _)) => readiness.synced(&ref_key(&obj)),
             // A queued DaemonSet deleted before its sync: its delete handler already cleaned up.
-            Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => debug!("{obj} is gone"),
+            Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                debug!("{obj} is gone");
+                readiness.synced(&ref_key(&*obj));
+            }
             // Sync failures are logged by the error policy.
-            Err(kube::runtime::controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
+            Err(kube::runtime::controller::Error::ReconcilerFailed(_, obj)) => {
+                readiness.synced(&ref_key(&*obj))
+            }
             Err(e) => warn!("controller: {e}"),
         }
         futures::future::ready(())

@@ -2,7 +2,7 @@
 //! expectations set before any request, slow-start create batches, concurrent deletes, events.
 
 use super::Error;
-use super::context::{Context, lock};
+use super::context::{Context, ds_labels, lock};
 use super::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
 use crate::core::events::{
@@ -59,24 +59,29 @@ pub async fn sync_nodes(
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let mut errors = Vec::new();
+    let labels = ds_labels(ds);
 
     let mut slow = SlowStart::new(creates.len());
     while let Some(batch) = slow.next_batch() {
         let results = join_all(
-            creates[batch]
+            creates[batch.clone()]
                 .iter()
                 .map(|node| create_one(&api, ds, node, hash)),
         )
         .await;
         let mut new_errors = 0;
-        for (node, result) in creates.iter().zip(results) {
+        for (node, result) in creates[batch].iter().zip(results) {
             match result {
-                Ok(name) => ctx.events.publish(
-                    ds,
-                    PlannedEvent::normal(SUCCESSFUL_CREATE, format!("Created pod: {name}")),
-                ),
+                Ok(name) => {
+                    ctx.metrics.pod_created(&labels);
+                    ctx.events.publish(
+                        ds,
+                        PlannedEvent::normal(SUCCESSFUL_CREATE, format!("Created pod: {name}")),
+                    )
+                }
                 Err(CreateError::NamespaceTerminating) => {}
                 Err(CreateError::Other(e)) => {
+                    ctx.metrics.pod_create_failed(&labels);
                     warn!(daemonset = %key, node = %node, "failed to create pod: {e}");
                     ctx.events.publish(
                         ds,
@@ -98,10 +103,13 @@ pub async fn sync_nodes(
     let results = join_all(deletes.iter().map(|name| api.delete(name, &dp))).await;
     for (name, result) in deletes.iter().zip(results) {
         match result {
-            Ok(_) => ctx.events.publish(
-                ds,
-                PlannedEvent::normal(SUCCESSFUL_DELETE, format!("Deleted pod: {name}")),
-            ),
+            Ok(_) => {
+                ctx.metrics.pod_deleted(&labels);
+                ctx.events.publish(
+                    ds,
+                    PlannedEvent::normal(SUCCESSFUL_DELETE, format!("Deleted pod: {name}")),
+                )
+            }
             Err(e) => {
                 lock(&ctx.expectations).deletion_observed(&key);
                 if !matches!(&e, kube::Error::Api(s) if s.code == 404) {

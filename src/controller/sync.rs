@@ -3,7 +3,7 @@
 
 use super::Error;
 use super::claim::claim_objects;
-use super::context::{Context, lock, read};
+use super::context::{Context, ds_labels, lock, read};
 use super::daemonset_object::CachedDaemonSet;
 use super::pod_control::sync_nodes;
 use super::revisions;
@@ -139,6 +139,9 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     let node_pods = group_by_node(owned.iter(), false);
     let counters = compute_counters(d, &nodes, &node_pods, hash, now);
     let status_result = write_status(&ctx.client, &ds, &counters, true).await;
+    if status_result.is_ok() {
+        ctx.metrics.set_rollout(&ds_labels(&ds), &counters);
+    }
     let requeue = earliest(
         plan.requeue_after,
         status_result

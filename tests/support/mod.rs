@@ -315,6 +315,8 @@ pub fn start_everynode(name: &str, extra_args: &[&str]) -> controlplane::process
     let mut args = vec![
         "run".to_string(),
         format!("--kubeconfig={}", cp.kubeconfig().display()),
+        // Any free port: several instances (and other test binaries) run on this machine at once.
+        "--metrics-bind-address=127.0.0.1:0".to_string(),
     ];
     args.extend(extra_args.iter().map(|s| s.to_string()));
     let log = cp.log(name);

@@ -1,0 +1,142 @@
+//! What a benchmark run covers: node counts, API budgets, steady-state length, where the everynode
+//! binary is and where results go; parsed from the command line of `everynode-bench`.
+
+use crate::controller::Budget;
+use crate::error::Error;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+everynode-bench: everynode against kube-controller-manager's DaemonSet controller on the local
+control plane with kwok fake nodes (see bench/README.md).
+
+usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited] [--steady-seconds 60]
+                       [--churn-per-second 10] [--everynode target/release/everynode]
+                       [--out bench/results] [--work-dir target/bench]
+
+  --nodes             node counts N, run in this order (the pool grows between them)
+  --budgets           client-side API budgets: default (20 QPS, burst 30) and/or unlimited
+  --steady-seconds    length of the steady state with node label churn
+  --churn-per-second  node label patches per second during the steady state
+  --everynode         the everynode binary to measure (build it with cargo build --release)
+  --out               where report.md, results.json and the PNG charts go
+  --work-dir          the control plane's folder (logs, audit log, etcd data)";
+
+/// A benchmark run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nodes: Vec<usize>,
+    pub budgets: Vec<Budget>,
+    pub steady: Duration,
+    pub churn_per_second: u32,
+    pub everynode: PathBuf,
+    pub out: PathBuf,
+    pub work_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            nodes: vec![100, 500, 1000],
+            budgets: vec![Budget::upstream_default(), Budget::unlimited()],
+            steady: Duration::from_secs(60),
+            churn_per_second: 10,
+            everynode: PathBuf::from("target/release/everynode"),
+            out: PathBuf::from("bench/results"),
+            work_dir: PathBuf::from("target/bench"),
+        }
+    }
+}
+
+impl Config {
+    /// Parses `--flag value` pairs over the defaults.
+    pub fn from_args(args: &[String]) -> Result<Self, Error> {
+        let mut c = Self::default();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| Error::Usage(format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "--nodes" => {
+                    c.nodes = value()?
+                        .split(',')
+                        .map(|n| match n.trim().parse::<usize>() {
+                            Ok(n) if n > 0 => Ok(n),
+                            _ => Err(Error::Usage(format!(
+                                "--nodes: {n:?} is not a positive number"
+                            ))),
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "--budgets" => {
+                    c.budgets = value()?
+                        .split(',')
+                        .map(|b| match b.trim() {
+                            "default" => Ok(Budget::upstream_default()),
+                            "unlimited" => Ok(Budget::unlimited()),
+                            other => Err(Error::Usage(format!(
+                                "--budgets: {other:?} is neither default nor unlimited"
+                            ))),
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "--steady-seconds" => {
+                    let v = value()?;
+                    c.steady = Duration::from_secs(v.parse().map_err(|_| {
+                        Error::Usage(format!("--steady-seconds: {v:?} is not a number"))
+                    })?);
+                }
+                "--churn-per-second" => {
+                    let v = value()?;
+                    c.churn_per_second = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--churn-per-second: {v:?} is not a positive number"
+                        ))
+                    })?;
+                }
+                "--everynode" => c.everynode = PathBuf::from(value()?),
+                "--out" => c.out = PathBuf::from(value()?),
+                "--work-dir" => c.work_dir = PathBuf::from(value()?),
+                other => return Err(Error::Usage(format!("unknown flag {other}"))),
+            }
+        }
+        if c.nodes.is_empty() || c.budgets.is_empty() {
+            return Err(Error::Usage(
+                "--nodes and --budgets need at least one value".into(),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::from_args(&[]).unwrap_or_default();
+        assert_eq!(c.nodes, vec![100, 500, 1000]);
+        assert_eq!(c.budgets.len(), 2);
+        let c = Config::from_args(&args("--nodes 20 --budgets unlimited --steady-seconds 5"));
+        let c = c.unwrap_or_default();
+        assert_eq!(c.nodes, vec![20]);
+        assert_eq!(c.budgets, vec![Budget::unlimited()]);
+        assert_eq!(c.steady, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn rejects_nonsense() {
+        assert!(Config::from_args(&args("--nodes 0")).is_err());
+        assert!(Config::from_args(&args("--budgets fast")).is_err());
+        assert!(Config::from_args(&args("--what 1")).is_err());
+        assert!(Config::from_args(&args("--nodes")).is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! everynode's benchmark against kube-controller-manager's DaemonSet controller (`make bench`): one
+//! local control plane with kwok fake nodes, both controllers taking turns on the same nodes at the
+//! same API budgets, figures written to a Markdown report, `results.json` and PNG charts.
+
+pub mod audit;
+pub mod charts;
+pub mod config;
+pub mod controller;
+pub mod error;
+pub mod limit;
+pub mod namespace;
+pub mod podwatch;
+pub mod pool;
+pub mod procstat;
+pub mod progress;
+pub mod ratelimit;
+pub mod report;
+pub mod results;
+pub mod scenario;
+
+use crate::config::Config;
+use crate::controller::{EverynodeFlags, Kind};
+use crate::error::Error;
+use crate::results::{Machine, Results};
+use controlplane::{ControlPlane, Options};
+use std::path::PathBuf;
+
+/// Memory (GiB) a run at N nodes needs on top of the control plane: a rough bound from runs at 1000
+/// nodes; larger N are skipped, and said so, on a machine with less.
+fn fits(nodes: usize, machine: &Machine) -> bool {
+    let needed_gib = 4.0 + nodes as f64 * 0.004;
+    machine.memory_gib <= 0.0 || needed_gib <= machine.memory_gib
+}
+
+/// Runs the whole benchmark and writes the report; returns the figures.
+pub async fn run(config: &Config) -> Result<Results, Error> {
+    let everynode = std::fs::canonicalize(&config.everynode)
+        .map_err(|_| Error::NoEverynode(config.everynode.clone()))?;
+    let flags = EverynodeFlags::of(&everynode);
+    if !flags.kube_api_qps {
+        progress::say(
+            "everynode has no --kube-api-qps/--kube-api-burst: it runs without a client-side limit in every turn",
+        );
+    }
+    std::fs::create_dir_all(&config.out).map_err(|e| Error::io(&config.out, e))?;
+    let work = absolute(&config.work_dir)?;
+    if work.join("etcd").exists() {
+        let _ = std::fs::remove_dir_all(work.join("etcd"));
+    }
+    progress::say(format!(
+        "starting the local control plane in {}",
+        work.display()
+    ));
+    let cp = ControlPlane::start(Options {
+        dir: Some(work),
+        users: vec![Kind::Everynode.user().into(), Kind::Upstream.user().into()],
+        audit: true,
+        ..Default::default()
+    })
+    .await?;
+    progress::say(format!(
+        "control plane up at {} (logs: {})",
+        cp.server(),
+        cp.dir().join("logs").display()
+    ));
+    let client = cp.client().await?;
+    let mut results = Results {
+        machine: Machine::here(),
+        everynode_has_api_budget_flags: flags.kube_api_qps,
+        steady_seconds: config.steady.as_secs(),
+        churn_per_second: config.churn_per_second,
+        ..Default::default()
+    };
+    results.machine.kubernetes = kubernetes_version(&client).await;
+    for &n in &config.nodes {
+        if !fits(n, &results.machine) {
+            let why = format!(
+                "N = {n}: this machine has {:.0} GiB of memory, not enough for the control plane, kwok and {n} nodes",
+                results.machine.memory_gib
+            );
+            progress::say(&why);
+            results.skipped.push(why);
+            continue;
+        }
+        pool::ensure_pool(&client, n).await?;
+        for (i, budget) in config.budgets.iter().enumerate() {
+            results.limits.push(limit::run(&client, n, budget).await?);
+            // Alternate who goes first, so neither always meets a freshly compacted etcd.
+            let order = if i % 2 == 0 {
+                [Kind::Everynode, Kind::Upstream]
+            } else {
+                [Kind::Upstream, Kind::Everynode]
+            };
+            for kind in order {
+                let spec = scenario::TurnSpec {
+                    kind,
+                    budget: budget.clone(),
+                    nodes: n,
+                    steady: config.steady,
+                    churn_per_second: config.churn_per_second,
+                };
+                let turn = scenario::run(&cp, &client, &spec, &everynode).await?;
+                results.turns.push(turn);
+                write(&results, config)?;
+            }
+        }
+    }
+    write(&results, config)?;
+    progress::say(format!(
+        "report: {}",
+        config.out.join("report.md").display()
+    ));
+    Ok(results)
+}
+
+/// Writes report.md, results.json and the charts (after every turn, so an interrupted run leaves
+/// what it measured).
+fn write(results: &Results, config: &Config) -> Result<(), Error> {
+    results.write_json(&config.out.join("results.json"))?;
+    let md = config.out.join("report.md");
+    std::fs::write(&md, report::markdown(results)).map_err(|e| Error::io(&md, e))?;
+    charts::draw(results, &config.out)?;
+    Ok(())
+}
+
+fn absolute(p: &std::path::Path) -> Result<PathBuf, Error> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    Ok(cwd.join(p))
+}
+
+async fn kubernetes_version(client: &kube::Client) -> String {
+    client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .unwrap_or_default()
+}

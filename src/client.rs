@@ -1,0 +1,238 @@
+//! Construction of the Kubernetes client: kube-rs's default stack plus two tower layers, a
+//! client-side rate limit (kube-controller-manager's `--kube-api-qps`/`--kube-api-burst`) and the
+//! API request metrics.
+
+use crate::core::token_bucket::TokenBucket;
+use crate::metrics::{Metrics, RequestLabels, request_code, request_verb};
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::time::Instant as MonotonicInstant;
+use tower::{Layer, Service};
+
+/// Client-side rate limit of API requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub qps: f32,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `qps` 0 (or negative) means no client-side limit.
+    pub fn new(qps: f32, burst: u32) -> Option<Self> {
+        (qps > 0.0).then_some(Self { qps, burst })
+    }
+}
+
+/// Builds a client from `config`: requests first wait for the rate limit (if any), then are counted
+/// and timed in `metrics`.
+pub fn build(
+    config: kube::Config,
+    metrics: Arc<Metrics>,
+    limit: Option<RateLimit>,
+) -> Result<kube::Client, kube::Error> {
+    let builder =
+        kube::client::ClientBuilder::try_from(config)?.with_layer(&MetricsLayer { metrics });
+    Ok(match limit {
+        Some(limit) => builder.with_layer(&RateLimitLayer::new(limit)).build(),
+        None => builder.build(),
+    })
+}
+
+/// Counts and times every request by verb and status code.
+#[derive(Clone)]
+pub struct MetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for MetricsService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let verb = request_verb(req.method(), req.uri().query());
+        let metrics = self.metrics.clone();
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let result = fut.await;
+            let code = request_code(result.as_ref().ok().map(|r| r.status()));
+            metrics.api_request(&RequestLabels { verb, code }, start.elapsed());
+            result
+        })
+    }
+}
+
+/// The shared token bucket and the monotonic origin of its clock.
+struct Bucket {
+    /// tokio's clock, so that tests can pause it.
+    origin: MonotonicInstant,
+    bucket: Mutex<TokenBucket>,
+}
+
+impl Bucket {
+    /// Reserves a token now; returns how long to wait for it.
+    fn reserve(&self) -> Duration {
+        let now = self.origin.elapsed();
+        self.bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserve(now)
+    }
+}
+
+/// Holds every request until the token bucket grants it. kube's `Client` drives its stack from one
+/// buffer worker, so waiting in `poll_ready` delays requests in arrival order.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    bucket: Arc<Bucket>,
+}
+
+impl RateLimitLayer {
+    pub fn new(limit: RateLimit) -> Self {
+        Self {
+            bucket: Arc::new(Bucket {
+                origin: MonotonicInstant::now(),
+                bucket: Mutex::new(TokenBucket::new(f64::from(limit.qps), limit.burst)),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimitService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            inner,
+            bucket: self.bucket.clone(),
+            state: Permit::None,
+        }
+    }
+}
+
+enum Permit {
+    /// No token reserved yet.
+    None,
+    /// A token is reserved; it becomes usable when the sleep ends.
+    Waiting(Pin<Box<tokio::time::Sleep>>),
+    /// A token is usable by the next `call`.
+    Ready,
+}
+
+pub struct RateLimitService<S> {
+    inner: S,
+    bucket: Arc<Bucket>,
+    state: Permit,
+}
+
+impl<S, Req> Service<Req> for RateLimitService<S>
+where
+    S: Service<Req>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        loop {
+            match &mut self.state {
+                Permit::None => {
+                    let wait = self.bucket.reserve();
+                    self.state = if wait.is_zero() {
+                        Permit::Ready
+                    } else {
+                        Permit::Waiting(Box::pin(tokio::time::sleep(wait)))
+                    };
+                }
+                Permit::Waiting(sleep) => match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => self.state = Permit::Ready,
+                    Poll::Pending => return Poll::Pending,
+                },
+                Permit::Ready => return self.inner.poll_ready(cx),
+            }
+        }
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        // Each call spends the token its poll_ready obtained.
+        self.state = Permit::None;
+        self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[test]
+    fn qps_zero_means_no_limit() {
+        assert_eq!(RateLimit::new(0.0, 30), None);
+        assert_eq!(
+            RateLimit::new(20.0, 30),
+            Some(RateLimit {
+                qps: 20.0,
+                burst: 30
+            })
+        );
+    }
+
+    /// The layer really holds requests: 5 requests at 10 qps with burst 2 take 300 ms of (paused,
+    /// virtual) tokio time, and each one is served once.
+    #[tokio::test(start_paused = true)]
+    async fn the_layer_spaces_requests_beyond_the_burst() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let c = calls.clone();
+        let start = tokio::time::Instant::now();
+        let svc = tower::service_fn(move |n: u32| {
+            let c = c.clone();
+            async move {
+                c.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((n, start.elapsed()));
+                Ok::<_, std::convert::Infallible>(n)
+            }
+        });
+        let mut svc = RateLimitLayer::new(RateLimit {
+            qps: 10.0,
+            burst: 2,
+        })
+        .layer(svc);
+        for n in 0..5 {
+            let Ok(ready) = svc.ready().await;
+            let Ok(out) = ready.call(n).await;
+            assert_eq!(out, n);
+        }
+        let calls = calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let at: Vec<u128> = calls.iter().map(|(_, t)| t.as_millis()).collect();
+        assert_eq!(at, vec![0, 0, 100, 200, 300]);
+    }
+}

@@ -1,0 +1,84 @@
+//! The benchmark of `make bench` at N = 20 with a 3 s steady state, so its code cannot rot: it asserts
+//! that every figure was collected and the report and charts were written, not how fast anything was.
+
+use bench::config::Config;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_smoke_collects_every_figure() {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-smoke");
+    let _ = std::fs::remove_dir_all(base.join("results"));
+    let config = Config {
+        nodes: vec![20],
+        steady: Duration::from_secs(3),
+        everynode: PathBuf::from(env!("CARGO_BIN_EXE_everynode")),
+        out: base.join("results"),
+        work_dir: base.join("controlplane"),
+        ..Default::default()
+    };
+    let r = bench::run(&config)
+        .await
+        .unwrap_or_else(|e| panic!("the benchmark failed: {e}"));
+    assert!(
+        r.everynode_has_api_budget_flags,
+        "everynode run lacks --kube-api-qps/--kube-api-burst"
+    );
+    assert_eq!(r.turns.len(), 4, "2 controllers x 2 budgets");
+    assert_eq!(r.limits.len(), 2, "one physical limit per budget");
+    for t in &r.turns {
+        let who = format!("{} at the {} budget", t.controller, t.budget);
+        assert!(t.errors.is_empty(), "{who}: {:?}", t.errors);
+        for (name, v) in [
+            ("create: all pods exist", t.create_all_exist_s),
+            ("create: all pods Ready", t.create_all_ready_s),
+            ("rolling update", t.rollout_s),
+            ("join median", t.join_median_s),
+            ("join p99", t.join_p99_s),
+        ] {
+            assert!(v.is_some_and(|v| v >= 0.0), "{who}: {name} missing");
+        }
+        assert_eq!(t.joined, 2, "{who}: 10% of 20 nodes join");
+        assert!(t.churn_patches > 0, "{who}: no label churn was sent");
+        assert!(
+            t.high_water_mark_bytes.is_some_and(|b| b > 0),
+            "{who}: no VmHWM"
+        );
+        for phase in ["start", "create", "update", "join", "steady"] {
+            let p = t
+                .phase(phase)
+                .unwrap_or_else(|| panic!("{who}: no figures for phase {phase}"));
+            assert!(p.peak_rss_bytes > 0, "{who}: {phase}: no peak RSS");
+            assert!(p.cpu_seconds >= 0.0, "{who}: {phase}: CPU seconds");
+        }
+        let created = t
+            .phase("create")
+            .and_then(|p| p.requests.get("create").copied());
+        assert!(
+            created.is_some_and(|c| c >= 20),
+            "{who}: the audit log shows {created:?} create requests while creating 20 pods"
+        );
+        let watches = t
+            .phase("start")
+            .and_then(|p| p.requests.get("watch").copied());
+        assert!(
+            watches.is_some_and(|w| w >= 3),
+            "{who}: {watches:?} watches at start"
+        );
+    }
+    for l in &r.limits {
+        assert!(l.all_created_s > 0.0 && l.all_ready_s.is_some(), "{l:?}");
+    }
+    let report = std::fs::read_to_string(config.out.join("report.md")).unwrap_or_default();
+    assert!(
+        report.contains("| figure | everynode | upstream | everynode / upstream |"),
+        "report.md has no table:\n{report}"
+    );
+    assert!(report.contains("## N = 20"), "report.md:\n{report}");
+    for f in ["time.png", "memory.png", "results.json"] {
+        let len = std::fs::metadata(config.out.join(f))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(len > 1000, "{f} is missing or empty ({len} bytes)");
+    }
+}

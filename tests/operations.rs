@@ -1,0 +1,884 @@
+//! Running everynode as an operator would, on the real control plane: with only the ClusterRole of
+//! `deploy/everynode.yaml`, two replicas with leader election and a leader killed mid-rollout,
+//! `/metrics` matching what the controller did, and `/readyz` / `/healthz` around the cache sync.
+//!
+//! Each test starts its own everynode processes and they act on the whole cluster, so the tests of
+//! this binary run one at a time (`SERIAL`).
+
+mod support;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::watcher::{self, Event};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{TestEnv, daemonset, pod_ready, wait_for};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// An everynode process, stopped (SIGTERM, then SIGKILL) when dropped, also when a test fails.
+struct Everynode {
+    process: controlplane::process::Process,
+    metrics_port: u16,
+}
+
+impl Drop for Everynode {
+    fn drop(&mut self) {
+        self.process.stop(Duration::from_secs(10));
+    }
+}
+
+/// Starts everynode with `kubeconfig`, `extra` flags and `env`, serving metrics on a free port.
+fn start(name: &str, kubeconfig: &Path, extra: &[&str], env: &[(&str, &str)]) -> Everynode {
+    let cp = support::control_plane();
+    let metrics_port = controlplane::free_port().unwrap_or_else(|e| panic!("free port: {e}"));
+    let mut args = vec![
+        "run".to_string(),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--metrics-bind-address=127.0.0.1:{metrics_port}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,everynode=debug".into());
+    let mut vars = vec![("RUST_LOG", level.as_str())];
+    vars.extend_from_slice(env);
+    let exe = Path::new(env!("CARGO_BIN_EXE_everynode"));
+    let process =
+        controlplane::process::Process::spawn_with_env(name, exe, &args, &vars, &cp.log(name))
+            .unwrap_or_else(|e| panic!("start everynode: {e}"));
+    eprintln!(
+        "{name}: pid {}, log {}",
+        process.pid(),
+        process.log().display()
+    );
+    Everynode {
+        process,
+        metrics_port,
+    }
+}
+
+/// `GET path` on 127.0.0.1:port: the status code and body, or why there was none.
+async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("no status line in {text:?}"))?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((code, body))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| "no answer within 5s".to_string())?
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text page.
+fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| match l.rsplit_once(' ') {
+            Some((k, v)) if k == name => v.parse().ok(),
+            _ => None,
+        })
+}
+
+async fn scrape(port: u16) -> String {
+    match http_get(port, "/metrics").await {
+        Ok((200, body)) => body,
+        other => panic!("GET /metrics: {other:?}"),
+    }
+}
+
+/// The RBAC documents of deploy/everynode.yaml (ServiceAccount, ClusterRole, ClusterRoleBinding),
+/// without the Deployment and Service, which must not run on the local control plane.
+fn rbac_documents() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/everynode.yaml");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let docs: Vec<&str> = text
+        .split("\n---")
+        .filter(|doc| {
+            doc.lines().any(|l| {
+                matches!(
+                    l.trim_end(),
+                    "kind: ServiceAccount" | "kind: ClusterRole" | "kind: ClusterRoleBinding"
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        docs.len(),
+        3,
+        "deploy/everynode.yaml should hold a ServiceAccount, a ClusterRole and a ClusterRoleBinding"
+    );
+    docs.join("\n---\n")
+}
+
+/// A kubeconfig for the ServiceAccount kube-system/everynode, with the ClusterRole of
+/// deploy/everynode.yaml applied.
+fn service_account_kubeconfig(env: &TestEnv) -> PathBuf {
+    let dir = env.cp.dir();
+    let rbac = dir.join("everynode-rbac.yaml");
+    std::fs::write(&rbac, rbac_documents()).unwrap_or_else(|e| panic!("write rbac: {e}"));
+    env.kubectl(&["apply", "-f", &rbac.display().to_string()]);
+    let token = env.kubectl(&[
+        "create",
+        "token",
+        "everynode",
+        "-n",
+        "kube-system",
+        "--duration=1h",
+    ]);
+    let kubeconfig = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": {
+            "server": env.cp.server(),
+            "certificate-authority": env.cp.ca_cert().display().to_string(),
+        }}],
+        "users": [{"name": "everynode", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "everynode", "context": {"cluster": "local", "user": "everynode"}}],
+        "current-context": "everynode",
+    });
+    let path = dir.join("kubeconfig-everynode-sa");
+    std::fs::write(&path, kubeconfig.to_string())
+        .unwrap_or_else(|e| panic!("write kubeconfig: {e}"));
+    path
+}
+
+/// `kubectl auth can-i` with `kubeconfig`: true for "yes".
+fn can_i(env: &TestEnv, kubeconfig: &Path, args: &[&str]) -> bool {
+    let out = std::process::Command::new(env.cp.binaries().path("kubectl"))
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(["auth", "can-i"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run kubectl: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim() == "yes"
+}
+
+async fn patch_template(env: &TestEnv, ds: &str, patch: serde_json::Value) {
+    let api: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
+    api.patch(
+        ds,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": patch}})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("patch template: {e}"));
+}
+
+/// The hash of the newest ControllerRevision once its revision number is at least `revision`.
+async fn current_hash(env: &TestEnv, revision: i64) -> String {
+    let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
+    wait_for(
+        &format!("revision {revision}"),
+        Duration::from_secs(30),
+        || async {
+            let list = revs
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let newest = list
+                .iter()
+                .max_by_key(|r| r.revision)
+                .ok_or("no revisions")?;
+            if newest.revision < revision {
+                return Err(format!("newest revision is {}", newest.revision));
+            }
+            Ok(hash_of(&newest.metadata))
+        },
+    )
+    .await
+}
+
+fn hash_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get("controller-revision-hash"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Pods of `ds` (any state) carrying revision `hash`.
+async fn count_on_revision(env: &TestEnv, ds: &str, hash: &str) -> usize {
+    env.pods_by_node(&format!("app={ds}"))
+        .await
+        .values()
+        .flatten()
+        .filter(|p| hash_of(&p.metadata) == hash)
+        .count()
+}
+
+async fn wait_all_on_revision(env: &TestEnv, ds: &str, nodes: &[String], hash: &str) {
+    wait_for(
+        &format!("every pod of {ds} on revision {hash}"),
+        Duration::from_secs(180),
+        || async {
+            let pods = env.pods_by_node(&format!("app={ds}")).await;
+            let old = pods
+                .values()
+                .flatten()
+                .filter(|p| hash_of(&p.metadata) != hash)
+                .count();
+            if old == 0 {
+                Ok(())
+            } else {
+                Err(format!("{old} pods not on {hash}"))
+            }
+        },
+    )
+    .await;
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    env.wait_pods_exactly_on(ds, &refs).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_with_only_the_cluster_role_of_deploy_manifest() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new("ops-rbac").await;
+    let kubeconfig = service_account_kubeconfig(&env);
+    assert!(
+        can_i(&env, &kubeconfig, &["create", "pods", "-n", &env.ns]),
+        "the ServiceAccount may create pods"
+    );
+    assert!(
+        !can_i(&env, &kubeconfig, &["delete", "nodes"]),
+        "the ServiceAccount is not an admin"
+    );
+    let everynode = start(
+        "everynode-rbac",
+        &kubeconfig,
+        &["--leader-elect-resource-name=ops-rbac"],
+        &[],
+    );
+
+    let mut nodes = vec![
+        env.add_node("n0", &[], vec![]).await,
+        env.add_node("n1", &[], vec![]).await,
+    ];
+    env.create_daemonset(&daemonset(&env, "agent", json!({})))
+        .await;
+    env.wait_pods_exactly_on("agent", &[&nodes[0], &nodes[1]])
+        .await;
+    env.wait_ds_status("agent", [2, 2, 2, 2, 2, 0]).await;
+
+    // A node that joins later gets its pod.
+    nodes.push(env.add_node("n2", &[], vec![]).await);
+    env.wait_pods_exactly_on("agent", &[&nodes[0], &nodes[1], &nodes[2]])
+        .await;
+    env.wait_ds_status("agent", [3, 3, 3, 3, 3, 0]).await;
+
+    // A template change rolls out (new ControllerRevision, every pod replaced).
+    patch_template(
+        &env,
+        "agent",
+        json!({"metadata": {"annotations": {"rollout": "2"}}}),
+    )
+    .await;
+    let hash = current_hash(&env, 2).await;
+    wait_all_on_revision(&env, "agent", &nodes, &hash).await;
+    env.wait_ds_status("agent", [3, 3, 3, 3, 3, 0]).await;
+
+    // Nothing the controller did was refused (events, revisions, status, the lease...).
+    let log = std::fs::read_to_string(everynode.process.log()).unwrap_or_default();
+    let forbidden: Vec<&str> = log
+        .lines()
+        .filter(|l| l.to_lowercase().contains("forbidden"))
+        .collect();
+    assert!(
+        forbidden.is_empty(),
+        "requests refused with the ClusterRole of deploy/everynode.yaml:\n{}",
+        forbidden.join("\n")
+    );
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-system");
+    let lease = leases
+        .get("ops-rbac")
+        .await
+        .unwrap_or_else(|e| panic!("the Lease kube-system/ops-rbac: {e}"));
+    assert!(
+        lease
+            .spec
+            .and_then(|s| s.holder_identity)
+            .is_some_and(|h| !h.is_empty()),
+        "the instance holds the lease"
+    );
+}
+
+/// Checks on every pod event of the DaemonSet: at most `max_unavailable` of `nodes` without a Ready,
+/// non-terminating pod, and never two live pods of one revision on a node.
+struct BudgetWatcher {
+    violation: Arc<Mutex<Option<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BudgetWatcher {
+    fn start(env: &TestEnv, ds: &str, nodes: Vec<String>, max_unavailable: usize) -> Self {
+        let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+        let violation = Arc::new(Mutex::new(None));
+        let v = violation.clone();
+        let cfg = watcher::Config::default().labels(&format!("app={ds}"));
+        let task = tokio::spawn(async move {
+            let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
+            let mut relist: Option<BTreeMap<String, Pod>> = None;
+            let mut stream = watcher::watcher(api, cfg).boxed();
+            while let Some(ev) = stream.next().await {
+                let Ok(ev) = ev else { continue };
+                match ev {
+                    Event::Init => {
+                        relist = Some(BTreeMap::new());
+                        continue;
+                    }
+                    Event::InitApply(p) => {
+                        relist
+                            .get_or_insert_with(BTreeMap::new)
+                            .insert(p.metadata.name.clone().unwrap_or_default(), p);
+                        continue;
+                    }
+                    Event::InitDone => pods = relist.take().unwrap_or_default(),
+                    Event::Apply(p) => {
+                        pods.insert(p.metadata.name.clone().unwrap_or_default(), p);
+                    }
+                    Event::Delete(p) => {
+                        pods.remove(&p.metadata.name.clone().unwrap_or_default());
+                    }
+                }
+                if let Some(problem) = budget_problem(&pods, &nodes, max_unavailable) {
+                    let mut slot = v.lock().unwrap_or_else(|e| e.into_inner());
+                    if slot.is_none() {
+                        *slot = Some(problem);
+                    }
+                }
+            }
+        });
+        Self { violation, task }
+    }
+
+    fn finish(self) {
+        self.task.abort();
+        let v = self
+            .violation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        assert!(
+            v.is_none(),
+            "rollout invariant violated: {}",
+            v.unwrap_or_default()
+        );
+    }
+}
+
+fn budget_problem(
+    pods: &BTreeMap<String, Pod>,
+    nodes: &[String],
+    max_unavailable: usize,
+) -> Option<String> {
+    let mut per_node: BTreeMap<&str, Vec<&Pod>> =
+        nodes.iter().map(|n| (n.as_str(), Vec::new())).collect();
+    for p in pods
+        .values()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+            && let Some(v) = per_node.get_mut(n)
+        {
+            v.push(p);
+        }
+    }
+    let describe = || {
+        per_node
+            .iter()
+            .map(|(n, ps)| {
+                let pods: Vec<String> = ps
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}{}",
+                            hash_of(&p.metadata),
+                            if pod_ready(p) { "R" } else { "-" }
+                        )
+                    })
+                    .collect();
+                format!("{n}:[{}]", pods.join(","))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let unavailable = per_node
+        .values()
+        .filter(|ps| !ps.iter().any(|p| pod_ready(p)))
+        .count();
+    if unavailable > max_unavailable {
+        return Some(format!(
+            "{unavailable} nodes unavailable > {max_unavailable}: {}",
+            describe()
+        ));
+    }
+    let duplicate = per_node.values().any(|ps| {
+        let mut hashes: Vec<String> = ps.iter().map(|p| hash_of(&p.metadata)).collect();
+        hashes.sort();
+        hashes.windows(2).any(|w| w[0] == w[1])
+    });
+    duplicate.then(|| format!("two pods of one revision on a node: {}", describe()))
+}
+
+async fn lease_holder(leases: &Api<Lease>, name: &str) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_takes_over_a_killed_leader_mid_rollout_within_the_lease_duration() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new("ops-failover").await;
+    let lease_name = "ops-failover";
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-system");
+    // A Lease left by an earlier run would delay the election by a lease duration.
+    let _ = leases.delete(lease_name, &Default::default()).await;
+    let kubeconfig = env.cp.kubeconfig().to_path_buf();
+    let flags = [
+        "--leader-elect=true",
+        "--leader-elect-resource-namespace=kube-system",
+        "--leader-elect-resource-name=ops-failover",
+        "--leader-elect-lease-duration=15s",
+        "--leader-elect-renew-deadline=10s",
+        "--leader-elect-retry-period=2s",
+    ];
+    let mut a = Some(start(
+        "everynode-a",
+        &kubeconfig,
+        &flags,
+        &[("POD_NAME", "everynode-a")],
+    ));
+    let mut b = Some(start(
+        "everynode-b",
+        &kubeconfig,
+        &flags,
+        &[("POD_NAME", "everynode-b")],
+    ));
+
+    let holder = wait_for("a leader", Duration::from_secs(30), || async {
+        lease_holder(&leases, lease_name)
+            .await
+            .ok_or_else(|| "no holder".to_string())
+    })
+    .await;
+    let (leader, follower) = if holder.starts_with("everynode-a_") {
+        (&mut a, &mut b)
+    } else {
+        assert!(holder.starts_with("everynode-b_"), "holder {holder}");
+        (&mut b, &mut a)
+    };
+    let follower_port = follower.as_ref().map_or(0, |f| f.metrics_port);
+    let leader_port = leader.as_ref().map_or(0, |l| l.metrics_port);
+    // The follower is ready (waiting for the lease) and says it is not the leader.
+    wait_for(
+        "the follower to be ready",
+        Duration::from_secs(30),
+        || async {
+            match http_get(follower_port, "/readyz").await {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        series(&scrape(follower_port).await, "everynode_leader"),
+        Some(0.0)
+    );
+    wait_for("the leader gauge", Duration::from_secs(30), || async {
+        match series(&scrape(leader_port).await, "everynode_leader") {
+            Some(1.0) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    let mut nodes = Vec::new();
+    for i in 0..10 {
+        nodes.push(env.add_node(&format!("n{i}"), &[], vec![]).await);
+    }
+    env.create_daemonset(&daemonset(
+        &env,
+        "agent",
+        json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}}}),
+    ))
+    .await;
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    env.wait_pods_exactly_on("agent", &refs).await;
+
+    let watcher = BudgetWatcher::start(&env, "agent", nodes.clone(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch_template(
+        &env,
+        "agent",
+        json!({"metadata": {"annotations": {"rollout": "2"}}}),
+    )
+    .await;
+    let hash = current_hash(&env, 2).await;
+    wait_for(
+        "the rollout to be under way",
+        Duration::from_secs(60),
+        || async {
+            let n = count_on_revision(&env, "agent", &hash).await;
+            if n >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{n} pods on the new revision"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        count_on_revision(&env, "agent", &hash).await < nodes.len(),
+        "the rollout finished before the leader could be killed"
+    );
+
+    let killed_pid = leader.as_ref().map_or(0, |l| l.process.pid());
+    assert!(controlplane::process::signal(killed_pid, libc::SIGKILL));
+    let killed = Instant::now();
+    let new_holder = wait_for(
+        "the follower to take over",
+        Duration::from_secs(30),
+        || async {
+            match lease_holder(&leases, lease_name).await {
+                Some(h) if h != holder => Ok(h),
+                other => Err(format!("holder {other:?}")),
+            }
+        },
+    )
+    .await;
+    let takeover = killed.elapsed();
+    eprintln!(
+        "takeover by {new_holder} {:.1}s after the kill",
+        takeover.as_secs_f64()
+    );
+    // The lease duration, plus the follower's retry jitter (up to 1 s) and request latency.
+    assert!(
+        takeover <= Duration::from_secs(17),
+        "takeover took {takeover:?}, more than the 15 s lease duration (+2 s)"
+    );
+    drop(leader.take());
+
+    wait_all_on_revision(&env, "agent", &nodes, &hash).await;
+    env.wait_ds_status("agent", [10, 10, 10, 10, 10, 0]).await;
+    watcher.finish();
+    wait_for("the new leader gauge", Duration::from_secs(30), || async {
+        match series(&scrape(follower_port).await, "everynode_leader") {
+            Some(1.0) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    drop(follower.take());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_what_the_controller_did() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new("ops-metrics").await;
+    let everynode = start(
+        "everynode-metrics",
+        env.cp.kubeconfig(),
+        &["--leader-elect=false"],
+        &[],
+    );
+    let port = everynode.metrics_port;
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(env.add_node(&format!("n{i}"), &[], vec![]).await);
+    }
+    env.create_daemonset(&daemonset(&env, "agent", json!({})))
+        .await;
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    env.wait_pods_exactly_on("agent", &refs).await;
+    env.wait_ds_status("agent", [3, 3, 3, 3, 3, 0]).await;
+
+    // One node stops qualifying: its pod is deleted.
+    env.patch_node(
+        &nodes[2],
+        json!({"metadata": {"labels": {env.node_label(): "false"}}}),
+    )
+    .await;
+    env.wait_pods_exactly_on("agent", &refs[..2]).await;
+    env.wait_ds_status("agent", [2, 2, 2, 2, 2, 0]).await;
+
+    let ds = format!(r#"namespace="{}",name="agent""#, env.ns);
+    let want = [
+        (format!("everynode_pods_created_total{{{ds}}}"), 3.0),
+        (format!("everynode_pods_deleted_total{{{ds}}}"), 1.0),
+        (
+            format!(r#"everynode_daemonset_pods{{{ds},state="desired"}}"#),
+            2.0,
+        ),
+        (
+            format!(r#"everynode_daemonset_pods{{{ds},state="current"}}"#),
+            2.0,
+        ),
+        (
+            format!(r#"everynode_daemonset_pods{{{ds},state="ready"}}"#),
+            2.0,
+        ),
+        (
+            format!(r#"everynode_daemonset_pods{{{ds},state="updated"}}"#),
+            2.0,
+        ),
+        (
+            format!(r#"everynode_daemonset_pods{{{ds},state="available"}}"#),
+            2.0,
+        ),
+        (
+            format!(r#"everynode_daemonset_pods{{{ds},state="misscheduled"}}"#),
+            0.0,
+        ),
+        ("everynode_leader".to_string(), 1.0),
+        ("everynode_workqueue_depth".to_string(), 0.0),
+        ("everynode_expectations_outstanding_adds".to_string(), 0.0),
+        (
+            "everynode_expectations_outstanding_deletes".to_string(),
+            0.0,
+        ),
+    ];
+    let text = wait_for("the metrics to match", Duration::from_secs(30), || async {
+        let text = scrape(port).await;
+        let wrong: Vec<String> = want
+            .iter()
+            .filter(|(name, v)| series(&text, name) != Some(*v))
+            .map(|(name, v)| format!("{name} = {:?}, want {v}", series(&text, name)))
+            .collect();
+        if wrong.is_empty() {
+            Ok(text)
+        } else {
+            Err(wrong.join("; "))
+        }
+    })
+    .await;
+    assert_eq!(
+        series(
+            &text,
+            &format!("everynode_pods_create_failed_total{{{ds}}}")
+        ),
+        None,
+        "no creation failed"
+    );
+    let at_least = [
+        (r#"everynode_reconciles_total{result="success"}"#, 1.0),
+        ("everynode_reconcile_duration_seconds_count", 1.0),
+        (
+            r#"everynode_api_requests_total{verb="POST",code="201"}"#,
+            3.0,
+        ),
+        (
+            r#"everynode_api_requests_total{verb="DELETE",code="200"}"#,
+            1.0,
+        ),
+        (
+            r#"everynode_api_requests_total{verb="WATCH",code="200"}"#,
+            4.0,
+        ),
+        (
+            r#"everynode_api_request_duration_seconds_count{verb="POST",code="201"}"#,
+            3.0,
+        ),
+    ];
+    for (name, min) in at_least {
+        let v = series(&text, name);
+        assert!(
+            v.is_some_and(|v| v >= min),
+            "{name} = {v:?}, want >= {min}\n{text}"
+        );
+    }
+}
+
+/// A TCP proxy to the API server that accepts connections at once but forwards nothing until
+/// opened: a client behind it is connected yet gets no answer.
+struct Gate {
+    port: u16,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+async fn gate_to(upstream: String) -> Gate {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind the gate: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("gate address: {e}"))
+        .port();
+    let (open, opened) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let mut opened = opened.clone();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if opened.wait_for(|o| *o).await.is_err() {
+                    return;
+                }
+                if let Ok(mut server) = tokio::net::TcpStream::connect(upstream.as_str()).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    Gate { port, open }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_waits_for_the_caches_while_healthz_is_always_ok() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new("ops-readyz").await;
+    let upstream = env.cp.server().trim_start_matches("https://").to_string();
+    let gate = gate_to(upstream.clone()).await;
+    let admin = std::fs::read_to_string(env.cp.kubeconfig())
+        .unwrap_or_else(|e| panic!("read the admin kubeconfig: {e}"));
+    let gated = env.cp.dir().join("kubeconfig-gated");
+    std::fs::write(
+        &gated,
+        admin.replace(env.cp.server(), &format!("https://127.0.0.1:{}", gate.port)),
+    )
+    .unwrap_or_else(|e| panic!("write kubeconfig: {e}"));
+    let everynode = start("everynode-readyz", &gated, &["--leader-elect=false"], &[]);
+    let port = everynode.metrics_port;
+
+    wait_for("the HTTP server", Duration::from_secs(30), || async {
+        http_get(port, "/healthz").await.map(|_| ())
+    })
+    .await;
+    // The API server does not answer yet: alive, not ready, for as long as that lasts.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert_eq!(http_get(port, "/healthz").await.map(|r| r.0), Ok(200));
+        let ready = http_get(port, "/readyz").await;
+        assert!(
+            matches!(&ready, Ok((503, _))),
+            "/readyz before the API server answered: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let _ = gate.open.send(true);
+    let opened = Instant::now();
+    let mut polls = 0;
+    loop {
+        assert_eq!(http_get(port, "/healthz").await.map(|r| r.0), Ok(200));
+        match http_get(port, "/readyz").await {
+            Ok((200, _)) => break,
+            Ok((503, _)) => {}
+            other => panic!("/readyz: {other:?}"),
+        }
+        polls += 1;
+        assert!(
+            opened.elapsed() < Duration::from_secs(60),
+            "/readyz still not 200 60 s after the API server became reachable"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "ready {:.2}s after the API server became reachable ({polls} unready polls)",
+        opened.elapsed().as_secs_f64()
+    );
+    let log = std::fs::read_to_string(everynode.process.log()).unwrap_or_default();
+    assert!(
+        log.contains("caches synced"),
+        "ready only after the caches synced; log:\n{log}"
+    );
+    assert_eq!(http_get(port, "/healthz").await.map(|r| r.0), Ok(200));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_that_loses_its_lease_exits_with_an_error_at_once() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new("ops-lost").await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-system");
+    let _ = leases.delete("ops-lost", &Default::default()).await;
+    let mut everynode = start(
+        "everynode-lost",
+        env.cp.kubeconfig(),
+        &[
+            "--leader-elect-resource-namespace=kube-system",
+            "--leader-elect-resource-name=ops-lost",
+        ],
+        &[],
+    );
+    wait_for("a leader", Duration::from_secs(30), || async {
+        lease_holder(&leases, "ops-lost")
+            .await
+            .ok_or_else(|| "no holder".to_string())
+    })
+    .await;
+    // Another party takes the Lease over (as after a network partition longer than the lease).
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    leases
+        .patch(
+            "ops-lost",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "holderIdentity": "intruder",
+                "renewTime": now,
+                "leaseDurationSeconds": 3600,
+            }})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("take the lease over: {e}"));
+    let taken = Instant::now();
+    let status = loop {
+        if let Some(status) = everynode.process.exited() {
+            break status;
+        }
+        assert!(
+            taken.elapsed() < Duration::from_secs(15),
+            "everynode still runs 15 s after losing its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "exited {:.1}s after losing the lease: {status}",
+        taken.elapsed().as_secs_f64()
+    );
+    assert!(
+        !status.success(),
+        "a leader that lost its lease exits with an error: {status}"
+    );
+    // Within the retry period (2 s) plus a request.
+    assert!(taken.elapsed() < Duration::from_secs(5));
+    let log = std::fs::read_to_string(everynode.process.log()).unwrap_or_default();
+    assert!(log.contains("lost the leader Lease"), "log:\n{log}");
+    assert_eq!(
+        lease_holder(&leases, "ops-lost").await.as_deref(),
+        Some("intruder"),
+        "the leader did not take the lease back"
+    );
+}
