@@ -340,7 +340,11 @@ async fn orphans_are_adopted_and_pods_whose_labels_stop_matching_are_released() 
     // Let the orphan reach everynode's cache, and make it at least a second older than any pod
     // everynode creates, so even a sync that raced the cache keeps the orphan (oldest pod wins).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    env.create_daemonset(&daemonset(&env, "agent", json!({})))
+    // OnDelete: an adopted orphan has no revision hash, so a RollingUpdate DaemonSet would (rightly,
+    // as upstream) replace it as outdated right after adopting it.
+    let on_delete =
+        json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null}}});
+    env.create_daemonset(&daemonset(&env, "agent", on_delete))
         .await;
     let got = env.wait_pods_exactly_on("agent", &[&a, &b]).await;
     assert_eq!(
