@@ -7,18 +7,14 @@
 
 mod support;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::watcher::{self, Event};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{TestEnv, daemonset, pod_ready, wait_for};
+use support::budget::{Budget, BudgetWatcher};
+use support::{TestEnv, daemonset, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -328,124 +324,6 @@ async fn runs_with_only_the_cluster_role_of_deploy_manifest() {
     );
 }
 
-/// Checks on every pod event of the DaemonSet: at most `max_unavailable` of `nodes` without a Ready,
-/// non-terminating pod, and never two live pods of one revision on a node.
-struct BudgetWatcher {
-    violation: Arc<Mutex<Option<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl BudgetWatcher {
-    fn start(env: &TestEnv, ds: &str, nodes: Vec<String>, max_unavailable: usize) -> Self {
-        let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-        let violation = Arc::new(Mutex::new(None));
-        let v = violation.clone();
-        let cfg = watcher::Config::default().labels(&format!("app={ds}"));
-        let task = tokio::spawn(async move {
-            let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
-            let mut relist: Option<BTreeMap<String, Pod>> = None;
-            let mut stream = watcher::watcher(api, cfg).boxed();
-            while let Some(ev) = stream.next().await {
-                let Ok(ev) = ev else { continue };
-                match ev {
-                    Event::Init => {
-                        relist = Some(BTreeMap::new());
-                        continue;
-                    }
-                    Event::InitApply(p) => {
-                        relist
-                            .get_or_insert_with(BTreeMap::new)
-                            .insert(p.metadata.name.clone().unwrap_or_default(), p);
-                        continue;
-                    }
-                    Event::InitDone => pods = relist.take().unwrap_or_default(),
-                    Event::Apply(p) => {
-                        pods.insert(p.metadata.name.clone().unwrap_or_default(), p);
-                    }
-                    Event::Delete(p) => {
-                        pods.remove(&p.metadata.name.clone().unwrap_or_default());
-                    }
-                }
-                if let Some(problem) = budget_problem(&pods, &nodes, max_unavailable) {
-                    let mut slot = v.lock().unwrap_or_else(|e| e.into_inner());
-                    if slot.is_none() {
-                        *slot = Some(problem);
-                    }
-                }
-            }
-        });
-        Self { violation, task }
-    }
-
-    fn finish(self) {
-        self.task.abort();
-        let v = self
-            .violation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        assert!(
-            v.is_none(),
-            "rollout invariant violated: {}",
-            v.unwrap_or_default()
-        );
-    }
-}
-
-fn budget_problem(
-    pods: &BTreeMap<String, Pod>,
-    nodes: &[String],
-    max_unavailable: usize,
-) -> Option<String> {
-    let mut per_node: BTreeMap<&str, Vec<&Pod>> =
-        nodes.iter().map(|n| (n.as_str(), Vec::new())).collect();
-    for p in pods
-        .values()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-    {
-        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref())
-            && let Some(v) = per_node.get_mut(n)
-        {
-            v.push(p);
-        }
-    }
-    let describe = || {
-        per_node
-            .iter()
-            .map(|(n, ps)| {
-                let pods: Vec<String> = ps
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "{}{}",
-                            hash_of(&p.metadata),
-                            if pod_ready(p) { "R" } else { "-" }
-                        )
-                    })
-                    .collect();
-                format!("{n}:[{}]", pods.join(","))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let unavailable = per_node
-        .values()
-        .filter(|ps| !ps.iter().any(|p| pod_ready(p)))
-        .count();
-    if unavailable > max_unavailable {
-        return Some(format!(
-            "{unavailable} nodes unavailable > {max_unavailable}: {}",
-            describe()
-        ));
-    }
-    let duplicate = per_node.values().any(|ps| {
-        let mut hashes: Vec<String> = ps.iter().map(|p| hash_of(&p.metadata)).collect();
-        hashes.sort();
-        hashes.windows(2).any(|w| w[0] == w[1])
-    });
-    duplicate.then(|| format!("two pods of one revision on a node: {}", describe()))
-}
-
 async fn lease_holder(leases: &Api<Lease>, name: &str) -> Option<String> {
     leases
         .get_opt(name)
@@ -538,7 +416,7 @@ async fn a_follower_takes_over_a_killed_leader_mid_rollout_within_the_lease_dura
     let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
     env.wait_pods_exactly_on("agent", &refs).await;
 
-    let watcher = BudgetWatcher::start(&env, "agent", nodes.clone(), 1);
+    let watcher = BudgetWatcher::start(&env, "agent", nodes.clone(), Budget::MaxUnavailable(1));
     tokio::time::sleep(Duration::from_millis(500)).await;
     patch_template(
         &env,

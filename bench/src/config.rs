@@ -13,6 +13,7 @@ control plane with kwok fake nodes (see bench/README.md).
 usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited] [--steady-seconds 60]
                        [--churn-per-second 10] [--everynode target/release/everynode]
                        [--out bench/results] [--work-dir target/bench]
+       everynode-bench --report-only [--out bench/results]
 
   --nodes             node counts N, run in this order (the pool grows between them)
   --budgets           client-side API budgets: default (20 QPS, burst 30) and/or unlimited
@@ -20,7 +21,8 @@ usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited] [--s
   --churn-per-second  node label patches per second during the steady state
   --everynode         the everynode binary to measure (build it with cargo build --release)
   --out               where report.md, results.json and the PNG charts go
-  --work-dir          the control plane's folder (logs, audit log, etcd data)";
+  --work-dir          the control plane's folder (logs, audit log, etcd data)
+  --report-only       measure nothing: rewrite report.md and the charts from results.json";
 
 /// A benchmark run.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct Config {
     pub everynode: PathBuf,
     pub out: PathBuf,
     pub work_dir: PathBuf,
+    /// Rewrite the report and charts from `out/results.json` instead of measuring.
+    pub report_only: bool,
 }
 
 impl Default for Config {
@@ -44,6 +48,7 @@ impl Default for Config {
             everynode: PathBuf::from("target/release/everynode"),
             out: PathBuf::from("bench/results"),
             work_dir: PathBuf::from("target/bench"),
+            report_only: false,
         }
     }
 }
@@ -100,6 +105,7 @@ impl Config {
                 "--everynode" => c.everynode = PathBuf::from(value()?),
                 "--out" => c.out = PathBuf::from(value()?),
                 "--work-dir" => c.work_dir = PathBuf::from(value()?),
+                "--report-only" => c.report_only = true,
                 other => return Err(Error::Usage(format!("unknown flag {other}"))),
             }
         }

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::procstat::{self, RssSampler};
 use controlplane::ControlPlane;
 use controlplane::process::Process;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -112,7 +112,7 @@ pub struct Running {
 }
 
 /// Figures of one phase of a scenario, for the controller process.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PhaseStats {
     pub phase: String,
     pub seconds: f64,

@@ -23,7 +23,7 @@ use crate::controller::{EverynodeFlags, Kind};
 use crate::error::Error;
 use crate::results::{Machine, Results};
 use controlplane::{ControlPlane, Options};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Memory (GiB) a run at N nodes needs on top of the control plane: a rough bound from runs at 1000
 /// nodes; larger N are skipped, and said so, on a machine with less.
@@ -101,11 +101,11 @@ pub async fn run(config: &Config) -> Result<Results, Error> {
                 };
                 let turn = scenario::run(&cp, &client, &spec, &everynode).await?;
                 results.turns.push(turn);
-                write(&results, config)?;
+                write(&results, &config.out)?;
             }
         }
     }
-    write(&results, config)?;
+    write(&results, &config.out)?;
     progress::say(format!(
         "report: {}",
         config.out.join("report.md").display()
@@ -115,12 +115,27 @@ pub async fn run(config: &Config) -> Result<Results, Error> {
 
 /// Writes report.md, results.json and the charts (after every turn, so an interrupted run leaves
 /// what it measured).
-fn write(results: &Results, config: &Config) -> Result<(), Error> {
-    results.write_json(&config.out.join("results.json"))?;
-    let md = config.out.join("report.md");
+fn write(results: &Results, out: &Path) -> Result<(), Error> {
+    results.write_json(&out.join("results.json"))?;
+    write_report(results, out)
+}
+
+fn write_report(results: &Results, out: &Path) -> Result<(), Error> {
+    let md = out.join("report.md");
     std::fs::write(&md, report::markdown(results)).map_err(|e| Error::io(&md, e))?;
-    charts::draw(results, &config.out)?;
+    charts::draw(results, out)?;
     Ok(())
+}
+
+/// Rewrites report.md and the charts in `out` from its results.json.
+pub fn rewrite_report(out: &Path) -> Result<Results, Error> {
+    let path = out.join("results.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let results: Results =
+        serde_json::from_str(&text).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+    write_report(&results, out)?;
+    progress::say(format!("report: {}", out.join("report.md").display()));
+    Ok(results)
 }
 
 fn absolute(p: &std::path::Path) -> Result<PathBuf, Error> {

@@ -10,14 +10,14 @@ use crate::{namespace, pool, progress};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// Requests in flight at most: the DaemonSet controller's burst of creates in one sync.
 pub const CONCURRENCY: usize = 250;
 
 /// How fast the API server took N pods.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LimitResult {
     pub budget: String,
     pub nodes: usize,

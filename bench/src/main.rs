@@ -22,6 +22,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if config.report_only {
+        return match bench::rewrite_report(&config.out) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("everynode-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match rt.block_on(bench::run(&config)) {
         Ok(r) => {
             let failed: usize = r.turns.iter().map(|t| t.errors.len()).sum();

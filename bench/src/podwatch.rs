@@ -7,7 +7,7 @@ use crate::error::Error;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +37,9 @@ impl PodRecord {
 struct State {
     pods: BTreeMap<String, PodRecord>,
     error: Option<String>,
+    /// Pods listed since the watch (re)started: on a relist, pods deleted while the watch was down
+    /// get no Delete event, so those not listed again are marked gone.
+    relisted: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Watches the pods of one namespace until dropped.
@@ -57,20 +60,41 @@ impl PodTracker {
         let (s, c) = (state.clone(), changed.clone());
         let task = tokio::spawn(async move {
             let mut ready_tx = Some(ready_tx);
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
             while let Some(ev) = stream.next().await {
                 let now = Instant::now();
                 match ev {
-                    Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => {
+                    Ok(watcher::Event::Apply(p)) => observe(&s, &p, now, false),
+                    Ok(watcher::Event::InitApply(p)) => {
+                        if let (Ok(mut st), Some(name)) = (s.lock(), p.metadata.name.clone())
+                            && let Some(r) = st.relisted.as_mut()
+                        {
+                            r.insert(name);
+                        }
                         observe(&s, &p, now, false)
                     }
                     Ok(watcher::Event::Delete(p)) => observe(&s, &p, now, true),
                     Ok(watcher::Event::InitDone) => {
+                        if let Ok(mut st) = s.lock()
+                            && let Some(listed) = st.relisted.take()
+                        {
+                            for (name, rec) in st.pods.iter_mut() {
+                                if !listed.contains(name) {
+                                    rec.gone = true;
+                                }
+                            }
+                        }
                         if let Some(tx) = ready_tx.take() {
                             let _ = tx.send(());
                         }
                     }
-                    Ok(watcher::Event::Init) => {}
+                    Ok(watcher::Event::Init) => {
+                        if let Ok(mut st) = s.lock() {
+                            st.relisted = Some(Default::default());
+                        }
+                    }
                     Err(e) => {
                         if let Ok(mut st) = s.lock() {
                             st.error = Some(e.to_string());

@@ -167,6 +167,25 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             },
         ));
     }
+    let kinds: BTreeSet<String> = e
+        .into_iter()
+        .chain(u)
+        .flat_map(|t| {
+            t.phases
+                .iter()
+                .flat_map(|p| p.requests_by_resource.keys().cloned())
+        })
+        .collect();
+    for k in kinds {
+        rows.push(row(format!("API requests, whole turn: {k}"), 0, move |t| {
+            Some(
+                t.phases
+                    .iter()
+                    .map(|p| p.requests_by_resource.get(&k).copied().unwrap_or(0))
+                    .sum::<u64>() as f64,
+            )
+        }));
+    }
     let _ = writeln!(
         out,
         "| figure | everynode | upstream | everynode / upstream |"

@@ -3,11 +3,11 @@
 use crate::error::Error;
 use crate::limit::LimitResult;
 use crate::scenario::TurnResult;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The run's figures and the facts needed to read them.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Results {
     pub machine: Machine,
     /// Whether everynode had `--kube-api-qps/--kube-api-burst`; if not it ran without a client-side
@@ -22,7 +22,7 @@ pub struct Results {
 }
 
 /// What the numbers were measured on.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Machine {
     pub cpus: usize,
     pub memory_gib: f64,

@@ -10,7 +10,7 @@ use crate::{namespace, pool, progress};
 use controlplane::ControlPlane;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ pub struct TurnSpec {
 }
 
 /// The figures of one turn; `None` where the turn did not get that far (see `errors`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TurnResult {
     pub controller: String,
     pub budget: String,

@@ -8,6 +8,7 @@ pub use k8s_openapi::jiff::Timestamp;
 
 pub mod backoff;
 pub mod budget;
+pub mod event_correlator;
 pub mod events;
 pub mod expectations;
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! cordoning, waiting with readable failures, and reading pods per node.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod budget;
+
 use controlplane::{ControlPlane, Options};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
