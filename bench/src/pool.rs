@@ -78,7 +78,22 @@ pub async fn ensure_pool(client: &kube::Client, n: usize) -> Result<(), Error> {
     wait_ready(client, n, Duration::from_secs(600)).await
 }
 
-/// Waits until at least `n` pool nodes are Ready.
+/// Whether the node still carries a taint the node lifecycle controller puts on nodes that are not
+/// (yet) Ready. DaemonSet pods do not tolerate `node.kubernetes.io/not-ready:NoSchedule`, so a
+/// controller whose turn started before these taints are gone would be measured against the node
+/// lifecycle controller's pace instead of its own.
+fn has_condition_taint(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t.key == "node.kubernetes.io/not-ready" || t.key == "node.kubernetes.io/unreachable"
+            })
+        })
+}
+
+/// Waits until at least `n` pool nodes are Ready and free of not-ready/unreachable taints.
 pub async fn wait_ready(client: &kube::Client, n: usize, timeout: Duration) -> Result<(), Error> {
     let api: Api<Node> = Api::all(client.clone());
     let lp = ListParams::default().labels(&format!("{POOL_LABEL}=true"));
@@ -88,14 +103,14 @@ pub async fn wait_ready(client: &kube::Client, n: usize, timeout: Duration) -> R
         let ready = list
             .items
             .iter()
-            .filter(|n| controlplane::nodes::is_ready(n))
+            .filter(|n| controlplane::nodes::is_ready(n) && !has_condition_taint(n))
             .count();
         if ready >= n {
             return Ok(());
         }
         if start.elapsed() > timeout {
             return Err(Error::Timeout {
-                what: format!("{n} Ready nodes"),
+                what: format!("{n} Ready nodes without not-ready taints"),
                 seconds: timeout.as_secs(),
                 state: format!("{ready} of {} Ready", list.items.len()),
             });
