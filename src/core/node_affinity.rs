@@ -25,17 +25,20 @@ pub fn node_matches(node: &Node, spec: &PodSpec) -> bool {
     {
         return false;
     }
-    match spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        }) {
+    match required_node_affinity(spec) {
         Some(required) => node_selector_matches(node, required),
         None => true,
     }
+}
+
+/// The pod spec's `affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`, if any.
+pub fn required_node_affinity(spec: &PodSpec) -> Option<&NodeSelector> {
+    spec.affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
 }
 
 /// Upstream `LazyErrorNodeSelector.Match`: the first term that parses and matches wins.

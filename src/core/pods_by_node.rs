@@ -1,7 +1,7 @@
 //! Grouping a DaemonSet's claimed pods by the node they are meant for (upstream
 //! `getNodesToDaemonPods` and `GetTargetNodeName`, §3.2).
 
-use crate::core::node_affinity::OBJECT_NAME_FIELD;
+use crate::core::node_affinity::{OBJECT_NAME_FIELD, required_node_affinity};
 use crate::core::pod_state::{is_terminal, is_terminating};
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
@@ -17,14 +17,7 @@ pub fn target_node_name(pod: &Pod) -> Option<String> {
     if let Some(name) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         return Some(name.to_string());
     }
-    let terms = &spec
-        .affinity
-        .as_ref()?
-        .node_affinity
-        .as_ref()?
-        .required_during_scheduling_ignored_during_execution
-        .as_ref()?
-        .node_selector_terms;
+    let terms = &required_node_affinity(spec)?.node_selector_terms;
     let requirement = terms
         .iter()
         .flat_map(|t| t.match_fields.iter().flatten())
