@@ -394,3 +394,175 @@ async fn revision_history_limit_is_honoured() {
     )
     .await;
 }
+
+/// Catalogue 10.4 #90 (`TestDSCUpdatesPodLabelAfterDedupCurHistories`): an extra owned revision with
+/// the same data and a higher revision number wins; pods are relabelled with its hash and the other
+/// one is deleted, without restarting any pod.
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_current_revisions_are_deduplicated_and_pods_relabelled() {
+    let (env, nodes) = setup("ru-dedup", 2, json!({})).await;
+    let before = env
+        .wait_pods_exactly_on(
+            "agent",
+            &nodes.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
+    let path = format!("/apis/apps/v1/namespaces/{}/controllerrevisions", env.ns);
+    let list = env
+        .client
+        .request_text(http::Request::get(&path).body(Vec::new()).expect("request"))
+        .await
+        .unwrap_or_else(|e| panic!("list revisions: {e}"));
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap_or_else(|e| panic!("{e}"));
+    let original = list["items"][0].clone();
+    let original_name = original["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut dup = json!({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": "agent-dup", "labels": original["metadata"]["labels"].clone(),
+                     "ownerReferences": original["metadata"]["ownerReferences"].clone()},
+        "data": original["data"].clone(), "revision": 5
+    });
+    dup["metadata"]["labels"]["controller-revision-hash"] = json!("dup");
+    let body = serde_json::to_vec(&dup).unwrap_or_default();
+    env.client
+        .request_text(
+            http::Request::post(&path)
+                .header("content-type", "application/json")
+                .body(body)
+                .expect("request"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create duplicate revision: {e}"));
+    // [quirk, as upstream] adding an owned revision does not queue its DaemonSet: touch the DaemonSet.
+    let dss: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
+    dss.patch(
+        "agent",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"touch": "1"}}})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("touch: {e}"));
+    let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
+    wait_for(
+        "pods relabelled and the older duplicate deleted",
+        Duration::from_secs(60),
+        || async {
+            let names: Vec<String> = revs
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .into_iter()
+                .filter_map(|r| r.metadata.name)
+                .collect();
+            let pods = env.pods_by_node("app=agent").await;
+            let hashes: Vec<Option<String>> = pods
+                .values()
+                .flatten()
+                .map(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("controller-revision-hash"))
+                        .cloned()
+                })
+                .collect();
+            if names == ["agent-dup"] && hashes.iter().all(|h| h.as_deref() == Some("dup")) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "revisions {names:?} (was {original_name}), pod hashes {hashes:?}"
+                ))
+            }
+        },
+    )
+    .await;
+    let after = env
+        .wait_pods_exactly_on(
+            "agent",
+            &nodes.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
+    for (n, p) in &after {
+        assert_eq!(
+            p.metadata.uid, before[n].metadata.uid,
+            "pod on {n} was relabelled, not replaced"
+        );
+    }
+}
+
+/// Catalogue 10.4 #89 (`TestLaunchWithHashCollision`): a revision that occupies the name of the next
+/// template's revision with other data is a hash collision: collisionCount goes up by one, the new
+/// revision gets another name, and the rollout completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hash_collision_raises_collision_count_and_the_rollout_completes() {
+    let (env, nodes) = setup("ru-collision", 2, json!({})).await;
+    let dss: Api<everynode::controller::daemonset_object::CachedDaemonSet> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let change = json!({"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}});
+    // What the API server will serve for the new template, without changing anything yet.
+    let preview = dss
+        .patch(
+            "agent",
+            &PatchParams::default().dry_run(),
+            &Patch::Merge(&change),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("dry-run patch: {e}"));
+    let patch = everynode::core::revision_data::snapshot_patch(&preview.raw_template);
+    let hash = everynode::core::revision_data::compute_hash(&patch, None);
+    let squatter = json!({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": format!("agent-{hash}")},
+        "data": {"spec": {"template": {"$patch": "replace", "metadata": {"labels": {"other": "data"}}}}}, "revision": 1
+    });
+    let path = format!("/apis/apps/v1/namespaces/{}/controllerrevisions", env.ns);
+    env.client
+        .request_text(
+            http::Request::post(&path)
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&squatter).unwrap_or_default())
+                .expect("request"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create squatting revision: {e}"));
+    let typed: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
+    typed
+        .patch("agent", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .unwrap_or_else(|e| panic!("patch: {e}"));
+    let new_hash = wait_for(
+        "collisionCount 1 and a revision under another name",
+        Duration::from_secs(60),
+        || async {
+            let d = typed.get("agent").await.map_err(|e| e.to_string())?;
+            let count = d.status.as_ref().and_then(|s| s.collision_count);
+            let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
+            let list = revs
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let newest = list
+                .iter()
+                .filter(|r| r.metadata.owner_references.is_some())
+                .max_by_key(|r| r.revision)
+                .and_then(|r| {
+                    r.metadata
+                        .labels
+                        .as_ref()?
+                        .get("controller-revision-hash")
+                        .cloned()
+                });
+            match (count, newest) {
+                (Some(1), Some(h)) if h != hash && list.len() >= 3 => Ok(h),
+                other => Err(format!("{other:?}, {} revisions", list.len())),
+            }
+        },
+    )
+    .await;
+    wait_all_updated(&env, &nodes, &new_hash).await;
+}
