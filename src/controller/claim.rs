@@ -58,39 +58,26 @@ where
     let mut errors = Vec::new();
     if !adopt.is_empty() {
         can_adopt(client, d).await?;
-        for obj in adopt {
-            let uid = obj.meta().uid.clone().unwrap_or_default();
-            let name = obj.meta().name.clone().unwrap_or_default();
-            match api
-                .patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Strategic(adopt_patch(d, &uid)),
-                )
-                .await
-            {
-                Ok(updated) => claimed.push(Arc::new(updated)),
-                Err(e) if is_status(&e, &[404]) => {}
-                Err(e) => errors.push(format!("adopt {} {name}: {e}", K::kind(&()))),
-            }
-        }
+        let adopted = patch_each(
+            &api,
+            adopt,
+            |uid| adopt_patch(d, uid),
+            &[404],
+            "adopt",
+            &mut errors,
+        )
+        .await;
+        claimed.extend(adopted);
     }
-    for obj in release {
-        let uid = obj.meta().uid.clone().unwrap_or_default();
-        let name = obj.meta().name.clone().unwrap_or_default();
-        match api
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Strategic(release_patch(d, &uid)),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_status(&e, &[404, 422]) => {}
-            Err(e) => errors.push(format!("release {} {name}: {e}", K::kind(&()))),
-        }
-    }
+    patch_each(
+        &api,
+        release,
+        |uid| release_patch(d, uid),
+        &[404, 422],
+        "release",
+        &mut errors,
+    )
+    .await;
     if errors.is_empty() {
         Ok(claimed)
     } else {
@@ -99,6 +86,40 @@ where
             errors,
         })
     }
+}
+
+/// Sends `patch(uid)` as a strategic-merge patch to each object; returns the patched objects.
+/// Errors whose status is in `ignore` are skipped (the object is gone or no longer ours); the others
+/// are collected into `errors`, prefixed with `what`.
+async fn patch_each<K>(
+    api: &Api<K>,
+    objects: Vec<Arc<K>>,
+    patch: impl Fn(&str) -> serde_json::Value,
+    ignore: &[u16],
+    what: &str,
+    errors: &mut Vec<String>,
+) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let mut patched = Vec::with_capacity(objects.len());
+    for obj in objects {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let name = obj.meta().name.clone().unwrap_or_default();
+        match api
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch(&uid)),
+            )
+            .await
+        {
+            Ok(updated) => patched.push(Arc::new(updated)),
+            Err(e) if is_status(&e, ignore) => {}
+            Err(e) => errors.push(format!("{what} {} {name}: {e}", K::kind(&()))),
+        }
+    }
+    patched
 }
 
 /// Upstream's "can adopt" check: a live GET of the DaemonSet; adoption is refused when it is gone,
