@@ -7,9 +7,8 @@
 
 mod support;
 
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -175,42 +174,6 @@ fn can_i(env: &TestEnv, kubeconfig: &Path, args: &[&str]) -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "yes"
 }
 
-async fn patch_template(env: &TestEnv, ds: &str, patch: serde_json::Value) {
-    let api: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
-    api.patch(
-        ds,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"template": patch}})),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("patch template: {e}"));
-}
-
-/// The hash of the newest ControllerRevision once its revision number is at least `revision`.
-async fn current_hash(env: &TestEnv, revision: i64) -> String {
-    let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
-    wait_for(
-        &format!("revision {revision}"),
-        Duration::from_secs(30),
-        || async {
-            let list = revs
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?
-                .items;
-            let newest = list
-                .iter()
-                .max_by_key(|r| r.revision)
-                .ok_or("no revisions")?;
-            if newest.revision < revision {
-                return Err(format!("newest revision is {}", newest.revision));
-            }
-            Ok(hash_of(&newest.metadata))
-        },
-    )
-    .await
-}
-
 fn hash_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.labels
         .as_ref()
@@ -289,13 +252,12 @@ async fn runs_with_only_the_cluster_role_of_deploy_manifest() {
     env.wait_ds_status("agent", [3, 3, 3, 3, 3, 0]).await;
 
     // A template change rolls out (new ControllerRevision, every pod replaced).
-    patch_template(
-        &env,
+    env.patch_template(
         "agent",
         json!({"metadata": {"annotations": {"rollout": "2"}}}),
     )
     .await;
-    let hash = current_hash(&env, 2).await;
+    let hash = env.current_hash(2).await;
     wait_all_on_revision(&env, "agent", &nodes, &hash).await;
     env.wait_ds_status("agent", [3, 3, 3, 3, 3, 0]).await;
 
@@ -418,13 +380,12 @@ async fn a_follower_takes_over_a_killed_leader_mid_rollout_within_the_lease_dura
 
     let watcher = BudgetWatcher::start(&env, "agent", nodes.clone(), Budget::MaxUnavailable(1));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    patch_template(
-        &env,
+    env.patch_template(
         "agent",
         json!({"metadata": {"annotations": {"rollout": "2"}}}),
     )
     .await;
-    let hash = current_hash(&env, 2).await;
+    let hash = env.current_hash(2).await;
     wait_for(
         "the rollout to be under way",
         Duration::from_secs(60),

@@ -29,48 +29,6 @@ async fn setup(name: &str, nodes: usize, ds_patch: serde_json::Value) -> (TestEn
     (env, names)
 }
 
-async fn patch_template(env: &TestEnv, patch: serde_json::Value) {
-    let api: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
-    api.patch(
-        "agent",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"template": patch}})),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("patch template: {e}"));
-}
-
-/// The hash of the newest ControllerRevision, once its revision number is at least `revision`.
-async fn current_hash(env: &TestEnv, revision: i64) -> String {
-    let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
-    wait_for(
-        &format!("revision {revision} for the current template"),
-        Duration::from_secs(30),
-        || async {
-            let list = revs
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?
-                .items;
-            let newest = list
-                .iter()
-                .max_by_key(|r| r.revision)
-                .ok_or("no revisions")?;
-            if newest.revision < revision {
-                return Err(format!("newest revision is {}", newest.revision));
-            }
-            Ok(newest
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("controller-revision-hash"))
-                .cloned()
-                .unwrap_or_default())
-        },
-    )
-    .await
-}
-
 async fn wait_all_updated(env: &TestEnv, nodes: &[String], hash: &str) -> BTreeMap<String, Pod> {
     let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
     wait_for(
@@ -112,8 +70,12 @@ async fn rollout(name: &str, strategy: serde_json::Value, budget: Budget) {
     .await;
     let watcher = BudgetWatcher::start(&env, "agent", nodes.clone(), budget);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    patch_template(&env, json!({"metadata": {"annotations": {"rollout": "2"}}})).await;
-    let hash = current_hash(&env, 2).await;
+    env.patch_template(
+        "agent",
+        json!({"metadata": {"annotations": {"rollout": "2"}}}),
+    )
+    .await;
+    let hash = env.current_hash(2).await;
     wait_all_updated(&env, &nodes, &hash).await;
     let status = env.kubectl(&[
         "rollout",
@@ -186,12 +148,12 @@ async fn stuck_rollout_keeps_old_pods_and_undo_restores_them_without_restarts() 
         .await;
     let watcher = BudgetWatcher::start(&env, "agent", nodes.clone(), Budget::MaxUnavailable(2));
     // New pods carry the label that keeps them Pending forever.
-    patch_template(
-        &env,
+    env.patch_template(
+        "agent",
         json!({"metadata": {"labels": {controlplane::NEVER_READY_LABEL: "true"}}}),
     )
     .await;
-    let bad = current_hash(&env, 2).await;
+    let bad = env.current_hash(2).await;
     wait_for("2 stuck new pods", Duration::from_secs(60), || async {
         let pods = env.pods_by_node("app=agent").await;
         let new = pods
@@ -291,7 +253,7 @@ async fn rollout_restart_replaces_every_pod() {
         )
         .await;
     env.kubectl(&["rollout", "restart", "ds/agent", "-n", &env.ns]);
-    let hash = current_hash(&env, 2).await;
+    let hash = env.current_hash(2).await;
     let after = wait_all_updated(&env, &nodes, &hash).await;
     for (n, p) in &after {
         assert_ne!(
@@ -315,8 +277,12 @@ async fn on_delete_updates_only_deleted_pods() {
             &nodes.iter().map(String::as_str).collect::<Vec<_>>(),
         )
         .await;
-    patch_template(&env, json!({"metadata": {"annotations": {"rollout": "2"}}})).await;
-    let hash = current_hash(&env, 2).await;
+    env.patch_template(
+        "agent",
+        json!({"metadata": {"annotations": {"rollout": "2"}}}),
+    )
+    .await;
+    let hash = env.current_hash(2).await;
     env.wait_ds_status("agent", [3, 3, 3, 0, 3, 0]).await;
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let victim = before[&nodes[0]].metadata.name.clone().unwrap_or_default();
@@ -365,12 +331,12 @@ async fn revision_history_limit_is_honoured() {
     )
     .await;
     for i in 2..=6 {
-        patch_template(
-            &env,
+        env.patch_template(
+            "agent",
             json!({"metadata": {"annotations": {"rollout": i.to_string()}}}),
         )
         .await;
-        let hash = current_hash(&env, i).await;
+        let hash = env.current_hash(i).await;
         wait_all_updated(&env, &nodes, &hash).await;
     }
     let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);

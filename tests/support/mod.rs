@@ -470,3 +470,50 @@ pub fn pod_ready(p: &Pod) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
+
+impl TestEnv {
+    /// Merge-patches the pod template of DaemonSet `ds`.
+    pub async fn patch_template(&self, ds: &str, patch: serde_json::Value) {
+        let api: Api<k8s_openapi::api::apps::v1::DaemonSet> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        api.patch(
+            ds,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"template": patch}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("patch template: {e}"));
+    }
+
+    /// The hash of the newest ControllerRevision, once its revision number is at least `revision`.
+    pub async fn current_hash(&self, revision: i64) -> String {
+        let revs: Api<k8s_openapi::api::apps::v1::ControllerRevision> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        wait_for(
+            &format!("revision {revision} for the current template"),
+            Duration::from_secs(30),
+            || async {
+                let list = revs
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items;
+                let newest = list
+                    .iter()
+                    .max_by_key(|r| r.revision)
+                    .ok_or("no revisions")?;
+                if newest.revision < revision {
+                    return Err(format!("newest revision is {}", newest.revision));
+                }
+                Ok(newest
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("controller-revision-hash"))
+                    .cloned()
+                    .unwrap_or_default())
+            },
+        )
+        .await
+    }
+}
