@@ -1,6 +1,6 @@
-//! Construction of the Kubernetes client: kube-rs's default stack plus two tower layers, a
-//! client-side rate limit (kube-controller-manager's `--kube-api-qps`/`--kube-api-burst`) and the
-//! API request metrics.
+//! Construction of the Kubernetes client: kube-rs's stack on a transport that speaks HTTP/2 when
+//! the server offers it (as client-go does), plus two tower layers, a client-side rate limit
+//! (kube-controller-manager's `--kube-api-qps`/`--kube-api-burst`) and the API request metrics.
 
 use crate::core::token_bucket::TokenBucket;
 use crate::metrics::{Metrics, RequestLabels, request_code, request_verb};
@@ -35,12 +35,91 @@ pub fn build(
     metrics: Arc<Metrics>,
     limit: Option<RateLimit>,
 ) -> Result<kube::Client, kube::Error> {
-    let builder =
-        kube::client::ClientBuilder::try_from(config)?.with_layer(&MetricsLayer { metrics });
+    let metrics = MetricsLayer { metrics };
+    let limit = limit.map(RateLimitLayer::new);
+    // Through a proxy, kube's own HTTP/1.1 stack (which knows proxies).
+    if config.proxy_url.is_some() {
+        let builder = kube::client::ClientBuilder::try_from(config)?.with_layer(&metrics);
+        return Ok(match limit {
+            Some(limit) => builder.with_layer(&limit).build(),
+            None => builder.build(),
+        });
+    }
+    let builder = http2_builder(config)?.with_layer(&metrics);
     Ok(match limit {
-        Some(limit) => builder.with_layer(&RateLimitLayer::new(limit)).build(),
+        Some(limit) => builder.with_layer(&limit).build(),
         None => builder.build(),
     })
+}
+
+/// The transport under kube's `Client`.
+type Transport = tower::util::BoxService<
+    Request<kube::client::Body>,
+    Response<hyper::body::Incoming>,
+    tower::BoxError,
+>;
+
+/// How often an idle HTTP/2 connection is pinged, and how long a ping may go unanswered before the
+/// connection is dropped: client-go's `ReadIdleTimeout` and `PingTimeout`. Without pings a watch on
+/// a silently dead connection would wait forever.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// kube's default stack (base URI, retries of 5xx and 429, authentication, extra headers, timeouts)
+/// over a TLS connector that offers HTTP/2 by ALPN and falls back to HTTP/1.1.
+///
+/// kube-rs speaks HTTP/1.1 only, so a burst of N concurrent creates opens up to N TLS connections,
+/// and each slow-start batch of a sync waits for new handshakes. client-go multiplexes every request
+/// of a controller over one HTTP/2 connection; so does this.
+fn http2_builder(
+    config: kube::Config,
+) -> Result<kube::client::ClientBuilder<Transport>, kube::Error> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    use kube::client::ConfigExt;
+    use kube::client::retry::RetryPolicy;
+    use tower::retry::RetryLayer;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    let tls = config.rustls_client_config()?;
+    let mut https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    if let Some(name) = config.tls_server_name.as_ref() {
+        let name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(kube::client::RustlsTlsError::InvalidServerName)
+            .map_err(kube::Error::RustlsTls)?;
+        https = https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    let https = https.enable_all_versions().wrap_connector(http);
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let transport = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
+        .http2_keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        .build(connector);
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(
+            config
+                .default_retry
+                .then(|| RetryLayer::new(RetryPolicy::server_retry())),
+        )
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(transport)
+        .boxed();
+    Ok(kube::client::ClientBuilder::new(
+        service,
+        config.default_namespace,
+    ))
 }
 
 /// Counts and times every request by verb and status code.

@@ -170,7 +170,8 @@ impl Running {
                         controlplane::free_port()?
                     ));
                 }
-                Process::spawn_with_env(&name, everynode, &args, &[("RUST_LOG", "info")], &log)
+                let filter = std::env::var("EVERYNODE_BENCH_LOG").unwrap_or_else(|_| "info".into());
+                Process::spawn_with_env(&name, everynode, &args, &[("RUST_LOG", &filter)], &log)
                     .map_err(|e| Error::io(&log, e))?
             }
             Kind::Upstream => {

@@ -90,6 +90,7 @@ pub fn pod_changed(ctx: &Context, change: Change<Pod>) {
             }
             if controller_uid(&pod.metadata).is_some() {
                 if let Some(ds) = resolve_controller(ctx, &pod.metadata) {
+                    debug!(daemonset = %ds.key(), pod = pod.metadata.name.as_deref().unwrap_or_default(), "pod creation observed");
                     lock(&ctx.expectations).creation_observed(&ds.key());
                     ctx.enqueue(&ds);
                 }
