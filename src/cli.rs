@@ -92,10 +92,13 @@ pub struct RunArgs {
     #[arg(long, default_value = "everynode", value_name = "NAME")]
     pub leader_elect_resource_name: String,
 
-    /// Client-side limit of API requests per second (a token bucket over every request, watches
-    /// included, as kube-controller-manager's --kube-api-qps). 0 disables the client-side limit
-    /// (the API server's priority and fairness still applies). The leader-election requests use a
-    /// client of their own without this limit, so that a busy controller cannot lose its lease.
+    /// Client-side limit of API requests per second, as kube-controller-manager's --kube-api-qps:
+    /// one token bucket for the controller's requests (creates, deletes, patches, events) and
+    /// another, the same size, for the lists and watches that feed its caches (kube-controller-
+    /// manager's shared informers have a client of their own too). 0 disables the client-side
+    /// limit (the API server's priority and fairness still applies). The leader-election requests
+    /// use a client of their own without this limit, so that a busy controller cannot lose its
+    /// lease.
     #[arg(long, default_value_t = 20.0, value_name = "QPS")]
     pub kube_api_qps: f32,
 

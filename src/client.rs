@@ -28,14 +28,18 @@ impl RateLimit {
     }
 }
 
-/// Builds a client from `config`: requests first wait for the rate limit (if any), then are counted
-/// and timed in `metrics`.
+/// Builds a client from `config`: requests first wait for the rate limit (if any, a token bucket of
+/// this client's own), then are counted and timed in `metrics` under the label `client="{name}"`.
 pub fn build(
     config: kube::Config,
     metrics: Arc<Metrics>,
     limit: Option<RateLimit>,
+    name: &'static str,
 ) -> Result<kube::Client, kube::Error> {
-    let metrics = MetricsLayer { metrics };
+    let metrics = MetricsLayer {
+        metrics,
+        client: name,
+    };
     let limit = limit.map(RateLimitLayer::new);
     // Through a proxy, kube's own HTTP/1.1 stack (which knows proxies).
     if config.proxy_url.is_some() {
@@ -122,10 +126,11 @@ fn http2_builder(
     ))
 }
 
-/// Counts and times every request by verb and status code.
+/// Counts and times every request by client, verb and status code.
 #[derive(Clone)]
 pub struct MetricsLayer {
     metrics: Arc<Metrics>,
+    client: &'static str,
 }
 
 impl<S> Layer<S> for MetricsLayer {
@@ -134,6 +139,7 @@ impl<S> Layer<S> for MetricsLayer {
         MetricsService {
             inner,
             metrics: self.metrics.clone(),
+            client: self.client,
         }
     }
 }
@@ -141,6 +147,7 @@ impl<S> Layer<S> for MetricsLayer {
 pub struct MetricsService<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    client: &'static str,
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for MetricsService<S>
@@ -159,12 +166,20 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let verb = request_verb(req.method(), req.uri().query());
         let metrics = self.metrics.clone();
+        let client = self.client;
         let start = Instant::now();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let result = fut.await;
             let code = request_code(result.as_ref().ok().map(|r| r.status()));
-            metrics.api_request(&RequestLabels { verb, code }, start.elapsed());
+            metrics.api_request(
+                &RequestLabels {
+                    client: client.to_string(),
+                    verb,
+                    code,
+                },
+                start.elapsed(),
+            );
             result
         })
     }

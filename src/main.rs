@@ -5,6 +5,7 @@
 use clap::Parser;
 use everynode::cli::{Cli, Command, LogFormat, RunArgs};
 use everynode::client::{self, RateLimit};
+use everynode::controller::Clients;
 use everynode::leader::{self, Election, LeaderConfig};
 use everynode::metrics::Metrics;
 use everynode::readiness::Readiness;
@@ -58,7 +59,12 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = args.client_config().await?;
     let server = config.cluster_url.to_string();
     let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
-    let client = client::build(config.clone(), metrics.clone(), limit)?;
+    let client = client::build(config.clone(), metrics.clone(), limit, "controller")?;
+    // The watches get a client and a budget of their own, as kube-controller-manager's informers do.
+    let clients = Clients {
+        requests: client.clone(),
+        watches: client::build(config.clone(), metrics.clone(), limit, "watches")?,
+    };
     let version = tokio::select! {
         v = client.apiserver_version() => v.map_err(|e| format!("cannot reach the API server at {server}: {e}"))?,
         _ = &mut shutdown => return Ok(()),
@@ -68,14 +74,14 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !args.leader_elect {
         info!("leader election disabled: acting as the controller");
         metrics.set_leader(true);
-        everynode::controller::run(client, &args, metrics, readiness, shutdown).await?;
+        everynode::controller::run(clients, &args, metrics, readiness, shutdown).await?;
         info!("stopped");
         return Ok(());
     }
 
     // The lease has a client of its own, without the client-side rate limit: a controller busy with
     // many requests must not delay its renewals.
-    let lease_client = client::build(config, metrics.clone(), None)?;
+    let lease_client = client::build(config, metrics.clone(), None, "lease")?;
     let mut election = Election::start(
         lease_client,
         LeaderConfig {
@@ -100,7 +106,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     metrics.set_leader(true);
     let controller =
-        everynode::controller::run(client, &args, metrics.clone(), readiness, &mut shutdown);
+        everynode::controller::run(clients, &args, metrics.clone(), readiness, &mut shutdown);
     tokio::select! {
         result = controller => {
             result?;

@@ -41,10 +41,12 @@ pub struct RolloutLabels {
     pub state: &'static str,
 }
 
-/// One API request: the verb (HTTP method, or WATCH for a watch) and the HTTP status code (or
+/// One API request: the client that sent it (`controller`, `watches` or `lease`, each with its own
+/// client-side budget), the verb (HTTP method, or WATCH for a watch) and the HTTP status code (or
 /// `error` when no response came back).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    pub client: String,
     pub verb: String,
     pub code: String,
 }
@@ -181,12 +183,12 @@ impl Metrics {
         );
         registry.register(
             "api_requests",
-            "Requests to the API server by verb and HTTP status code",
+            "Requests to the API server by client, verb and HTTP status code",
             m.api_requests.clone(),
         );
         registry.register(
             "api_request_duration_seconds",
-            "Latency of API requests (until the response headers) by verb and HTTP status code",
+            "Latency of API requests (until the response headers) by client, verb and HTTP status code",
             m.api_request_duration.clone(),
         );
         Self { registry, ..m }
@@ -320,6 +322,7 @@ mod tests {
         m.set_leader(true);
         m.api_request(
             &RequestLabels {
+                client: "watches".into(),
                 verb: "WATCH".into(),
                 code: "200".into(),
             },
@@ -332,7 +335,7 @@ mod tests {
             r#"everynode_daemonset_pods{namespace="ns",name="agent",state="desired"} 3"#,
             r#"everynode_daemonset_pods{namespace="ns",name="agent",state="ready"} 2"#,
             "everynode_leader 1",
-            r#"everynode_api_requests_total{verb="WATCH",code="200"} 1"#,
+            r#"everynode_api_requests_total{client="watches",verb="WATCH",code="200"} 1"#,
             "everynode_reconcile_duration_seconds_count 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

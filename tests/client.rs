@@ -105,8 +105,9 @@ async fn concurrent_requests_share_one_http2_connection() {
          expected several (HTTP/1.1)"
     );
 
-    let ours = everynode::client::build(config().await, Arc::new(Metrics::new()), None)
-        .unwrap_or_else(|e| panic!("everynode's client: {e}"));
+    let ours =
+        everynode::client::build(config().await, Arc::new(Metrics::new()), None, "controller")
+            .unwrap_or_else(|e| panic!("everynode's client: {e}"));
     let opened = new_connections_for_burst(ours).await;
     assert_eq!(
         opened, 1,

@@ -531,23 +531,36 @@ async fn metrics_count_what_the_controller_did() {
         None,
         "no creation failed"
     );
+    // The watches have a client (and budget) of their own, as kube-controller-manager's informers.
+    assert_eq!(
+        series(
+            &text,
+            r#"everynode_api_requests_total{client="controller",verb="WATCH",code="200"}"#
+        ),
+        None,
+        "no watch on the controller's client"
+    );
     let at_least = [
         (r#"everynode_reconciles_total{result="success"}"#, 1.0),
         ("everynode_reconcile_duration_seconds_count", 1.0),
         (
-            r#"everynode_api_requests_total{verb="POST",code="201"}"#,
+            r#"everynode_api_requests_total{client="controller",verb="POST",code="201"}"#,
             3.0,
         ),
         (
-            r#"everynode_api_requests_total{verb="DELETE",code="200"}"#,
+            r#"everynode_api_requests_total{client="controller",verb="DELETE",code="200"}"#,
             1.0,
         ),
         (
-            r#"everynode_api_requests_total{verb="WATCH",code="200"}"#,
+            r#"everynode_api_requests_total{client="watches",verb="WATCH",code="200"}"#,
             4.0,
         ),
         (
-            r#"everynode_api_request_duration_seconds_count{verb="POST",code="201"}"#,
+            r#"everynode_api_requests_total{client="watches",verb="GET",code="200"}"#,
+            4.0,
+        ),
+        (
+            r#"everynode_api_request_duration_seconds_count{client="controller",verb="POST",code="201"}"#,
             3.0,
         ),
     ];

@@ -20,6 +20,13 @@ struct Event {
     user: User,
     #[serde(rename = "objectRef")]
     object_ref: Option<ObjectRef>,
+    #[serde(rename = "responseStatus")]
+    response_status: Option<ResponseStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResponseStatus {
+    code: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,7 +44,9 @@ struct ObjectRef {
 #[derive(Debug, Default, Clone)]
 pub struct Slice {
     pub verbs: VerbCounts,
-    /// Requests by `verb resource[/subresource]` (`create pods`, `patch daemonsets/status`, ...).
+    /// Requests by `verb resource[/subresource]` (`create pods`, `patch daemonsets/status`, ...);
+    /// requests the API server refused count under the key with the status code appended
+    /// (`delete pods 404`, `update daemonsets/status 409`): wasted work.
     pub by_resource: VerbCounts,
     /// Resources the user started a watch on.
     pub watched: BTreeSet<String>,
@@ -121,7 +130,14 @@ fn count(lines: &str, user: &str) -> Slice {
             _ => false,
         };
         if counts {
-            let key = format!("{} {}", e.verb, resource.unwrap_or_default());
+            let refused = e
+                .response_status
+                .as_ref()
+                .and_then(|s| s.code)
+                .filter(|c| *c >= 400)
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
+            let key = format!("{} {}{refused}", e.verb, resource.unwrap_or_default());
             *out.by_resource.entry(key.trim().to_string()).or_default() += 1;
             *out.verbs.entry(e.verb).or_default() += 1;
         }
@@ -141,9 +157,27 @@ mod tests {
     use super::*;
 
     fn line(stage: &str, verb: &str, user: &str, resource: &str) -> String {
+        line_with_code(stage, verb, user, resource, 200)
+    }
+
+    fn line_with_code(stage: &str, verb: &str, user: &str, resource: &str, code: u16) -> String {
         format!(
-            r#"{{"kind":"Event","level":"Metadata","auditID":"x","stage":"{stage}","verb":"{verb}","user":{{"username":"{user}"}},"objectRef":{{"resource":"{resource}"}}}}"#
+            r#"{{"kind":"Event","level":"Metadata","auditID":"x","stage":"{stage}","verb":"{verb}","user":{{"username":"{user}"}},"objectRef":{{"resource":"{resource}"}},"responseStatus":{{"metadata":{{}},"code":{code}}}}}"#
         )
+    }
+
+    #[test]
+    fn refused_requests_count_under_their_status_code() {
+        let text = [
+            line_with_code("ResponseComplete", "delete", "a", "pods", 200),
+            line_with_code("ResponseComplete", "delete", "a", "pods", 404),
+            line_with_code("ResponseComplete", "delete", "a", "pods", 404),
+        ]
+        .join("\n");
+        let s = count(&text, "a");
+        assert_eq!(s.verbs.get("delete"), Some(&3));
+        assert_eq!(s.by_resource.get("delete pods"), Some(&1));
+        assert_eq!(s.by_resource.get("delete pods 404"), Some(&2));
     }
 
     #[test]

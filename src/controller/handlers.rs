@@ -76,7 +76,8 @@ pub fn daemonset_changed(ctx: &Context, change: Change<CachedDaemonSet>) {
 
 fn pod_deleted(ctx: &Context, pod: &Pod) {
     if let Some(ds) = resolve_controller(ctx, &pod.metadata) {
-        lock(&ctx.expectations).deletion_observed(&ds.key());
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        lock(&ctx.expectations).deletion_observed(&ds.key(), name);
         ctx.enqueue(&ds);
     }
 }

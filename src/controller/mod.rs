@@ -121,15 +121,30 @@ fn ref_key<K: kube::runtime::reflector::Lookup>(r: &ObjectRef<K>) -> String {
     format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name)
 }
 
+/// The controller's API clients. As in kube-controller-manager, where the shared informers have a
+/// client (and so a client-side rate limiter) of their own and the DaemonSet controller another,
+/// lists and watches do not draw on the budget of creates, deletes, patches and events.
+#[derive(Clone)]
+pub struct Clients {
+    /// Everything but lists and watches.
+    pub requests: kube::Client,
+    /// The watches that feed the caches.
+    pub watches: kube::Client,
+}
+
 /// Runs the controller until `shutdown` resolves, recording into `metrics` and `readiness`.
 pub async fn run(
-    client: kube::Client,
+    clients: Clients,
     args: &RunArgs,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     readiness.leading();
+    let Clients {
+        requests: client,
+        watches,
+    } = clients;
     let (ds_store, mut ds_writer) = reflector::store::<CachedDaemonSet>();
     let (queue_tx, queue_rx) = futures::channel::mpsc::unbounded();
     let instance = std::env::var("POD_NAME")
@@ -156,7 +171,7 @@ pub async fn run(
     let c = ctx.clone();
     let mut ds_cache = object_cache::ObjectCache::<CachedDaemonSet>::default();
     tokio::spawn(watch(
-        Api::<CachedDaemonSet>::all(client.clone()),
+        Api::<CachedDaemonSet>::all(watches.clone()),
         "DaemonSets",
         move |ev| {
             ds_writer.apply_watcher_event(&ev);
@@ -169,7 +184,7 @@ pub async fn run(
         },
     ));
     let c = ctx.clone();
-    tokio::spawn(watch(Api::<Pod>::all(client.clone()), "pods", move |ev| {
+    tokio::spawn(watch(Api::<Pod>::all(watches.clone()), "pods", move |ev| {
         let changes = write(&c.caches.pods).apply(ev);
         for change in changes {
             handlers::pod_changed(&c, change);
@@ -177,7 +192,7 @@ pub async fn run(
     }));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<Node>::all(client.clone()),
+        Api::<Node>::all(watches.clone()),
         "nodes",
         move |ev| {
             let changes = write(&c.caches.nodes).apply(ev);
@@ -188,7 +203,7 @@ pub async fn run(
     ));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<ControllerRevision>::all(client.clone()),
+        Api::<ControllerRevision>::all(watches.clone()),
         "ControllerRevisions",
         move |ev| {
             let changes = write(&c.caches.revisions).apply(ev);

@@ -51,7 +51,7 @@ pub async fn sync_nodes(
     let key = ds.key();
     let creates = truncate_to_burst(nodes);
     let deletes = truncate_to_burst(pods);
-    lock(&ctx.expectations).set(&key, creates.len(), deletes.len(), Timestamp::now());
+    lock(&ctx.expectations).expect(&key, creates.len(), deletes, Timestamp::now());
     if creates.is_empty() && deletes.is_empty() {
         return Ok(());
     }
@@ -111,7 +111,7 @@ pub async fn sync_nodes(
                 )
             }
             Err(e) => {
-                lock(&ctx.expectations).deletion_observed(&key);
+                lock(&ctx.expectations).deletion_observed(&key, name);
                 if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
                     warn!(daemonset = %key, pod = %name, "failed to delete pod: {e}");
                     ctx.events.publish(
