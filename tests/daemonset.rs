@@ -46,11 +46,7 @@ async fn new_daemonset_gets_one_ready_pod_per_eligible_node() {
         .items;
     assert_eq!(revs.len(), 1, "exactly one ControllerRevision");
     let rev = &revs[0];
-    let hash = rev
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("controller-revision-hash"))
+    let hash = support::revision_hash(&rev.metadata)
         .cloned()
         .unwrap_or_default();
     assert_eq!(

@@ -39,13 +39,7 @@ async fn wait_all_updated(env: &TestEnv, nodes: &[String], hash: &str) -> BTreeM
             let old = pods
                 .values()
                 .flatten()
-                .filter(|p| {
-                    p.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get("controller-revision-hash"))
-                        != Some(&hash.to_string())
-                })
+                .filter(|p| support::revision_hash(&p.metadata) != Some(&hash.to_string()))
                 .count();
             if old == 0 {
                 Ok(())
@@ -159,13 +153,7 @@ async fn stuck_rollout_keeps_old_pods_and_undo_restores_them_without_restarts() 
         let new = pods
             .values()
             .flatten()
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("controller-revision-hash"))
-                    == Some(&bad)
-            })
+            .filter(|p| support::revision_hash(&p.metadata) == Some(&bad))
             .count();
         if new == 2 {
             Ok(())
@@ -179,13 +167,7 @@ async fn stuck_rollout_keeps_old_pods_and_undo_restores_them_without_restarts() 
     let new = pods
         .values()
         .flatten()
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("controller-revision-hash"))
-                == Some(&bad)
-        })
+        .filter(|p| support::revision_hash(&p.metadata) == Some(&bad))
         .count();
     assert_eq!(new, 2, "the rollout stopped at maxUnavailable");
     let untouched: Vec<&Pod> = before
@@ -428,13 +410,7 @@ async fn duplicate_current_revisions_are_deduplicated_and_pods_relabelled() {
             let hashes: Vec<Option<String>> = pods
                 .values()
                 .flatten()
-                .map(|p| {
-                    p.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get("controller-revision-hash"))
-                        .cloned()
-                })
+                .map(|p| support::revision_hash(&p.metadata).cloned())
                 .collect();
             if names == ["agent-dup"] && hashes.iter().all(|h| h.as_deref() == Some("dup")) {
                 Ok(())

@@ -119,13 +119,7 @@ fn check(pods: &BTreeMap<String, Pod>, nodes: &[String], budget: Budget) -> Opti
     let duplicate = per_node.values().any(|ps| {
         let hashes: BTreeSet<_> = ps
             .iter()
-            .map(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("controller-revision-hash"))
-                    .cloned()
-            })
+            .map(|p| super::revision_hash(&p.metadata).cloned())
             .collect();
         hashes.len() < ps.len()
     });

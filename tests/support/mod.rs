@@ -16,6 +16,13 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The `controller-revision-hash` label of a pod or ControllerRevision.
+pub fn revision_hash(meta: &ObjectMeta) -> Option<&String> {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(everynode::core::labels::CONTROLLER_REVISION_HASH))
+}
+
 /// The control plane of this test binary, started on first use (building its binaries if needed).
 /// Its processes are killed when the test binary exits; logs stay under `target/tmp/controlplane/`.
 pub fn control_plane() -> &'static ControlPlane {
@@ -505,13 +512,7 @@ impl TestEnv {
                 if newest.revision < revision {
                     return Err(format!("newest revision is {}", newest.revision));
                 }
-                Ok(newest
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("controller-revision-hash"))
-                    .cloned()
-                    .unwrap_or_default())
+                Ok(revision_hash(&newest.metadata).cloned().unwrap_or_default())
             },
         )
         .await
