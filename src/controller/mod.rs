@@ -22,9 +22,9 @@ pub mod revisions;
 pub mod status_writer;
 pub mod sync;
 
-use crate::cli::RunArgs;
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
+use crate::runtime::cli::RunArgs;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::readiness::Readiness;
 use context::{Caches, Context, lock, read, write};
 use daemonset_object::CachedDaemonSet;
 use futures::StreamExt;

@@ -8,7 +8,6 @@ pub use k8s_openapi::jiff::Timestamp;
 
 pub mod backoff;
 pub mod budget;
-pub mod event_correlator;
 pub mod events;
 pub mod expectations;
 #[cfg(test)]
@@ -29,6 +28,5 @@ pub mod selector;
 pub mod simulation;
 pub mod slow_start;
 pub mod status;
-pub mod token_bucket;
 pub mod tolerations;
 pub mod triggers;
