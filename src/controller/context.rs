@@ -35,6 +35,8 @@ pub struct Context {
     pub queue: mpsc::UnboundedSender<ObjectRef<CachedDaemonSet>>,
     /// Consecutive failed syncs per DaemonSet key, for the rate-limited retry.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// UIDs of pods selected by several DaemonSets that were already logged (until deleted).
+    pub overlaps_logged: Mutex<std::collections::HashSet<String>>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
 }

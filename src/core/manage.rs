@@ -515,7 +515,7 @@ mod tests {
         let plan = sync(ds, nodes, &[]);
         let creates = truncate_to_burst(&plan.nodes_needing_pods);
         let deletes = truncate_to_burst(&plan.pods_to_delete);
-        exp.set(KEY, creates.len(), deletes.len(), ts(0));
+        exp.expect(KEY, creates, deletes, ts(0));
         let (mut calls, mut created) = (0, Vec::new());
         let mut slow = SlowStart::new(creates.len());
         while let Some(batch) = slow.next_batch() {
@@ -527,10 +527,10 @@ mod tests {
                 } else {
                     errors += 1;
                 }
-                exp.creation_observed(KEY);
+                exp.creation_observed(KEY, node_name);
             }
             if let AfterBatch::Abort { skipped } = slow.finish_batch(errors) {
-                exp.lower_adds(KEY, skipped);
+                exp.creations_skipped(KEY, &creates[creates.len() - skipped..]);
             }
         }
         (calls, created, plan.events)

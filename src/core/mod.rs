@@ -8,6 +8,7 @@ pub use k8s_openapi::jiff::Timestamp;
 
 pub mod backoff;
 pub mod budget;
+pub mod claimed_view;
 pub mod events;
 pub mod expectations;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub mod selector;
 #[cfg(test)]
 pub mod simulation;
 pub mod slow_start;
+pub mod spec_check;
 pub mod status;
 pub mod tolerations;
 pub mod triggers;
