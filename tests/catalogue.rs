@@ -226,8 +226,14 @@ async fn wait_pod_gone(env: &TestEnv, name: &str, why: &str) {
     .await;
 }
 
+/// The UID in the pod's controller ownerReference.
 fn controller_uid(p: &Pod) -> Option<String> {
-    everynode::core::triggers::controller_uid(&p.metadata).map(str::to_string)
+    p.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.clone())
 }
 
 fn is_live(p: &Pod) -> bool {
