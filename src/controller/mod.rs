@@ -421,8 +421,49 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::retry_delay;
+    use super::{decoded, retry_delay};
+    use crate::runtime::metrics::Metrics;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::core::DeserializeGuard;
+    use kube::runtime::watcher::Event;
     use std::time::Duration;
+
+    fn guarded(v: serde_json::Value) -> DeserializeGuard<Pod> {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("the guard itself failed: {e}"))
+    }
+
+    /// One pod the typed decoder refuses does not break the list or watch: it is logged, counted,
+    /// and leaves the cache, while its neighbours decode as usual.
+    #[test]
+    fn an_undecodable_object_leaves_the_cache_and_breaks_nothing() {
+        let good = guarded(serde_json::json!({"metadata": {"name": "good", "namespace": "n"}}));
+        let bad = guarded(serde_json::json!({
+            "metadata": {"name": "bad", "namespace": "n"},
+            "spec": {"containers": "not a list"}
+        }));
+        assert!(good.0.is_ok());
+        assert!(bad.0.is_err());
+        let metrics = Metrics::new();
+        assert!(matches!(
+            decoded(Event::InitApply(good.clone()), "pods", &metrics),
+            Some(Event::InitApply(p)) if p.metadata.name.as_deref() == Some("good")
+        ));
+        assert!(decoded(Event::InitApply(bad.clone()), "pods", &metrics).is_none());
+        assert!(matches!(
+            decoded(Event::Apply(bad.clone()), "pods", &metrics),
+            Some(Event::Delete(p)) if p.metadata.name.as_deref() == Some("bad")
+                && p.metadata.namespace.as_deref() == Some("n")
+        ));
+        assert!(matches!(
+            decoded(Event::Delete(bad), "pods", &metrics),
+            Some(Event::Delete(_))
+        ));
+        let text = metrics.encode().unwrap_or_default();
+        assert!(
+            text.contains(r#"everynode_undecodable_objects_total{kind="pods"} 2"#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn retry_delay_doubles_from_5ms_up_to_1000s() {
