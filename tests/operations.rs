@@ -760,15 +760,22 @@ async fn a_status_write_for_a_replaced_daemonset_is_refused() {
         .delete("uidpre", &DeleteParams::default())
         .await
         .unwrap_or_else(|e| panic!("delete: {e}"));
-    wait_for("the DaemonSet to be gone", Duration::from_secs(30), || async {
-        match typed.get_opt("uidpre").await {
-            Ok(None) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    wait_for(
+        "the DaemonSet to be gone",
+        Duration::from_secs(30),
+        || async {
+            match typed.get_opt("uidpre").await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     typed
-        .create(&PostParams::default(), &daemonset(&env, "uidpre", json!({})))
+        .create(
+            &PostParams::default(),
+            &daemonset(&env, "uidpre", json!({})),
+        )
         .await
         .unwrap_or_else(|e| panic!("recreate: {e}"));
     let new = cached

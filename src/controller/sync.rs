@@ -8,7 +8,6 @@ use super::daemonset_object::CachedDaemonSet;
 use super::pod_control::sync_nodes;
 use super::revisions;
 use super::status_writer::write_status;
-use crate::core::Timestamp;
 use crate::core::claimed_view::{claimed_now, uids};
 use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
 use crate::core::manage::{plan_manage, selecting_all_event};
@@ -17,6 +16,7 @@ use crate::core::rolling_update::is_rolling_update;
 use crate::core::rolling_update::{RollingUpdateError, plan_rolling_update};
 use crate::core::spec_check::check_spec;
 use crate::core::status::{compute_counters, min_ready_requeue};
+use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::controller::Action;
 use std::sync::Arc;
@@ -65,11 +65,6 @@ async fn rolling_update(
             reason: e.to_string(),
         }),
     }
-}
-
-/// When to look at a DaemonSet again without an event: the earliest of the given delays.
-fn earliest(delays: impl IntoIterator<Item = Option<Duration>>) -> Option<Duration> {
-    delays.into_iter().flatten().min()
 }
 
 /// The delay until expectations recorded for `uid` expire (plus a second, so that the sync then

@@ -6,6 +6,13 @@
 
 pub use k8s_openapi::jiff::Timestamp;
 
+use std::time::Duration;
+
+/// The earliest of some optional delays (when to look at a DaemonSet again).
+pub fn earliest(delays: impl IntoIterator<Item = Option<Duration>>) -> Option<Duration> {
+    delays.into_iter().flatten().min()
+}
+
 pub mod backoff;
 pub mod budget;
 pub mod claimed_view;
