@@ -114,6 +114,7 @@ pub async fn sync_nodes(
             Err(e) => {
                 lock(&ctx.expectations).deletion_observed(uid, name);
                 if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                    ctx.metrics.pod_delete_failed(&labels);
                     warn!(daemonset = %key, pod = %name, "failed to delete pod: {e}");
                     ctx.events.publish(
                         ds,

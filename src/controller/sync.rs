@@ -203,7 +203,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     let counters = compute_counters(d, &nodes, &node_pods, hash, now);
     let status_result = write_status(&ctx.client, &ds, &counters, true).await;
     if status_result.is_ok() {
-        ctx.metrics.set_rollout(&ds_labels(&ds), &counters);
+        ctx.metrics.set_rollout(&ds_labels(&ds), &counters, now);
     }
     let requeue = earliest([
         plan.requeue_after,

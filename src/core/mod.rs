@@ -29,6 +29,7 @@ pub mod placement;
 pub mod pod_state;
 pub mod pod_template;
 pub mod pods_by_node;
+pub mod progress;
 pub mod revision_data;
 pub mod rolling_update;
 pub mod selector;

@@ -56,7 +56,8 @@ pub fn build(
         metrics,
         client: name,
     };
-    let limit = limit.map(RateLimitLayer::new);
+    let limit =
+        limit.map(|l| RateLimitLayer::new(l).observed_by(metrics.metrics.clone(), metrics.client));
     Ok(kube::client::ClientBuilder::new(
         stack(&config, metrics, limit, budget)?,
         config.default_namespace,
@@ -392,16 +393,23 @@ struct Bucket {
     /// tokio's clock, so that tests can pause it.
     origin: MonotonicInstant,
     bucket: Mutex<TokenBucket>,
+    /// Where each reservation's wait is recorded.
+    observer: Option<(Arc<Metrics>, &'static str)>,
 }
 
 impl Bucket {
-    /// Reserves a token now; returns how long to wait for it.
+    /// Reserves a token now; returns how long to wait for it (and records that wait).
     fn reserve(&self) -> Duration {
         let now = self.origin.elapsed();
-        self.bucket
+        let wait = self
+            .bucket
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .reserve(now)
+            .reserve(now);
+        if let Some((metrics, client)) = &self.observer {
+            metrics.rate_limited(client, wait);
+        }
+        wait
     }
 }
 
@@ -418,7 +426,22 @@ impl RateLimitLayer {
             bucket: Arc::new(Bucket {
                 origin: MonotonicInstant::now(),
                 bucket: Mutex::new(TokenBucket::new(f64::from(limit.qps), limit.burst)),
+                observer: None,
             }),
+        }
+    }
+
+    /// Records each request's wait in `everynode_rate_limiter_duration_seconds{client}`.
+    pub fn observed_by(self, metrics: Arc<Metrics>, client: &'static str) -> Self {
+        let bucket = match Arc::try_unwrap(self.bucket) {
+            Ok(mut b) => {
+                b.observer = Some((metrics, client));
+                b
+            }
+            Err(shared) => return Self { bucket: shared },
+        };
+        Self {
+            bucket: Arc::new(bucket),
         }
     }
 }

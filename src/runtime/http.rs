@@ -1,7 +1,7 @@
 //! The HTTP server of `--metrics-bind-address`: `/metrics` (Prometheus text format), `/healthz` (200
 //! while the process runs) and `/readyz` (see [`crate::runtime::readiness`]).
 
-use crate::runtime::metrics::Metrics;
+use crate::runtime::metrics::{Format, Metrics};
 use crate::runtime::readiness::Readiness;
 use axum::Router;
 use axum::extract::State;
@@ -30,16 +30,12 @@ struct Shared {
     readiness: Arc<Readiness>,
 }
 
-async fn metrics_text(State(s): State<Shared>) -> Response {
-    match s.metrics.encode() {
-        Ok(body) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
+/// `/metrics` in the format the scrape's `Accept` header asks for.
+async fn metrics_text(State(s): State<Shared>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    match s.metrics.encode_as(format) {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot encode metrics: {e}"),

@@ -1,13 +1,29 @@
-//! The Prometheus metrics of everynode (prefix `everynode_`): one registry, shared by the controller,
-//! the API client layers and the HTTP server that serves it at `/metrics`.
+//! The Prometheus metrics of everynode (prefix `everynode_`, plus the standard `process_*`): one
+//! registry, shared by the controller, the API client layers and the HTTP server that serves it at
+//! `/metrics`, in the OpenMetrics text format or the Prometheus text format 0.0.4
+//! ([`Format`], chosen by the scrape's `Accept` header).
+//!
+//! prometheus-client writes only OpenMetrics; the 0.0.4 form is derived from it by
+//! [`openmetrics_to_text`] (counter families are named with their `_total` suffix, info metrics
+//! become gauges, `# UNIT` and `# EOF` go), because Prometheus' classic text parser types a counter
+//! family whose `# TYPE` line lacks the suffix as untyped.
 
+use crate::core::Timestamp;
+use crate::core::progress::{Progress, stalled_seconds, track};
 use crate::core::status::StatusCounters;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A DaemonSet, as labels.
@@ -84,13 +100,14 @@ pub fn request_code(status: Option<http::StatusCode>) -> String {
 }
 
 /// The status counters exported per DaemonSet, with their `state` label.
-pub fn rollout_states(c: &StatusCounters) -> [(&'static str, i32); 6] {
+pub fn rollout_states(c: &StatusCounters) -> [(&'static str, i32); 7] {
     [
         ("desired", c.desired_number_scheduled),
         ("current", c.current_number_scheduled),
         ("ready", c.number_ready),
         ("updated", c.updated_number_scheduled),
         ("available", c.number_available),
+        ("unavailable", c.number_unavailable),
         ("misscheduled", c.number_misscheduled),
     ]
 }
@@ -114,6 +131,9 @@ pub struct Metrics {
     pods_created: Family<DaemonSetLabels, Counter>,
     pods_deleted: Family<DaemonSetLabels, Counter>,
     pods_create_failed: Family<DaemonSetLabels, Counter>,
+    pods_delete_failed: Family<DaemonSetLabels, Counter>,
+    rate_limiter_wait: HistogramFamily<ClientLabels>,
+    progress: Arc<RolloutProgress>,
     expectations_adds: Gauge,
     expectations_deletes: Gauge,
     rollout: Family<RolloutLabels, Gauge>,
@@ -130,7 +150,9 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("everynode");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("everynode");
         let m = Self {
             reconciles: Family::default(),
             reconcile_duration: latency_histogram(),
@@ -141,6 +163,9 @@ impl Metrics {
             pods_created: Family::default(),
             pods_deleted: Family::default(),
             pods_create_failed: Family::default(),
+            pods_delete_failed: Family::default(),
+            rate_limiter_wait: Family::new_with_constructor(latency_histogram),
+            progress: Arc::default(),
             expectations_adds: Gauge::default(),
             expectations_deletes: Gauge::default(),
             rollout: Family::default(),
@@ -149,6 +174,31 @@ impl Metrics {
             api_request_duration: Family::new_with_constructor(latency_histogram),
             registry: Registry::default(),
         };
+        registry.register(
+            "build",
+            "The version of everynode and the Kubernetes API version it was built for",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                ("kubernetes", "1.36".to_string()),
+            ]),
+        );
+        registry.register(
+            "pods_delete_failed",
+            "Daemon pod deletions the API server refused or that failed, by DaemonSet",
+            m.pods_delete_failed.clone(),
+        );
+        registry.register(
+            "rate_limiter_duration_seconds",
+            "Time API requests waited for the client-side rate limit (--kube-api-qps), by client",
+            m.rate_limiter_wait.clone(),
+        );
+        registry.register_collector(Box::new(m.progress.clone()));
+        for reason in ERROR_REASONS {
+            let _ = m.reconcile_errors.get_or_create(&ReasonLabels { reason });
+        }
+        for result in ["success", "error"] {
+            let _ = m.reconciles.get_or_create(&ResultLabels { result });
+        }
         registry.register(
             "reconciles",
             "DaemonSet syncs by result (success or error)",
@@ -224,14 +274,26 @@ impl Metrics {
             "Latency of API requests (until the response headers) by client, verb and HTTP status code",
             m.api_request_duration.clone(),
         );
-        Self { registry, ..m }
+        Self {
+            registry: root,
+            ..m
+        }
     }
 
-    /// The registry in the Prometheus text format.
+    /// The registry in the OpenMetrics text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// The registry in `format`.
+    pub fn encode_as(&self, format: Format) -> Result<String, std::fmt::Error> {
+        let openmetrics = self.encode()?;
+        Ok(match format {
+            Format::OpenMetrics => openmetrics,
+            Format::Text004 => openmetrics_to_text(&openmetrics),
+        })
     }
 
     pub fn reconciled(&self, ok: bool, took: Duration) {
@@ -281,13 +343,35 @@ impl Metrics {
         self.pods_create_failed.get_or_create(ds).inc();
     }
 
+    pub fn pod_delete_failed(&self, ds: &DaemonSetLabels) {
+        self.pods_delete_failed.get_or_create(ds).inc();
+    }
+
+    /// A request of `client` waited this long for the rate limit.
+    pub fn rate_limited(&self, client: &'static str, waited: Duration) {
+        self.rate_limiter_wait
+            .get_or_create(&ClientLabels { client })
+            .observe(waited.as_secs_f64());
+    }
+
     /// Outstanding expectations, from [`crate::core::expectations::Expectations::waiting`].
     pub fn set_expectations(&self, (adds, deletes): (i64, i64)) {
         self.expectations_adds.set(adds);
         self.expectations_deletes.set(deletes);
     }
 
-    pub fn set_rollout(&self, ds: &DaemonSetLabels, counters: &StatusCounters) {
+    /// The counters a sync of `ds` computed at `now`: the per-state gauges, the rollout's progress,
+    /// and the per-DaemonSet failure counters at 0 from the first sync on.
+    pub fn set_rollout(&self, ds: &DaemonSetLabels, counters: &StatusCounters, now: Timestamp) {
+        for family in [
+            &self.pods_created,
+            &self.pods_deleted,
+            &self.pods_create_failed,
+            &self.pods_delete_failed,
+        ] {
+            let _ = family.get_or_create(ds);
+        }
+        self.progress.record(ds, *counters, now);
         for (state, value) in rollout_states(counters) {
             self.rollout
                 .get_or_create(&rollout_labels(ds, state))
@@ -297,16 +381,10 @@ impl Metrics {
 
     /// Forgets a deleted DaemonSet's gauges (its counters stay: they are totals).
     pub fn forget_daemonset(&self, ds: &DaemonSetLabels) {
-        for state in [
-            "desired",
-            "current",
-            "ready",
-            "updated",
-            "available",
-            "misscheduled",
-        ] {
+        for (state, _) in rollout_states(&StatusCounters::default()) {
             self.rollout.remove(&rollout_labels(ds, state));
         }
+        self.progress.forget(ds);
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -318,6 +396,191 @@ impl Metrics {
         self.api_request_duration
             .get_or_create(labels)
             .observe(took.as_secs_f64());
+    }
+}
+
+/// The `reason` labels of `everynode_reconcile_errors_total`, exported at 0 from the start.
+pub const ERROR_REASONS: [&str; 8] = [
+    "api",
+    "invalid_budget",
+    "invalid_spec",
+    "claim",
+    "history",
+    "rolling_update",
+    "sync_nodes",
+    "status",
+];
+
+/// One API client (`controller`, `watches`, `lease`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientLabels {
+    pub client: &'static str,
+}
+
+/// How `/metrics` answers: OpenMetrics when the scrape asks for it, else the Prometheus text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    Text004,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for (Prometheus sends `application/openmetrics-text` first
+    /// when it can parse it).
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text004,
+        }
+    }
+
+    /// The response's content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text004 => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// The Prometheus text format 0.0.4 of an OpenMetrics exposition as prometheus-client writes it:
+/// `# HELP`/`# TYPE` of counters name the `_total` series, info metrics become gauges named
+/// `_info`, `# UNIT` and `# EOF` lines go. Samples are unchanged.
+pub fn openmetrics_to_text(openmetrics: &str) -> String {
+    let mut types: HashMap<&str, &str> = HashMap::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some((name, kind)) = rest.split_once(' ')
+        {
+            types.insert(name, kind);
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (renamed, kind) = match types.get(name).copied() {
+                Some("counter") => (format!("{name}_total"), "counter"),
+                Some("info") => (format!("{name}_info"), "gauge"),
+                Some(kind) => (name.to_string(), kind),
+                None => return None,
+            };
+            Some(if *prefix == "# TYPE " {
+                format!("# TYPE {renamed} {kind}")
+            } else {
+                format!("# HELP {renamed} {tail}")
+            })
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// The last progress of every DaemonSet's rollout, exported at scrape time as
+/// `everynode_daemonset_rollout_stalled_seconds`.
+#[derive(Debug, Default)]
+pub struct RolloutProgress {
+    by_daemonset: Mutex<HashMap<DaemonSetLabels, Progress>>,
+}
+
+impl RolloutProgress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DaemonSetLabels, Progress>> {
+        self.by_daemonset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, ds: &DaemonSetLabels, counters: StatusCounters, now: Timestamp) {
+        let mut all = self.lock();
+        let next = track(all.get(ds), counters, now);
+        all.insert(ds.clone(), next);
+    }
+
+    fn forget(&self, ds: &DaemonSetLabels) {
+        self.lock().remove(ds);
+    }
+}
+
+impl Collector for RolloutProgress {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let now = Timestamp::now();
+        let all = self.lock();
+        let mut family = encoder.encode_descriptor(
+            "daemonset_rollout_stalled_seconds",
+            "Seconds since the DaemonSet's rollout last made progress (more pods updated or available); 0 when it is complete",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (ds, progress) in all.iter() {
+            ConstGauge::new(stalled_seconds(progress, now)).encode(family.encode_family(ds)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The standard process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, ...), read from /proc at each scrape by the `metrics-process` crate.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let p = metrics_process::collector::collect();
+        if let Some(v) = p.cpu_seconds_total {
+            ConstCounter::new(v).encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                MetricType::Counter,
+            )?)?;
+        }
+        let gauges = [
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                p.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                p.max_fds,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                p.virtual_memory_bytes,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                p.resident_memory_bytes,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                p.start_time_seconds,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process",
+                p.threads,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(v) = value {
+                let v = i64::try_from(v).unwrap_or(i64::MAX);
+                ConstGauge::new(v).encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    MetricType::Gauge,
+                )?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -368,8 +631,10 @@ mod tests {
             &StatusCounters {
                 desired_number_scheduled: 3,
                 number_ready: 2,
+                number_unavailable: 1,
                 ..Default::default()
             },
+            Timestamp::now(),
         );
         m.set_leader(true);
         m.api_request(
@@ -386,14 +651,78 @@ mod tests {
             r#"everynode_reconciles_total{result="success"} 1"#,
             r#"everynode_daemonset_pods{namespace="ns",name="agent",state="desired"} 3"#,
             r#"everynode_daemonset_pods{namespace="ns",name="agent",state="ready"} 2"#,
+            r#"everynode_daemonset_pods{namespace="ns",name="agent",state="unavailable"} 1"#,
+            r#"everynode_pods_create_failed_total{namespace="ns",name="agent"} 0"#,
+            r#"everynode_pods_delete_failed_total{namespace="ns",name="agent"} 0"#,
+            r#"everynode_reconcile_errors_total{reason="sync_nodes"} 0"#,
+            r#"everynode_reconciles_total{result="error"} 0"#,
+            r#"everynode_build_info{version="0.1.0",kubernetes="1.36"} 1"#,
             "everynode_leader 1",
             r#"everynode_api_requests_total{client="watches",verb="WATCH",code="200"} 1"#,
             "everynode_reconcile_duration_seconds_count 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
+        for family in [
+            r#"everynode_daemonset_rollout_stalled_seconds{namespace="ns",name="agent"} "#,
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(family)),
+                "{family} missing in\n{text}"
+            );
+        }
         m.forget_daemonset(&ds);
         let text = m.encode().expect("encode");
         assert!(!text.contains("everynode_daemonset_pods{"), "{text}");
+        assert!(!text.contains("rollout_stalled_seconds{"), "{text}");
+    }
+
+    /// The Prometheus text format names counter families by their `_total` series (else
+    /// Prometheus types them untyped), info metrics become gauges, and OpenMetrics-only lines go.
+    #[test]
+    fn the_text_format_is_what_prometheus_0_0_4_parses() {
+        let m = Metrics::new();
+        m.reconciled(true, Duration::from_millis(3));
+        m.rate_limited("controller", Duration::from_millis(20));
+        let text = m.encode_as(Format::Text004).expect("encode");
+        for line in [
+            "# TYPE everynode_reconciles_total counter",
+            "# HELP everynode_reconciles_total DaemonSet syncs by result (success or error).",
+            r#"everynode_reconciles_total{result="success"} 1"#,
+            "# TYPE everynode_build_info gauge",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE everynode_reconcile_duration_seconds histogram",
+            r#"everynode_rate_limiter_duration_seconds_count{client="controller"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        for gone in ["# EOF", "# UNIT", "# TYPE everynode_reconciles counter"] {
+            assert!(!text.contains(gone), "{gone} in\n{text}");
+        }
+        let om = m.encode_as(Format::OpenMetrics).expect("encode");
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        assert!(om.contains("# TYPE everynode_reconciles counter"));
+    }
+
+    #[test]
+    fn the_accept_header_chooses_the_format() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::from_accept(Some("text/plain")), Format::Text004);
+        assert_eq!(Format::from_accept(None), Format::Text004);
+        assert!(
+            Format::OpenMetrics
+                .content_type()
+                .starts_with("application/openmetrics-text")
+        );
+        assert!(
+            Format::Text004
+                .content_type()
+                .starts_with("text/plain; version=0.0.4")
+        );
     }
 }
