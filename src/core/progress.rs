@@ -32,7 +32,8 @@ pub fn track(prev: Option<&Progress>, counters: StatusCounters, now: Timestamp) 
     let progressed = match prev {
         None => true,
         Some(p) => {
-            (p.complete && !complete)
+            // A rollout that just started (complete before, not now) or just finished.
+            p.complete
                 || complete
                 || counters.desired_number_scheduled != p.counters.desired_number_scheduled
                 || counters.updated_number_scheduled > p.counters.updated_number_scheduled
