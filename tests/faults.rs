@@ -189,9 +189,10 @@ async fn etcd_frozen_for_15s_mid_rollout() {
     s.cp.pause_component("etcd").expect("SIGSTOP etcd");
     let paused = Instant::now();
     tokio::time::sleep(Duration::from_secs(15)).await;
+    let during = s.pods_on(&hash).await;
     s.cp.resume_component("etcd").expect("SIGCONT etcd");
     eprintln!(
-        "etcd frozen {:.1}s with {before}/{} pods on the new revision",
+        "etcd frozen {:.1}s with {before}/{} pods on the new revision; {during} of them when it was continued",
         paused.elapsed().as_secs_f64(),
         s.nodes.len()
     );

@@ -298,7 +298,7 @@ impl Invariants {
                     problems.push(v);
                 }
                 for v in problems {
-                    if seen.violations.len() < 10 {
+                    if seen.violations.len() < 10 && !seen.violations.contains(&v) {
                         seen.violations.push(v);
                     }
                 }
@@ -361,9 +361,10 @@ impl Invariants {
         );
         assert!(
             f.violations.is_empty(),
-            "{}: invariant violated during the scenario: {:#?}",
+            "{}: invariant violated during the scenario ({} violations, first ones): {}",
             f.scenario,
-            f.violations
+            f.violations.len(),
+            f.violations.join(" | ")
         );
         assert!(
             f.duplicates == 0 && f.deleted_current == 0,
