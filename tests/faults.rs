@@ -43,6 +43,8 @@ async fn scenario(name: &str, n: usize) -> Scenario {
         name,
         controlplane::Options {
             users: USERS.iter().map(|u| u.to_string()).collect(),
+            // Not system:masters, which API Priority and Fairness exempts: cluster-admin by RBAC.
+            users_group: "everynode:controllers".into(),
             audit: true,
             ..Default::default()
         },
@@ -202,8 +204,8 @@ async fn etcd_frozen_for_15s_mid_rollout() {
 }
 
 /// A priority level with 1 nominal share that rejects (no queue) and a FlowSchema sending every
-/// request of everynode-a and everynode-b to it. Precedence 1 ties with the mandatory `exempt`
-/// FlowSchema (group system:masters, which the test users are in); ties go to the smaller name.
+/// request of everynode-a and everynode-b to it (they are not in system:masters, whose requests
+/// the mandatory `exempt` FlowSchema would take first).
 async fn throttle(client: &kube::Client) {
     let pl: k8s_openapi::api::flowcontrol::v1::PriorityLevelConfiguration =
         serde_json::from_value(json!({
@@ -224,7 +226,7 @@ async fn throttle(client: &kube::Client) {
         "metadata": {"name": "a-everynode-throttle"},
         "spec": {
             "priorityLevelConfiguration": {"name": "a-everynode-throttle"},
-            "matchingPrecedence": 1,
+            "matchingPrecedence": 100,
             "distinguisherMethod": {"type": "ByUser"},
             "rules": [{
                 "subjects": USERS.iter().map(|u| json!({"kind": "User", "user": {"name": u}})).collect::<Vec<_>>(),
@@ -256,11 +258,11 @@ async fn real_429s_from_priority_and_fairness_mid_rollout() {
     let _serial = SERIAL.lock().await;
     let s = scenario("fault-apf-429", 10).await;
     let mut everynode = s.everynode("everynode-a");
-    s.daemonset(3, 2).await;
-    let (inv, hash) = s.start_rollout(3, 1).await;
+    s.daemonset(2, 3).await;
+    let (inv, hash) = s.start_rollout(2, 1).await;
     throttle(&s.env.client).await;
     // A noisy neighbour in the same priority level (everynode-b, its own flow) keeps its few seats
-    // busy for 12 s, so that everynode's own requests are rejected with 429 by the API server.
+    // busy for 15 s, so that everynode's own requests are rejected with 429 by the API server.
     let kc = s.cp.user_kubeconfig("everynode-b").expect("everynode-b");
     let config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(&kc).expect("read kubeconfig"),
@@ -269,9 +271,9 @@ async fn real_429s_from_priority_and_fairness_mid_rollout() {
     .await
     .expect("kubeconfig of everynode-b");
     let noisy = kube::Client::try_from(config).expect("client of everynode-b");
-    let until = Instant::now() + Duration::from_secs(12);
+    let until = Instant::now() + Duration::from_secs(15);
     let mut load = tokio::task::JoinSet::new();
-    for _ in 0..12 {
+    for _ in 0..24 {
         let pods: Api<Pod> = Api::all(noisy.clone());
         load.spawn(async move {
             let mut n = 0u32;
@@ -293,6 +295,7 @@ async fn real_429s_from_priority_and_fairness_mid_rollout() {
         .iter()
         .filter(|e| e.user == "everynode-a" && e.code == 429)
         .count();
+    let requests_a = audit.iter().filter(|e| e.user == "everynode-a").count();
     let rejected_b = audit
         .iter()
         .filter(|e| e.user == "everynode-b" && e.code == 429)
@@ -300,7 +303,7 @@ async fn real_429s_from_priority_and_fairness_mid_rollout() {
     let metrics = everynode.metrics().await.expect("everynode's /metrics");
     let seen_429 = api_requests(&metrics, "code=\"429\"");
     eprintln!(
-        "API server answered 429 to everynode {rejected_a} times (audit log), to the noisy neighbour {rejected_b} of {noisy_requests}; everynode's everynode_api_requests_total{{code=\"429\"}} = {seen_429} (kube's retry layer sits under the metrics, so only requests that ran out of retries count there)"
+        "API server answered 429 to everynode {rejected_a} times of {requests_a} requests (audit log), to the noisy neighbour {rejected_b} of {noisy_requests}; everynode's everynode_api_requests_total{{code=\"429\"}} = {seen_429} (kube's retry layer sits under the metrics, so only requests that ran out of retries count there)"
     );
     assert!(
         rejected_a > 0,

@@ -83,6 +83,11 @@ pub struct Options {
     /// Extra identities (group `system:masters`), each with its own token and kubeconfig
     /// ([`ControlPlane::user_kubeconfig`]), so that two clients can be told apart.
     pub users: Vec<String>,
+    /// The group of the extra `users`: `system:masters` by default (all rights, and exempt from API
+    /// Priority and Fairness). Any other group is bound to the `cluster-admin` ClusterRole at start
+    /// and is subject to API Priority and Fairness, as a real controller's identity is (for tests
+    /// that want real 429s).
+    pub users_group: String,
     /// Whether the API server writes an audit log ([`ControlPlane::audit_log`]): one JSON line per
     /// request stage of the `users` above at Metadata level, nothing for anyone else.
     pub audit: bool,
@@ -97,6 +102,7 @@ impl Default for Options {
             // Renewed every quarter of this: 1000 nodes cost ~22 lease writes/s instead of ~100 at 40 s.
             node_lease_seconds: 180,
             users: Vec::new(),
+            users_group: "system:masters".into(),
             audit: false,
         }
     }
@@ -156,7 +162,8 @@ impl ControlPlane {
         for sub in ["logs", "etcd", "certs"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(&dir.join(sub), e))?;
         }
-        let pki = pki::write_with_users(&dir.join("pki"), &options.users)?;
+        let pki =
+            pki::write_with_users_in_group(&dir.join("pki"), &options.users, &options.users_group)?;
         let api_port = free_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("kubeconfig");
@@ -246,6 +253,18 @@ impl ControlPlane {
         cp.spawn("kube-apiserver", &apiserver_args)?;
         let client = cp.client().await?;
         cp.wait_apiserver_ready(&client).await?;
+        if !options.users.is_empty() && options.users_group != "system:masters" {
+            let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding =
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "everynode-extra-users"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": options.users_group}],
+                }))
+                .map_err(|e| Error::Kubeconfig(format!("ClusterRoleBinding: {e}")))?;
+            Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone())
+                .create(&Default::default(), &binding)
+                .await?;
+        }
 
         // kube-controller-manager
         let kcm = cp.kcm_args(

@@ -42,6 +42,15 @@ pub fn write(dir: &Path) -> Result<Pki, crate::Error> {
 /// Writes the credentials into `dir`, with one static token per extra user (each its own identity in
 /// group `system:masters`, so a benchmark can tell two clients apart in the audit log).
 pub fn write_with_users(dir: &Path, users: &[String]) -> Result<Pki, crate::Error> {
+    write_with_users_in_group(dir, users, "system:masters")
+}
+
+/// [`write_with_users`] with the extra users in `group` instead of `system:masters`.
+pub fn write_with_users_in_group(
+    dir: &Path,
+    users: &[String],
+    group: &str,
+) -> Result<Pki, crate::Error> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     let pki_err = |e: rcgen::Error| crate::Error::Pki(e.to_string());
 
@@ -83,7 +92,7 @@ pub fn write_with_users(dir: &Path, users: &[String]) -> Result<Pki, crate::Erro
     };
     let mut tokens = format!("{admin_token},admin,admin,system:masters\n");
     for (i, (user, token)) in pki.user_tokens.iter().enumerate() {
-        tokens.push_str(&format!("{token},{user},extra-{i},system:masters\n"));
+        tokens.push_str(&format!("{token},{user},extra-{i},{group}\n"));
     }
     let files = [
         (&pki.ca_cert, ca_cert.pem()),

@@ -142,7 +142,7 @@ pub fn api_requests(metrics: &str, label: &str) -> f64 {
         .lines()
         .filter(|l| l.starts_with("everynode_api_requests_total{") && l.contains(label))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-        .sum()
+        .fold(0.0, |a, b| a + b)
 }
 
 /// The node a daemon pod is for: `spec.nodeName`, else the `metadata.name` its required node
