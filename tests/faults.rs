@@ -374,8 +374,9 @@ async fn proxy_500s_resets_and_latency_mid_rollout() {
             .probability(0.3)
             .times(3),
         Rule::new(Fault::Reset)
-            .method(Method::GET)
-            .probability(0.2)
+            .method(Method::POST)
+            .path_ends_with("/events")
+            .probability(0.3)
             .times(3),
         Rule::new(Fault::Delay(Duration::from_millis(300))),
     ]);
@@ -383,10 +384,10 @@ async fn proxy_500s_resets_and_latency_mid_rollout() {
     let fired = proxy.fired();
     let total = proxy.records().len();
     eprintln!(
-        "rules fired [500 POST pods, reset DELETE pod, 500 status, reset GET, +300ms]: {fired:?} over {total} requests"
+        "rules fired [500 POST pods, reset DELETE pod, 500 status, reset POST event, +300ms]: {fired:?} over {total} requests"
     );
     assert!(
-        fired[..4].iter().sum::<u32>() >= 2 && fired[4] > 0,
+        fired.len() == 5 && fired[..4].iter().sum::<u32>() >= 2 && fired[4] > 0,
         "too few faults were injected to mean anything: {fired:?}"
     );
     inv.finish(&hash, took, &mut [&mut everynode]);
