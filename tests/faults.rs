@@ -130,14 +130,21 @@ impl Scenario {
         (inv, hash)
     }
 
-    async fn pods_on(&self, hash: &str) -> usize {
-        self.env
-            .pods_by_node("app=agent")
+    /// Pods of `agent` on revision `hash`, read from the API server's watch cache (answers while
+    /// etcd is frozen); `None` if the API server does not answer within 5 s.
+    async fn pods_on(&self, hash: &str) -> Option<usize> {
+        let pods: Api<Pod> = Api::namespaced(self.env.client.clone(), &self.env.ns);
+        let lp = ListParams::default().labels("app=agent").match_any();
+        let list = tokio::time::timeout(Duration::from_secs(5), pods.list(&lp))
             .await
-            .values()
-            .flatten()
-            .filter(|p| support::revision_hash(&p.metadata).map(String::as_str) == Some(hash))
-            .count()
+            .ok()?
+            .ok()?;
+        Some(
+            list.items
+                .iter()
+                .filter(|p| support::revision_hash(&p.metadata).map(String::as_str) == Some(hash))
+                .count(),
+        )
     }
 
     fn wall(&self) {
@@ -169,7 +176,7 @@ async fn apiserver_sigkilled_and_restarted_mid_rollout() {
             .expect("API server pid");
     assert_ne!(pid, new_pid, "the API server was not replaced");
     eprintln!(
-        "API server pid {pid} SIGKILLed with {before}/{} pods on the new revision; pid {new_pid} ready after {:.1}s",
+        "API server pid {pid} SIGKILLed with {before:?}/{} pods on the new revision; pid {new_pid} ready after {:.1}s",
         s.nodes.len(),
         down.as_secs_f64()
     );
@@ -194,7 +201,7 @@ async fn etcd_frozen_for_15s_mid_rollout() {
     let during = s.pods_on(&hash).await;
     s.cp.resume_component("etcd").expect("SIGCONT etcd");
     eprintln!(
-        "etcd frozen {:.1}s with {before}/{} pods on the new revision; {during} of them when it was continued",
+        "etcd frozen {:.1}s with {before:?}/{} pods on the new revision; {during:?} of them when it was continued",
         paused.elapsed().as_secs_f64(),
         s.nodes.len()
     );
