@@ -3,12 +3,13 @@
 //! leader, until it loses the lease: then it exits with a non-zero code).
 
 use clap::Parser;
-use everynode::cli::{Cli, Command, LogFormat, RunArgs};
-use everynode::client::{self, RateLimit};
 use everynode::controller::Clients;
-use everynode::leader::{self, Election, LeaderConfig};
-use everynode::metrics::Metrics;
-use everynode::readiness::Readiness;
+use everynode::runtime::cli::{Cli, Command, LogFormat, RunArgs};
+use everynode::runtime::client::{self, RateLimit};
+use everynode::runtime::leader::{self, Election, LeaderConfig};
+use everynode::runtime::metrics::Metrics;
+use everynode::runtime::readiness::Readiness;
+use everynode::runtime::retry::RetryBudget;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing::{error, info};
@@ -47,7 +48,7 @@ async fn shutdown_signal() {
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
-    everynode::http::serve(
+    everynode::runtime::http::serve(
         args.metrics_bind_address,
         metrics.clone(),
         readiness.clone(),
@@ -59,11 +60,23 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = args.client_config().await?;
     let server = config.cluster_url.to_string();
     let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
-    let client = client::build(config.clone(), metrics.clone(), limit, "controller")?;
+    let client = client::build(
+        config.clone(),
+        metrics.clone(),
+        limit,
+        "controller",
+        RetryBudget::CONTROLLER,
+    )?;
     // The watches get a client and a budget of their own, as kube-controller-manager's informers do.
     let clients = Clients {
         requests: client.clone(),
-        watches: client::build(config.clone(), metrics.clone(), limit, "watches")?,
+        watches: client::build(
+            config.clone(),
+            metrics.clone(),
+            limit,
+            "watches",
+            RetryBudget::CONTROLLER,
+        )?,
     };
     let version = tokio::select! {
         v = client.apiserver_version() => v.map_err(|e| format!("cannot reach the API server at {server}: {e}"))?,
@@ -81,7 +94,13 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     // The lease has a client of its own, without the client-side rate limit: a controller busy with
     // many requests must not delay its renewals.
-    let lease_client = client::build(config, metrics.clone(), None, "lease")?;
+    let lease_client = client::build(
+        config,
+        metrics.clone(),
+        None,
+        "lease",
+        RetryBudget::lease(args.leader_elect_renew_deadline),
+    )?;
     let mut election = Election::start(
         lease_client,
         LeaderConfig {

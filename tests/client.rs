@@ -7,7 +7,7 @@
 
 mod support;
 
-use everynode::metrics::Metrics;
+use everynode::runtime::metrics::Metrics;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
@@ -105,9 +105,14 @@ async fn concurrent_requests_share_one_http2_connection() {
          expected several (HTTP/1.1)"
     );
 
-    let ours =
-        everynode::client::build(config().await, Arc::new(Metrics::new()), None, "controller")
-            .unwrap_or_else(|e| panic!("everynode's client: {e}"));
+    let ours = everynode::runtime::client::build(
+        config().await,
+        Arc::new(Metrics::new()),
+        None,
+        "controller",
+        everynode::runtime::retry::RetryBudget::CONTROLLER,
+    )
+    .unwrap_or_else(|e| panic!("everynode's client: {e}"));
     let opened = new_connections_for_burst(ours).await;
     assert_eq!(
         opened, 1,

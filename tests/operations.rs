@@ -734,3 +734,74 @@ async fn a_leader_that_loses_its_lease_exits_with_an_error_at_once() {
         "the leader did not take the lease back"
     );
 }
+
+/// A status write carries the DaemonSet's UID as a precondition: counters computed for a DaemonSet
+/// that was deleted and recreated under the same name (by a slow sync, or a deposed leader) are
+/// refused by the API server and never land on the new object.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_write_for_a_replaced_daemonset_is_refused() {
+    use everynode::controller::daemonset_object::CachedDaemonSet;
+    use everynode::controller::status_writer::write_status;
+    use everynode::core::status::StatusCounters;
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use kube::api::{DeleteParams, PostParams};
+
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new("ops-status-uid").await;
+    let typed: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
+    let cached: Api<CachedDaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
+    env.create_daemonset(&daemonset(&env, "uidpre", json!({})))
+        .await;
+    let old = cached
+        .get("uidpre")
+        .await
+        .unwrap_or_else(|e| panic!("get: {e}"));
+    typed
+        .delete("uidpre", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e}"));
+    wait_for(
+        "the DaemonSet to be gone",
+        Duration::from_secs(30),
+        || async {
+            match typed.get_opt("uidpre").await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    typed
+        .create(
+            &PostParams::default(),
+            &daemonset(&env, "uidpre", json!({})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("recreate: {e}"));
+    let new = cached
+        .get("uidpre")
+        .await
+        .unwrap_or_else(|e| panic!("get: {e}"));
+    assert_ne!(old.ds.metadata.uid, new.ds.metadata.uid);
+
+    let stale = StatusCounters {
+        desired_number_scheduled: 42,
+        ..Default::default()
+    };
+    let written = write_status(&env.client, &old, &stale, true).await;
+    assert!(
+        matches!(written, Ok(false)),
+        "a write for the old UID must be refused: {written:?}"
+    );
+    let status = |ds: DaemonSet| ds.status.map(|s| s.desired_number_scheduled);
+    let after = typed.get("uidpre").await.map(status);
+    assert!(
+        matches!(after, Ok(None) | Ok(Some(0))),
+        "the stale counters landed on the new DaemonSet: {after:?}"
+    );
+    // The same write for the new UID lands: the refusal is the precondition, not the patch.
+    let written = write_status(&env.client, &new, &stale, true).await;
+    assert!(matches!(written, Ok(true)), "{written:?}");
+    let after = typed.get("uidpre").await.map(status);
+    assert!(matches!(after, Ok(Some(42))), "{after:?}");
+}

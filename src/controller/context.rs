@@ -7,8 +7,8 @@ use super::object_cache::ObjectCache;
 use super::pod_index::PodIndex;
 use crate::core::backoff::FailedPodBackoff;
 use crate::core::expectations::Expectations;
-use crate::metrics::{DaemonSetLabels, Metrics};
-use crate::readiness::Readiness;
+use crate::runtime::metrics::{DaemonSetLabels, Metrics};
+use crate::runtime::readiness::Readiness;
 use futures::channel::mpsc;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Node;
@@ -35,6 +35,8 @@ pub struct Context {
     pub queue: mpsc::UnboundedSender<ObjectRef<CachedDaemonSet>>,
     /// Consecutive failed syncs per DaemonSet key, for the rate-limited retry.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// UIDs of pods selected by several DaemonSets that were already logged (until deleted).
+    pub overlaps_logged: Mutex<std::collections::HashSet<String>>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
 }

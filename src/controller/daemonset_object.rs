@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 
 /// A DaemonSet with the raw JSON of its pod template.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CachedDaemonSet {
     pub ds: DaemonSet,
     /// `spec.template` exactly as served (null if absent).
@@ -55,6 +55,11 @@ impl CachedDaemonSet {
     /// `namespace/name`, the key of expectations and the work queue.
     pub fn key(&self) -> String {
         key_of(&self.ds.metadata)
+    }
+
+    /// The DaemonSet's UID, the key of its expectations (empty if the object has none).
+    pub fn uid(&self) -> &str {
+        self.ds.metadata.uid.as_deref().unwrap_or_default()
     }
 }
 

@@ -4,8 +4,8 @@
 //! one per 5 minutes). Publishing runs in a background task so a sync never waits on it.
 
 use super::daemonset_object::CachedDaemonSet;
-use crate::core::event_correlator::{Decision, EventCorrelator};
 use crate::core::events::{EventType, PlannedEvent};
+use crate::runtime::event_correlator::{Decision, EventCorrelator};
 use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};

@@ -1,230 +1,105 @@
-//! Event handlers: which DaemonSets a change of a DaemonSet, pod, node or ControllerRevision
-//! queues, and the expectation observations pod changes make (upstream's informer handlers,
-//! §1.2–§1.5). The decisions themselves are in [`crate::core::triggers`].
+//! Event handlers: route each cache change to the core's decision ([`crate::core::triggers`]) and
+//! apply its reaction: queue DaemonSets, record expectation observations (upstream's informer
+//! handlers, §1.2–§1.5).
 
 use super::context::{Context, lock, read};
 use super::daemonset_object::CachedDaemonSet;
-use super::object_cache::Change;
-use crate::core::selector;
-use crate::core::status::min_ready_seconds;
-use crate::core::triggers::{
-    became_ready_requeue, controller_uid, labels_changed, node_needs_sync, node_update_is_relevant,
-};
-use k8s_openapi::api::apps::v1::ControllerRevision;
+use crate::core::triggers::{self, Change, Reaction};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
 use std::sync::Arc;
-use tracing::debug;
+use tracing::{debug, warn};
 
-/// The DaemonSet the object's controller reference points to, if it exists in the cache with the
-/// same UID.
-fn resolve_controller(ctx: &Context, meta: &ObjectMeta) -> Option<Arc<CachedDaemonSet>> {
-    let r = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))?;
-    if r.kind != "DaemonSet" {
-        return None;
+/// A cached DaemonSet as the core's decisions take it.
+struct Ds(Arc<CachedDaemonSet>);
+
+impl Borrow<DaemonSet> for Ds {
+    fn borrow(&self) -> &DaemonSet {
+        &self.0.ds
     }
-    let ds = ctx.daemonset(meta.namespace.as_deref().unwrap_or_default(), &r.name)?;
-    (ds.ds.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(ds)
 }
 
-/// DaemonSets of the object's namespace whose (non-empty, valid) selector matches its labels.
-fn matching_daemonsets(ctx: &Context, meta: &ObjectMeta) -> Vec<Arc<CachedDaemonSet>> {
-    let labels = meta.labels.clone().unwrap_or_default();
-    if labels.is_empty() {
-        return Vec::new();
-    }
-    let ns = meta.namespace.as_deref().unwrap_or_default();
-    ctx.caches
-        .daemonsets
-        .state()
-        .into_iter()
-        .filter(|d| d.ds.metadata.namespace.as_deref().unwrap_or_default() == ns)
-        .filter(|d| {
-            d.ds.spec.as_ref().is_some_and(|s| {
-                !selector::is_empty(&s.selector)
-                    && selector::matches(&s.selector, Some(&labels)).unwrap_or(false)
-            })
-        })
-        .collect()
+fn daemonsets(ctx: &Context) -> Vec<Ds> {
+    ctx.caches.daemonsets.state().into_iter().map(Ds).collect()
 }
 
-fn owner_changed(old: &ObjectMeta, new: &ObjectMeta) -> bool {
-    controller_uid(old) != controller_uid(new)
-}
-
-/// DaemonSet changes (§1.2).
+/// DaemonSet changes (§1.2): queue it; forget the expectations of one that is gone.
 pub fn daemonset_changed(ctx: &Context, change: Change<CachedDaemonSet>) {
     match change {
         Change::Added(ds) => ctx.enqueue(&ds),
         Change::Updated { old, new } => {
             if old.ds.metadata.uid != new.ds.metadata.uid {
-                lock(&ctx.expectations).delete(&old.key());
+                lock(&ctx.expectations).delete(old.uid());
             }
             ctx.enqueue(&new);
         }
         Change::Deleted(ds) => {
-            lock(&ctx.expectations).delete(&ds.key());
+            lock(&ctx.expectations).delete(ds.uid());
             ctx.enqueue(&ds);
         }
     }
 }
 
-fn pod_deleted(ctx: &Context, pod: &Pod) {
-    if let Some(ds) = resolve_controller(ctx, &pod.metadata) {
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        lock(&ctx.expectations).deletion_observed(&ds.key(), name);
-        ctx.enqueue(&ds);
+/// Applies a reaction: observations first (so the sync it queues sees them), then the queue.
+fn react(ctx: &Context, reaction: Reaction<'_, Ds>) {
+    if let Some((ds, node)) = reaction.creation_observed {
+        debug!(daemonset = %ds.0.key(), node = %node, "pod creation observed");
+        lock(&ctx.expectations).creation_observed(ds.0.uid(), &node);
+    }
+    if let Some((ds, pod)) = reaction.deletion_observed {
+        lock(&ctx.expectations).deletion_observed(ds.0.uid(), &pod);
+    }
+    for ds in reaction.queue {
+        ctx.enqueue(&ds.0);
+    }
+    if let Some((ds, delay)) = reaction.queue_after {
+        ctx.enqueue_after(&ds.0, delay);
     }
 }
 
-/// Pod changes (§1.4): expectations and queueing.
+/// Pod changes (§1.4).
 pub fn pod_changed(ctx: &Context, change: Change<Pod>) {
-    match change {
-        Change::Added(pod) => {
-            if pod.metadata.deletion_timestamp.is_some() {
-                return pod_deleted(ctx, &pod);
-            }
-            if controller_uid(&pod.metadata).is_some() {
-                if let Some(ds) = resolve_controller(ctx, &pod.metadata) {
-                    debug!(daemonset = %ds.key(), pod = pod.metadata.name.as_deref().unwrap_or_default(), "pod creation observed");
-                    lock(&ctx.expectations).creation_observed(&ds.key());
-                    ctx.enqueue(&ds);
-                }
-                return;
-            }
-            for ds in matching_daemonsets(ctx, &pod.metadata) {
-                ctx.enqueue(&ds);
-            }
-        }
-        Change::Updated { old, new } => {
-            if old.metadata.resource_version == new.metadata.resource_version {
-                return;
-            }
-            if new.metadata.deletion_timestamp.is_some() {
-                return pod_deleted(ctx, &new);
-            }
-            let ref_changed = owner_changed(&old.metadata, &new.metadata);
-            if ref_changed && let Some(ds) = resolve_controller(ctx, &old.metadata) {
-                ctx.enqueue(&ds);
-            }
-            if controller_uid(&new.metadata).is_some() {
-                if let Some(ds) = resolve_controller(ctx, &new.metadata) {
-                    ctx.enqueue(&ds);
-                    if let Some(delay) = became_ready_requeue(&old, &new, min_ready_seconds(&ds.ds))
-                    {
-                        ctx.enqueue_after(&ds, delay);
-                    }
-                }
-                return;
-            }
-            if labels_changed(&old.metadata, &new.metadata) || ref_changed {
-                for ds in matching_daemonsets(ctx, &new.metadata) {
-                    ctx.enqueue(&ds);
-                }
-            }
-        }
-        Change::Deleted(pod) => pod_deleted(ctx, &pod),
+    let all = daemonsets(ctx);
+    let reaction = triggers::pod_change(&change, &all);
+    let pod = match &change {
+        Change::Added(p) | Change::Updated { new: p, .. } | Change::Deleted(p) => p,
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    if matches!(change, Change::Deleted(_)) {
+        lock(&ctx.overlaps_logged).remove(&uid);
+    } else if reaction.overlapping && lock(&ctx.overlaps_logged).insert(uid) {
+        // Upstream logs this user error on every event of the pod; once per pod is enough.
+        let names: Vec<String> = reaction.queue.iter().map(|d| d.0.key()).collect();
+        warn!(
+            pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default()),
+            daemonsets = ?names,
+            "user error: more than one DaemonSet selects this pod; the first to adopt it owns it"
+        );
     }
+    react(ctx, reaction);
 }
 
 /// Node changes (§1.5): only label and taint changes of an existing node matter, and they queue
 /// only the DaemonSets that must act on that node. The cost is the number of DaemonSets plus the
 /// pods on that node.
 pub fn node_changed(ctx: &Context, change: Change<Node>) {
-    let node = match change {
-        Change::Added(node) => node,
-        Change::Updated { old, new } if node_update_is_relevant(&old, &new) => new,
-        Change::Updated { .. } => return,
-        // Upstream has no node delete handler: the pod garbage collector deletes the node's pods
-        // and those deletions queue the owners. [difference] everynode also queues the DaemonSets
-        // with pods there at once, so their status stops counting the node without waiting for
-        // the pod garbage collector (docs/differences.md).
-        Change::Deleted(node) => {
-            let name = node.metadata.name.as_deref().unwrap_or_default();
-            let pods = read(&ctx.caches.pods).on_node(name);
-            for pod in pods {
-                if let Some(ds) = resolve_controller(ctx, &pod.metadata) {
-                    ctx.enqueue(&ds);
-                }
-            }
-            return;
-        }
+    let node = match &change {
+        Change::Added(n) | Change::Updated { new: n, .. } | Change::Deleted(n) => n,
     };
     let name = node.metadata.name.as_deref().unwrap_or_default();
     let pods = read(&ctx.caches.pods).on_node(name);
-    let mut scheduled: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for pod in &pods {
-        if let Some(r) = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|r| r.controller == Some(true))
-            && r.kind == "DaemonSet"
-        {
-            let ns = pod.metadata.namespace.clone().unwrap_or_default();
-            *scheduled.entry((ns, r.name.clone())).or_default() += 1;
-        }
-    }
-    for ds in ctx.caches.daemonsets.state() {
-        let k = (
-            ds.ds.metadata.namespace.clone().unwrap_or_default(),
-            ds.ds.metadata.name.clone().unwrap_or_default(),
-        );
-        let has_pod = scheduled.get(&k).copied().unwrap_or(0) > 0;
-        if node_needs_sync(&ds.ds, &node, has_pod) {
-            debug!(node = name, daemonset = %ds.key(), "node change queues DaemonSet");
-            ctx.enqueue(&ds);
-        }
+    let all = daemonsets(ctx);
+    for ds in triggers::node_change(&change, &all, &pods) {
+        debug!(node = name, daemonset = %ds.0.key(), "node change queues DaemonSet");
+        ctx.enqueue(&ds.0);
     }
 }
 
 /// ControllerRevision changes (§1.3).
 pub fn revision_changed(ctx: &Context, change: Change<ControllerRevision>) {
-    match change {
-        Change::Added(rev) => {
-            if rev.metadata.deletion_timestamp.is_some() {
-                if let Some(ds) = resolve_controller(ctx, &rev.metadata) {
-                    ctx.enqueue(&ds);
-                }
-                return;
-            }
-            // [quirk] an owned revision's add does not queue its owner.
-            if controller_uid(&rev.metadata).is_none() {
-                for ds in matching_daemonsets(ctx, &rev.metadata) {
-                    ctx.enqueue(&ds);
-                }
-            }
-        }
-        Change::Updated { old, new } => {
-            if old.metadata.resource_version == new.metadata.resource_version {
-                return;
-            }
-            let ref_changed = owner_changed(&old.metadata, &new.metadata);
-            if ref_changed && let Some(ds) = resolve_controller(ctx, &old.metadata) {
-                ctx.enqueue(&ds);
-            }
-            if controller_uid(&new.metadata).is_some() {
-                if let Some(ds) = resolve_controller(ctx, &new.metadata) {
-                    ctx.enqueue(&ds);
-                }
-                return;
-            }
-            if labels_changed(&old.metadata, &new.metadata) || ref_changed {
-                for ds in matching_daemonsets(ctx, &new.metadata) {
-                    ctx.enqueue(&ds);
-                }
-            }
-        }
-        Change::Deleted(rev) => {
-            if let Some(ds) = resolve_controller(ctx, &rev.metadata) {
-                ctx.enqueue(&ds);
-            }
-        }
+    let all = daemonsets(ctx);
+    for ds in triggers::revision_change(&change, &all) {
+        ctx.enqueue(&ds.0);
     }
 }

@@ -22,9 +22,9 @@ pub mod revisions;
 pub mod status_writer;
 pub mod sync;
 
-use crate::cli::RunArgs;
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
+use crate::runtime::cli::RunArgs;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::readiness::Readiness;
 use context::{Caches, Context, lock, read, write};
 use daemonset_object::CachedDaemonSet;
 use futures::StreamExt;
@@ -32,6 +32,7 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource;
 use kube::api::Api;
+use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
 use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
@@ -44,13 +45,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
-/// Errors of the shell, with messages a cluster operator can act on.
+/// Errors of the shell, with messages a cluster operator can act on. [`Error::is_permanent`] tells
+/// the ones only a change of the DaemonSet fixes from the ones a retry may fix.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
     #[error("DaemonSet {daemonset} cannot be acted on: {reason}")]
     Invalid { daemonset: String, reason: String },
+    #[error("DaemonSet {daemonset} is not acted on: {source}")]
+    InvalidSpec {
+        daemonset: String,
+        source: crate::core::spec_check::InvalidSpec,
+    },
     #[error("DaemonSet {daemonset}: claiming pods or revisions failed: {}", errors.join("; "))]
     Claim {
         daemonset: String,
@@ -58,6 +65,8 @@ pub enum Error {
     },
     #[error("failed to construct revisions of DaemonSet {daemonset}: {reason}")]
     History { daemonset: String, reason: String },
+    #[error("rolling update of DaemonSet {daemonset} cannot proceed yet: {reason}")]
+    RollingUpdate { daemonset: String, reason: String },
     #[error("DaemonSet {daemonset}: {}", errors.join("; "))]
     SyncNodes {
         daemonset: String,
@@ -74,7 +83,30 @@ impl Error {
             reason,
         }
     }
+
+    /// Whether retrying cannot help until the DaemonSet changes (a change queues it anyway).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::InvalidSpec { .. } | Error::Invalid { .. })
+    }
+
+    /// The `reason` label of `everynode_reconcile_errors_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "api",
+            Error::Invalid { .. } => "invalid_budget",
+            Error::InvalidSpec { .. } => "invalid_spec",
+            Error::Claim { .. } => "claim",
+            Error::History { .. } => "history",
+            Error::RollingUpdate { .. } => "rolling_update",
+            Error::SyncNodes { .. } => "sync_nodes",
+            Error::Status { .. } => "status",
+        }
+    }
 }
+
+/// How long a DaemonSet whose spec cannot be acted on waits before it is looked at again without a
+/// change (a change of the DaemonSet queues it at once).
+pub const PERMANENT_ERROR_RETRY: Duration = Duration::from_secs(300);
 
 /// Drops managed fields before caching: nothing reads them and they are most of an object's size.
 fn slim<K: Resource>(mut event: Event<K>) -> Event<K> {
@@ -86,18 +118,73 @@ fn slim<K: Resource>(mut event: Event<K>) -> Event<K> {
     event
 }
 
-/// Runs a watch forever, handing every event to `apply`.
-async fn watch<K, F>(api: Api<K>, what: &'static str, mut apply: F)
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+/// An object that did not decode, as an object of its kind carrying just its metadata (so the
+/// cache can drop whatever version of it it holds).
+fn placeholder<K: Resource + Default>(invalid: InvalidObject) -> K {
+    let mut k = K::default();
+    *k.meta_mut() = invalid.metadata;
+    k
+}
+
+/// Unwraps the decode guard of one event. An object that fails to decode is logged, counted and
+/// removed from the cache instead of breaking the whole list or watch (kube's `DeserializeGuard`).
+fn decoded<K: Resource + Default>(
+    event: Event<DeserializeGuard<K>>,
+    kind: &'static str,
+    metrics: &Metrics,
+) -> Option<Event<K>> {
+    let invalid = |inv: InvalidObject| {
+        warn!(
+            kind,
+            object = %format!("{}/{}", inv.metadata.namespace.as_deref().unwrap_or_default(), inv.metadata.name.as_deref().unwrap_or_default()),
+            "cannot decode a watched object; leaving it out of the cache: {}", inv.error
+        );
+        metrics.undecodable_object(kind);
+        placeholder::<K>(inv)
+    };
+    Some(match event {
+        Event::Apply(DeserializeGuard(Ok(k))) => Event::Apply(k),
+        Event::Apply(DeserializeGuard(Err(inv))) => Event::Delete(invalid(inv)),
+        Event::InitApply(DeserializeGuard(Ok(k))) => Event::InitApply(k),
+        Event::InitApply(DeserializeGuard(Err(inv))) => {
+            invalid(inv);
+            return None;
+        }
+        Event::Delete(DeserializeGuard(Ok(k))) => Event::Delete(k),
+        Event::Delete(DeserializeGuard(Err(inv))) => Event::Delete(placeholder(inv)),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    })
+}
+
+/// Runs a watch forever, handing every event to `apply`. Its health goes to the readiness state and
+/// `everynode_watch_healthy`: failing from an error until the next event.
+async fn watch<K, F>(
+    api: Api<DeserializeGuard<K>>,
+    kind: &'static str,
+    ctx: Arc<Context>,
+    mut apply: F,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Default + 'static,
     K::DynamicType: Default,
     F: FnMut(Event<K>),
 {
     let mut stream = watcher(api).boxed();
+    ctx.metrics.set_watch_healthy(kind, true);
     while let Some(event) = stream.next().await {
         match event {
-            Ok(event) => apply(slim(event)),
-            Err(e) => warn!("watch of {what} failed (retrying with backoff): {e}"),
+            Ok(event) => {
+                ctx.readiness.watch_ok(kind);
+                ctx.metrics.set_watch_healthy(kind, true);
+                if let Some(event) = decoded(event, kind, &ctx.metrics) {
+                    apply(slim(event));
+                }
+            }
+            Err(e) => {
+                warn!("watch of {kind} failed (retrying with backoff): {e}");
+                ctx.readiness.watch_failed(kind, e.to_string());
+                ctx.metrics.set_watch_healthy(kind, false);
+            }
         }
     }
 }
@@ -163,6 +250,7 @@ pub async fn run(
         events: events::EventSink::start(client.clone(), instance),
         queue: queue_tx,
         failures: Default::default(),
+        overlaps_logged: Default::default(),
         metrics: metrics.clone(),
         readiness: readiness.clone(),
     });
@@ -171,8 +259,9 @@ pub async fn run(
     let c = ctx.clone();
     let mut ds_cache = object_cache::ObjectCache::<CachedDaemonSet>::default();
     tokio::spawn(watch(
-        Api::<CachedDaemonSet>::all(watches.clone()),
-        "DaemonSets",
+        Api::<DeserializeGuard<CachedDaemonSet>>::all(watches.clone()),
+        "daemonsets",
+        ctx.clone(),
         move |ev| {
             ds_writer.apply_watcher_event(&ev);
             for change in ds_cache.apply(ev) {
@@ -184,16 +273,22 @@ pub async fn run(
         },
     ));
     let c = ctx.clone();
-    tokio::spawn(watch(Api::<Pod>::all(watches.clone()), "pods", move |ev| {
-        let changes = write(&c.caches.pods).apply(ev);
-        for change in changes {
-            handlers::pod_changed(&c, change);
-        }
-    }));
+    tokio::spawn(watch(
+        Api::<DeserializeGuard<Pod>>::all(watches.clone()),
+        "pods",
+        ctx.clone(),
+        move |ev| {
+            let changes = write(&c.caches.pods).apply(ev);
+            for change in changes {
+                handlers::pod_changed(&c, change);
+            }
+        },
+    ));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<Node>::all(watches.clone()),
+        Api::<DeserializeGuard<Node>>::all(watches.clone()),
         "nodes",
+        ctx.clone(),
         move |ev| {
             let changes = write(&c.caches.nodes).apply(ev);
             for change in changes {
@@ -203,8 +298,9 @@ pub async fn run(
     ));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<ControllerRevision>::all(watches.clone()),
-        "ControllerRevisions",
+        Api::<DeserializeGuard<ControllerRevision>>::all(watches.clone()),
+        "controllerrevisions",
+        ctx.clone(),
         move |ev| {
             let changes = write(&c.caches.revisions).apply(ev);
             for change in changes {
@@ -218,6 +314,15 @@ pub async fn run(
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
             lock(&c.backoff).gc(crate::core::Timestamp::now());
+            // Records of DaemonSets deleted while a watch was down (their delete never observed).
+            let live: std::collections::HashSet<String> = c
+                .caches
+                .daemonsets
+                .state()
+                .iter()
+                .map(|ds| ds.uid().to_string())
+                .collect();
+            lock(&c.expectations).retain(|uid| live.contains(uid));
         }
     });
     // The expectations gauges follow the watch handlers' observations too, not only syncs.
@@ -257,6 +362,9 @@ pub async fn run(
         let start = Instant::now();
         let result = sync::sync_daemonset(ds, &ctx).await;
         ctx.metrics.reconciled(result.is_ok(), start.elapsed());
+        if let Err(e) = &result {
+            ctx.metrics.reconcile_failed(e.metric_label());
+        }
         ctx.observe_expectations();
         if result.is_ok() {
             lock(&ctx.failures).remove(&key);
@@ -265,6 +373,11 @@ pub async fn run(
     };
     let error_policy = |ds: Arc<CachedDaemonSet>, err: &Error, ctx: Arc<Context>| {
         let key = ds.key();
+        if err.is_permanent() {
+            // Retrying cannot help; a change of the DaemonSet queues it at once.
+            warn!(daemonset = %key, retry_in = ?PERMANENT_ERROR_RETRY, "sync failed: {err}");
+            return Action::requeue(PERMANENT_ERROR_RETRY);
+        }
         let mut failures = lock(&ctx.failures);
         let n = failures.entry(key.clone()).or_insert(0);
         let delay = retry_delay(*n);
@@ -308,8 +421,49 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::retry_delay;
+    use super::{decoded, retry_delay};
+    use crate::runtime::metrics::Metrics;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::core::DeserializeGuard;
+    use kube::runtime::watcher::Event;
     use std::time::Duration;
+
+    fn guarded(v: serde_json::Value) -> DeserializeGuard<Pod> {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("the guard itself failed: {e}"))
+    }
+
+    /// One pod the typed decoder refuses does not break the list or watch: it is logged, counted,
+    /// and leaves the cache, while its neighbours decode as usual.
+    #[test]
+    fn an_undecodable_object_leaves_the_cache_and_breaks_nothing() {
+        let good = guarded(serde_json::json!({"metadata": {"name": "good", "namespace": "n"}}));
+        let bad = guarded(serde_json::json!({
+            "metadata": {"name": "bad", "namespace": "n"},
+            "spec": {"containers": "not a list"}
+        }));
+        assert!(good.0.is_ok());
+        assert!(bad.0.is_err());
+        let metrics = Metrics::new();
+        assert!(matches!(
+            decoded(Event::InitApply(good.clone()), "pods", &metrics),
+            Some(Event::InitApply(p)) if p.metadata.name.as_deref() == Some("good")
+        ));
+        assert!(decoded(Event::InitApply(bad.clone()), "pods", &metrics).is_none());
+        assert!(matches!(
+            decoded(Event::Apply(bad.clone()), "pods", &metrics),
+            Some(Event::Delete(p)) if p.metadata.name.as_deref() == Some("bad")
+                && p.metadata.namespace.as_deref() == Some("n")
+        ));
+        assert!(matches!(
+            decoded(Event::Delete(bad), "pods", &metrics),
+            Some(Event::Delete(_))
+        ));
+        let text = metrics.encode().unwrap_or_default();
+        assert!(
+            text.contains(r#"everynode_undecodable_objects_total{kind="pods"} 2"#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn retry_delay_doubles_from_5ms_up_to_1000s() {

@@ -9,13 +9,7 @@ use std::sync::Arc;
 /// `(namespace, name)`.
 pub type Key = (String, String);
 
-/// What changed in the cache.
-#[derive(Debug, Clone)]
-pub enum Change<K> {
-    Added(Arc<K>),
-    Updated { old: Arc<K>, new: Arc<K> },
-    Deleted(Arc<K>),
-}
+pub use crate::core::triggers::Change;
 
 /// Objects by key, plus the buffer of a re-list in progress.
 #[derive(Debug)]

@@ -49,9 +49,10 @@ pub async fn sync_nodes(
     hash: &str,
 ) -> Result<(), Error> {
     let key = ds.key();
+    let uid = ds.uid();
     let creates = truncate_to_burst(nodes);
     let deletes = truncate_to_burst(pods);
-    lock(&ctx.expectations).expect(&key, creates.len(), deletes, Timestamp::now());
+    lock(&ctx.expectations).expect(uid, creates, deletes, Timestamp::now());
     if creates.is_empty() && deletes.is_empty() {
         return Ok(());
     }
@@ -87,14 +88,14 @@ pub async fn sync_nodes(
                         ds,
                         PlannedEvent::warning(FAILED_CREATE, format!("Error creating: {e}")),
                     );
-                    lock(&ctx.expectations).creation_observed(&key);
+                    lock(&ctx.expectations).creation_observed(uid, node);
                     errors.push(format!("create pod on node {node}: {e}"));
                     new_errors += 1;
                 }
             }
         }
         if let AfterBatch::Abort { skipped } = slow.finish_batch(new_errors) {
-            lock(&ctx.expectations).lower_adds(&key, skipped);
+            lock(&ctx.expectations).creations_skipped(uid, &creates[creates.len() - skipped..]);
             break;
         }
     }
@@ -111,7 +112,7 @@ pub async fn sync_nodes(
                 )
             }
             Err(e) => {
-                lock(&ctx.expectations).deletion_observed(&key, name);
+                lock(&ctx.expectations).deletion_observed(uid, name);
                 if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
                     warn!(daemonset = %key, pod = %name, "failed to delete pod: {e}");
                     ctx.events.publish(

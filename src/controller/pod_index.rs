@@ -24,12 +24,7 @@ fn node_of(pod: &Pod) -> Option<&str> {
 }
 
 fn controller_uid(pod: &Pod) -> Option<&str> {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.as_str())
+    crate::core::ownership::controller_uid(&pod.metadata)
 }
 
 fn remove(map: &mut HashMap<String, HashSet<Key>>, at: &str, k: &Key) {

@@ -31,7 +31,7 @@ fn candidates(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<ControllerRevision
         .values()
         .filter(|r| r.metadata.namespace.as_deref().unwrap_or_default() == ns)
         .filter(|r| {
-            let owner = crate::core::triggers::controller_uid(&r.metadata);
+            let owner = crate::core::ownership::controller_uid(&r.metadata);
             owner.is_none() || owner == Some(uid)
         })
         .cloned()
@@ -61,6 +61,10 @@ pub async fn construct(
         pods.iter().map(|p| p.as_ref()),
     )
     .map_err(|e| fail(e.to_string()))?;
+    if let Some(event) = &plan.overflow {
+        tracing::warn!(daemonset = %key, "{}", event.message);
+        ctx.events.publish(ds, event.clone());
+    }
     let revs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
     for fix in &plan.label_fixups {
         revs.patch(
@@ -102,7 +106,9 @@ pub async fn construct(
                 )
                 .await
                 .map_err(|e| fail(format!("raise revision {name} to {n}: {e}")))?;
-                info!(daemonset = %key, revision = name, number = n, "template rolled back to an earlier revision");
+                if plan.overflow.is_none() {
+                    info!(daemonset = %key, revision = name, number = n, "template rolled back to an earlier revision");
+                }
             }
         }
     }

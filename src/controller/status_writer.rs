@@ -6,6 +6,13 @@ use crate::core::status::{StatusCounters, observed_generation_to_write, status_t
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use tracing::debug;
+
+/// Whether the API server refused a patch because the object's UID is not the one it carried
+/// (409 "Precondition failed: UID in precondition", or 422 "field is immutable" on metadata.uid).
+pub fn uid_mismatch(status: &kube::core::Status) -> bool {
+    (status.code == 409 || status.code == 422) && status.message.to_lowercase().contains("uid")
+}
 
 /// Writes `counters` (and observedGeneration when `update_observed_generation`) unless the cached
 /// status already says the same; returns whether a request was sent.
@@ -35,7 +42,9 @@ pub async fn write_status(
     if let Some(g) = observed_generation_to_write(&ds.ds, update_observed_generation) {
         status["observedGeneration"] = json!(g);
     }
-    let patch = json!({ "status": status });
+    // The UID is a precondition (as in the adopt and release patches): the write fails rather than
+    // land stale counters on a DaemonSet deleted and recreated under the same name.
+    let patch = json!({ "metadata": { "uid": ds.uid() }, "status": status });
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
     let name = ds.ds.metadata.name.as_deref().unwrap_or_default();
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
@@ -47,6 +56,10 @@ pub async fn write_status(
         {
             Ok(_) => return Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
+            Err(kube::Error::Api(s)) if uid_mismatch(&s) => {
+                debug!(daemonset = %ds.key(), "status not written: the DaemonSet was replaced ({})", s.message);
+                return Ok(false);
+            }
             Err(e) => last = Some(e),
         }
     }

@@ -39,12 +39,16 @@ pub fn scaled_value(value: &IntOrString, total: i64) -> Result<i64, BudgetError>
 }
 
 /// The rolling-update parameters when the strategy type is `RollingUpdate`, else `None`.
-fn rolling_update(ds: &DaemonSet) -> Option<&RollingUpdateDaemonSet> {
-    let strategy = ds.spec.as_ref()?.update_strategy.as_ref()?;
-    if strategy.type_.as_deref() != Some("RollingUpdate") {
+pub fn rolling_update(ds: &DaemonSet) -> Option<&RollingUpdateDaemonSet> {
+    if !crate::core::rolling_update::is_rolling_update(ds) {
         return None;
     }
-    strategy.rolling_update.as_ref()
+    ds.spec
+        .as_ref()?
+        .update_strategy
+        .as_ref()?
+        .rolling_update
+        .as_ref()
 }
 
 /// `maxSurge` scaled against `total` nodes; 0 unless the strategy is RollingUpdate with a maxSurge.

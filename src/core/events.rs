@@ -22,8 +22,14 @@ pub const FAILED_DELETE: &str = "FailedDelete";
 pub const FAILED_DAEMON_POD: &str = "FailedDaemonPod";
 pub const SUCCEEDED_DAEMON_POD: &str = "SucceededDaemonPod";
 pub const SELECTING_ALL: &str = "SelectingAll";
-/// [difference] Not emitted upstream: a rolling-update budget that does not parse.
+/// [difference] Not emitted upstream: a rolling-update budget that does not parse or is negative.
 pub const INVALID_UPDATE_STRATEGY: &str = "InvalidUpdateStrategy";
+/// [difference] Not emitted upstream: a selector that does not parse or does not match the template.
+pub const INVALID_SELECTOR: &str = "InvalidSelector";
+/// [difference] Not emitted upstream: a DaemonSet without a spec.
+pub const INVALID_SPEC: &str = "InvalidSpec";
+/// [difference] Not emitted upstream: revision numbers reached the largest number they can hold.
+pub const REVISION_NUMBER_OVERFLOW: &str = "RevisionNumberOverflow";
 
 impl PlannedEvent {
     pub fn normal(reason: &'static str, message: impl Into<String>) -> Self {

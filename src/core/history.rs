@@ -15,6 +15,7 @@
 //!
 //! Any failed API call aborts the sync ("failed to construct revisions of DaemonSet"), as upstream.
 
+use crate::core::events::{PlannedEvent, REVISION_NUMBER_OVERFLOW};
 use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::revision_data::{compute_hash, data_bytes, go_json, snapshot_data};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
@@ -145,6 +146,29 @@ pub struct HistoryPlan {
     pub old: Vec<ControllerRevision>,
     /// `max(old revision numbers) + 1` (1 without old revisions).
     pub next_revision: i64,
+    /// [difference] The Warning event to emit when an old revision already holds the largest
+    /// revision number, so the next number cannot be above it: two revisions then share it and
+    /// `kubectl rollout history` and `undo` cannot tell them apart. Upstream's Go addition wraps to
+    /// a negative number without a word.
+    pub overflow: Option<PlannedEvent>,
+}
+
+/// The Warning event for revision numbers that reached `i64::MAX`, if any of `old` holds it.
+pub fn revision_overflow_event<'a>(
+    old: impl IntoIterator<Item = &'a ControllerRevision>,
+) -> Option<PlannedEvent> {
+    let full = old.into_iter().find(|r| r.revision == i64::MAX)?;
+    let name = full.metadata.name.as_deref().unwrap_or_default();
+    Some(PlannedEvent::warning(
+        REVISION_NUMBER_OVERFLOW,
+        format!(
+            "ControllerRevision {name} has revision number {}, the largest there is, so the current \
+             revision cannot be numbered above it and two revisions share that number; \
+             `kubectl rollout history` and `undo` cannot tell them apart. Delete {name} if it is \
+             not needed, or renumber it",
+            i64::MAX
+        ),
+    ))
 }
 
 impl HistoryPlan {
@@ -186,6 +210,7 @@ pub fn plan_history<'r, 'p>(
         }
     }
     let next = next_revision(&old);
+    let overflow = revision_overflow_event(&old);
     let current = match plan_dedup(&current, pods, next) {
         Some(dedup) => Current::Existing(dedup),
         None => Current::Create(new_revision(ds, raw_template, next)?),
@@ -195,6 +220,7 @@ pub fn plan_history<'r, 'p>(
         current,
         old,
         next_revision: next,
+        overflow,
     })
 }
 
@@ -710,6 +736,23 @@ mod tests {
         let mut old = old_revisions(3);
         old[1].revision = 7;
         assert_eq!(next_revision(&old), 8);
+    }
+
+    /// A garbage revision number of i64::MAX: the next number saturates (two revisions share it)
+    /// and the plan carries a Warning event naming the revision, instead of staying silent.
+    #[test]
+    fn a_revision_number_at_the_maximum_is_reported() {
+        let ds = ds();
+        let mut old = old_revisions(2);
+        old[1].revision = i64::MAX;
+        assert_eq!(next_revision(&old), i64::MAX);
+        let p = plan(&ds, &old, &[]);
+        let event = p.overflow.expect("an overflow event");
+        assert_eq!(event.reason, REVISION_NUMBER_OVERFLOW);
+        let name = old[1].metadata.name.clone().unwrap_or_default();
+        assert!(event.message.contains(&name), "{}", event.message);
+        old[1].revision = i64::MAX - 1;
+        assert_eq!(plan(&ds, &old, &[]).overflow, None);
     }
 
     #[test]

@@ -4,17 +4,17 @@
 //! The plan lists every create and delete; the shell truncates both lists to the burst limit and
 //! issues them with slow start (`slow_start`), after setting the expectations.
 
-use crate::core::Timestamp;
 use crate::core::backoff::{FailedPodBackoff, failed_pods_backoff_key};
 use crate::core::budget::allows_surge;
 use crate::core::events::{FAILED_DAEMON_POD, PlannedEvent, SELECTING_ALL, SUCCEEDED_DAEMON_POD};
 use crate::core::placement::placement;
 use crate::core::pod_state::{
-    hash_label, is_available, is_ready, is_terminating, oldest_scheduled_first,
+    hash_label, is_available, is_ready, is_terminating, oldest_scheduled_first, phase,
 };
 use crate::core::pods_by_node::NodePods;
 use crate::core::selector;
 use crate::core::status::min_ready_seconds;
+use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::borrow::Borrow;
@@ -46,17 +46,6 @@ pub struct ManagePlan {
     pub events: Vec<PlannedEvent>,
     /// Requeue the DaemonSet after this delay (shortest failed-pod backoff that held a delete back).
     pub requeue_after: Option<Duration>,
-}
-
-fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn phase(pod: &Pod) -> Option<&str> {
-    pod.status.as_ref()?.phase.as_deref()
 }
 
 /// The Warning `SelectingAll` event when `ds` has the empty selector `{}` (§2 step 4). When this
@@ -114,11 +103,11 @@ fn decide(
             let name = pod.metadata.name.clone().unwrap_or_default();
             let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
             match phase(pod) {
-                Some("Failed") => {
+                "Failed" => {
                     let key = failed_pods_backoff_key(ds, node_name);
                     if backoff.is_in_backoff_since_update(&key, now) {
                         decision.requeue_after =
-                            earliest(decision.requeue_after, Some(backoff.get(&key)));
+                            earliest([decision.requeue_after, Some(backoff.get(&key))]);
                         continue;
                     }
                     backoff.next(&key, now);
@@ -128,7 +117,7 @@ fn decide(
                     ));
                     decision.pods_to_delete.push(name);
                 }
-                Some("Succeeded") => {
+                "Succeeded" => {
                     decision.events.push(PlannedEvent::normal(
                         SUCCEEDED_DAEMON_POD,
                         format!("Found succeeded daemon pod {namespace}/{name} on node {node_name}, will try to delete it"),
@@ -233,7 +222,7 @@ pub fn plan_manage<N: Borrow<Node>>(
         }
         plan.pods_to_delete.extend(decision.pods_to_delete);
         plan.events.extend(decision.events);
-        plan.requeue_after = earliest(plan.requeue_after, decision.requeue_after);
+        plan.requeue_after = earliest([plan.requeue_after, decision.requeue_after]);
     }
     plan.pods_to_delete
         .extend(unscheduled_pods_without_node(nodes, node_pods));
@@ -515,7 +504,7 @@ mod tests {
         let plan = sync(ds, nodes, &[]);
         let creates = truncate_to_burst(&plan.nodes_needing_pods);
         let deletes = truncate_to_burst(&plan.pods_to_delete);
-        exp.set(KEY, creates.len(), deletes.len(), ts(0));
+        exp.expect(KEY, creates, deletes, ts(0));
         let (mut calls, mut created) = (0, Vec::new());
         let mut slow = SlowStart::new(creates.len());
         while let Some(batch) = slow.next_batch() {
@@ -527,10 +516,10 @@ mod tests {
                 } else {
                     errors += 1;
                 }
-                exp.creation_observed(KEY);
+                exp.creation_observed(KEY, node_name);
             }
             if let AfterBatch::Abort { skipped } = slow.finish_batch(errors) {
-                exp.lower_adds(KEY, skipped);
+                exp.creations_skipped(KEY, &creates[creates.len() - skipped..]);
             }
         }
         (calls, created, plan.events)

@@ -6,9 +6,16 @@
 
 pub use k8s_openapi::jiff::Timestamp;
 
+use std::time::Duration;
+
+/// The earliest of some optional delays (when to look at a DaemonSet again).
+pub fn earliest(delays: impl IntoIterator<Item = Option<Duration>>) -> Option<Duration> {
+    delays.into_iter().flatten().min()
+}
+
 pub mod backoff;
 pub mod budget;
-pub mod event_correlator;
+pub mod claimed_view;
 pub mod events;
 pub mod expectations;
 #[cfg(test)]
@@ -28,7 +35,7 @@ pub mod selector;
 #[cfg(test)]
 pub mod simulation;
 pub mod slow_start;
+pub mod spec_check;
 pub mod status;
-pub mod token_bucket;
 pub mod tolerations;
 pub mod triggers;

@@ -52,6 +52,11 @@ pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .find(|r| r.controller == Some(true))
 }
 
+/// The controller ownerReference's UID, if any.
+pub fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    controller_ref(meta).map(|r| r.uid.as_str())
+}
+
 /// The controller reference everynode puts on pods and revisions it creates or adopts.
 pub fn daemonset_controller_ref(ds: &DaemonSet) -> OwnerReference {
     OwnerReference {

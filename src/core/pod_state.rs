@@ -42,7 +42,8 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
     }
 }
 
-fn phase(pod: &Pod) -> &str {
+/// The pod's phase ("" when unknown).
+pub fn phase(pod: &Pod) -> &str {
     pod.status
         .as_ref()
         .and_then(|s| s.phase.as_deref())

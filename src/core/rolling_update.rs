@@ -217,7 +217,9 @@ fn at_most(n: i64, len: usize) -> usize {
     usize::try_from(n.max(0)).unwrap_or(usize::MAX).min(len)
 }
 
-fn is_rolling_update(ds: &DaemonSet) -> bool {
+/// Whether the update strategy is `RollingUpdate` (the API server defaults a missing type to it;
+/// upstream compares the type as it is, so a missing type is not a rolling update).
+pub fn is_rolling_update(ds: &DaemonSet) -> bool {
     let strategy = ds.spec.as_ref().and_then(|s| s.update_strategy.as_ref());
     strategy.and_then(|s| s.type_.as_deref()) == Some("RollingUpdate")
 }

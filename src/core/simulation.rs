@@ -22,8 +22,10 @@ use std::sync::Arc;
 /// When the rolling update runs relative to manage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Upstream's unit tests: the fake pod control marks expectations observed as it acts, so
-    /// every sync runs manage *and then* the rolling update, on the pods as manage left them.
+    /// Upstream's unit tests, and the real controller when manage's creates and deletes are
+    /// observed before the second expectations check: every sync runs manage *and then* the
+    /// rolling update, on the pods as manage left them (the cache re-read, as upstream and the
+    /// shell do; see [`crate::core::claimed_view`]).
     FakePodControl,
     /// The real controller: after manage issued creates or deletes the expectations are not yet
     /// observed, so the rolling update only runs in syncs where manage issued nothing.
@@ -376,6 +378,54 @@ mod tests {
         assert_eq!(
             sim.set_readiness(false, usize::MAX, |node, _| node == "node-1"),
             1
+        );
+    }
+
+    /// Surge 1 on 2 nodes: node-0 has its old pod and a new pod that became available, so manage
+    /// deletes the old one and, its delete observed before the second check, the rolling update
+    /// runs in the same sync. Planned on the view from before manage (the old shell order), it
+    /// deletes that old pod a second time; planned on the re-read view it deletes nothing twice.
+    #[test]
+    fn the_rolling_update_plans_on_the_view_after_manage_acted() {
+        let ds = with_template_generation(daemonset("foo"), None);
+        let mut sim = Sim::new(ds, nodes(2), "h1", Mode::FakePodControl);
+        sim.expect_sync(2, 0);
+        sim.mark_all_ready();
+        sim.update_template("h2", |ds| {
+            *ds = with_rolling_update(
+                ds.clone(),
+                Some(IntOrString::Int(0)),
+                Some(IntOrString::Int(1)),
+            );
+        });
+        sim.expect_sync(1, 0);
+        sim.advance(1);
+        sim.mark_all_ready();
+
+        let stale = sim.input();
+        let outcome = sim.expect_sync(1, 1);
+        let manage_deleted = outcome.manage_deletes.clone();
+        let rolling = outcome
+            .rolling
+            .as_ref()
+            .map(|r| r.plan.clone())
+            .unwrap_or_default();
+        assert!(
+            rolling
+                .pods_to_delete
+                .iter()
+                .all(|p| !manage_deleted.contains(p)),
+            "re-read view: {outcome:?}"
+        );
+        let planned_on_stale =
+            plan_rolling_update(&sim.ds, &sim.nodes, &stale, &sim.hash, sim.timestamp())
+                .unwrap_or_default();
+        assert!(
+            planned_on_stale
+                .pods_to_delete
+                .iter()
+                .any(|p| manage_deleted.contains(p)),
+            "the stale view deletes manage's pod again: manage {manage_deleted:?}, stale plan {planned_on_stale:?}"
         );
     }
 

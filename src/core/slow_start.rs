@@ -20,7 +20,7 @@ pub enum AfterBatch {
     /// Go on with the next batch, if any.
     Continue,
     /// Stop creating: `skipped` creates were never attempted, lower the add expectation by that many
-    /// (`Expectations::lower_adds`) and return the errors.
+    /// (`Expectations::creations_skipped`) and return the errors.
     Abort { skipped: usize },
 }
 
@@ -154,24 +154,24 @@ mod tests {
     /// returns (create calls, successful creates). The fake, like upstream's, observes each
     /// successful create immediately; failures lower the add expectation by one.
     fn simulate(total: usize, quota: usize, exp: &mut Expectations, key: &str) -> (usize, usize) {
-        let total = truncate_to_burst(&vec![(); total]).len();
-        exp.set(key, total, 0, ts(0));
+        let nodes: Vec<String> = (0..total).map(|i| format!("node-{i}")).collect();
+        let nodes = truncate_to_burst(&nodes);
+        exp.expect(key, nodes, &[], ts(0));
         let (mut calls, mut created) = (0, 0);
-        let mut slow = SlowStart::new(total);
+        let mut slow = SlowStart::new(nodes.len());
         while let Some(batch) = slow.next_batch() {
             let mut errors = 0;
-            for _ in batch {
+            for node in &nodes[batch] {
                 calls += 1;
                 if created < quota {
                     created += 1;
-                    exp.creation_observed(key);
                 } else {
                     errors += 1;
-                    exp.creation_observed(key);
                 }
+                exp.creation_observed(key, node);
             }
             if let AfterBatch::Abort { skipped } = slow.finish_batch(errors) {
-                exp.lower_adds(key, skipped);
+                exp.creations_skipped(key, &nodes[nodes.len() - skipped..]);
             }
         }
         (calls, created)

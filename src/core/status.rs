@@ -2,7 +2,6 @@
 //! (upstream `updateDaemonSetStatus` / `storeDaemonSetStatus`, §6).
 
 use crate::core::Timestamp;
-use crate::core::labels::TEMPLATE_GENERATION_ANNOTATION;
 use crate::core::placement::placement;
 use crate::core::pod_state::{is_available, is_ready, is_updated, oldest_scheduled_first};
 use crate::core::pods_by_node::NodePods;
@@ -23,16 +22,7 @@ pub struct StatusCounters {
     pub number_unavailable: i32,
 }
 
-/// The DaemonSet's template generation (its `deprecated.daemonset.template.generation`
-/// annotation), `None` when missing or not an integer (upstream ignores the parse error).
-pub fn template_generation(ds: &DaemonSet) -> Option<i64> {
-    ds.metadata
-        .annotations
-        .as_ref()?
-        .get(TEMPLATE_GENERATION_ANNOTATION)?
-        .parse()
-        .ok()
-}
+pub use crate::core::pod_template::template_generation;
 
 /// The DaemonSet's `spec.minReadySeconds` (0 when unset).
 pub fn min_ready_seconds(ds: &DaemonSet) -> i32 {

@@ -1,12 +1,285 @@
-//! Which watch events should sync which DaemonSet (upstream's event handlers, §1.2–§1.5), as pure
-//! decisions over the old and new objects.
+//! Which watch events should sync which DaemonSet, and which expectations they satisfy (upstream's
+//! informer handlers and node worker, §1.2–§1.5), as pure decisions over the old and new objects and
+//! the cached DaemonSets. The shell (`controller::handlers`) only routes events and applies the
+//! [`Reaction`].
 
+use super::ownership::{controller_ref, controller_uid};
 use super::placement::placement;
 use super::pod_state::is_ready;
-use k8s_openapi::api::apps::v1::DaemonSet;
+use super::pods_by_node::target_node_name;
+use super::selector;
+use super::status::min_ready_seconds;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What changed in a cache (an informer's add, update or delete).
+#[derive(Debug, Clone)]
+pub enum Change<K> {
+    Added(Arc<K>),
+    Updated { old: Arc<K>, new: Arc<K> },
+    Deleted(Arc<K>),
+}
+
+/// What a change makes the controller do. DaemonSets are given as references into the slice the
+/// decision was given.
+#[derive(Debug)]
+pub struct Reaction<'a, T> {
+    /// Sync these now (a DaemonSet may appear more than once; the queue deduplicates).
+    pub queue: Vec<&'a T>,
+    /// Sync this one again after the delay (minReadySeconds availability).
+    pub queue_after: Option<(&'a T, Duration)>,
+    /// A create of this DaemonSet on this node was observed.
+    pub creation_observed: Option<(&'a T, String)>,
+    /// The delete of this pod (by name) of this DaemonSet was observed.
+    pub deletion_observed: Option<(&'a T, String)>,
+    /// More than one DaemonSet selects this orphan (a user error upstream logs, §9.2).
+    pub overlapping: bool,
+}
+
+impl<T> Default for Reaction<'_, T> {
+    fn default() -> Self {
+        Self {
+            queue: Vec::new(),
+            queue_after: None,
+            creation_observed: None,
+            deletion_observed: None,
+            overlapping: false,
+        }
+    }
+}
+
+impl<'a, T> Reaction<'a, T> {
+    fn queue(queue: Vec<&'a T>) -> Self {
+        Self {
+            queue,
+            ..Self::default()
+        }
+    }
+}
+
+fn ds_of<T: Borrow<DaemonSet>>(t: &T) -> &DaemonSet {
+    t.borrow()
+}
+
+/// The DaemonSet the object's controller reference points to: same namespace, kind DaemonSet, name
+/// and UID (upstream `resolveControllerRef`).
+pub fn resolve_controller<'a, T: Borrow<DaemonSet>>(
+    meta: &ObjectMeta,
+    daemonsets: &'a [T],
+) -> Option<&'a T> {
+    let r = controller_ref(meta)?;
+    if r.kind != "DaemonSet" {
+        return None;
+    }
+    let ns = meta.namespace.as_deref().unwrap_or_default();
+    daemonsets.iter().find(|d| {
+        let m = &ds_of(*d).metadata;
+        m.namespace.as_deref().unwrap_or_default() == ns
+            && m.name.as_deref() == Some(r.name.as_str())
+            && m.uid.as_deref() == Some(r.uid.as_str())
+    })
+}
+
+/// DaemonSets of the object's namespace whose (non-empty, valid) selector matches its labels
+/// (upstream `getDaemonSetsForPod` and its revision twin). An object without labels matches none.
+pub fn matching_daemonsets<'a, T: Borrow<DaemonSet>>(
+    meta: &ObjectMeta,
+    daemonsets: &'a [T],
+) -> Vec<&'a T> {
+    let Some(labels) = meta.labels.as_ref().filter(|l| !l.is_empty()) else {
+        return Vec::new();
+    };
+    let ns = meta.namespace.as_deref().unwrap_or_default();
+    daemonsets
+        .iter()
+        .filter(|d| {
+            let d = ds_of(*d);
+            d.metadata.namespace.as_deref().unwrap_or_default() == ns
+                && d.spec.as_ref().is_some_and(|s| {
+                    !selector::is_empty(&s.selector)
+                        && selector::matches(&s.selector, Some(labels)).unwrap_or(false)
+                })
+        })
+        .collect()
+}
+
+fn owner_changed(old: &ObjectMeta, new: &ObjectMeta) -> bool {
+    controller_uid(old) != controller_uid(new)
+}
+
+/// An orphan's reaction: every matching DaemonSet is queued.
+fn orphan<'a, T: Borrow<DaemonSet>>(meta: &ObjectMeta, daemonsets: &'a [T]) -> Reaction<'a, T> {
+    let queue = matching_daemonsets(meta, daemonsets);
+    Reaction {
+        overlapping: queue.len() > 1,
+        ..Reaction::queue(queue)
+    }
+}
+
+/// The delete path of a pod (§1.4): its owner observes the deletion and is queued.
+fn pod_deleted<'a, T: Borrow<DaemonSet>>(pod: &Pod, daemonsets: &'a [T]) -> Reaction<'a, T> {
+    match resolve_controller(&pod.metadata, daemonsets) {
+        Some(ds) => Reaction {
+            queue: vec![ds],
+            deletion_observed: Some((ds, pod.metadata.name.clone().unwrap_or_default())),
+            ..Reaction::default()
+        },
+        None => Reaction::default(),
+    }
+}
+
+/// Pod changes (§1.4): expectations and queueing. `daemonsets` are the cached DaemonSets (any
+/// namespace; only the pod's own are considered).
+pub fn pod_change<'a, T: Borrow<DaemonSet>>(
+    change: &Change<Pod>,
+    daemonsets: &'a [T],
+) -> Reaction<'a, T> {
+    match change {
+        Change::Added(pod) => {
+            if pod.metadata.deletion_timestamp.is_some() {
+                return pod_deleted(pod, daemonsets);
+            }
+            if controller_uid(&pod.metadata).is_some() {
+                return match resolve_controller(&pod.metadata, daemonsets) {
+                    Some(ds) => Reaction {
+                        queue: vec![ds],
+                        creation_observed: Some((ds, target_node_name(pod).unwrap_or_default())),
+                        ..Reaction::default()
+                    },
+                    None => Reaction::default(),
+                };
+            }
+            orphan(&pod.metadata, daemonsets)
+        }
+        Change::Updated { old, new } => {
+            if old.metadata.resource_version == new.metadata.resource_version {
+                return Reaction::default();
+            }
+            if new.metadata.deletion_timestamp.is_some() {
+                return pod_deleted(new, daemonsets);
+            }
+            let ref_changed = owner_changed(&old.metadata, &new.metadata);
+            let mut reaction = Reaction::default();
+            if ref_changed && let Some(ds) = resolve_controller(&old.metadata, daemonsets) {
+                reaction.queue.push(ds);
+            }
+            if controller_uid(&new.metadata).is_some() {
+                if let Some(ds) = resolve_controller(&new.metadata, daemonsets) {
+                    reaction.queue.push(ds);
+                    let min_ready = min_ready_seconds(ds_of(ds));
+                    reaction.queue_after =
+                        became_ready_requeue(old, new, min_ready).map(|delay| (ds, delay));
+                }
+                return reaction;
+            }
+            if labels_changed(&old.metadata, &new.metadata) || ref_changed {
+                let orphan = orphan(&new.metadata, daemonsets);
+                reaction.queue.extend(orphan.queue);
+                reaction.overlapping = orphan.overlapping;
+            }
+            reaction
+        }
+        Change::Deleted(pod) => pod_deleted(pod, daemonsets),
+    }
+}
+
+/// ControllerRevision changes (§1.3): queueing only.
+pub fn revision_change<'a, T: Borrow<DaemonSet>>(
+    change: &Change<ControllerRevision>,
+    daemonsets: &'a [T],
+) -> Vec<&'a T> {
+    match change {
+        Change::Added(rev) => {
+            if rev.metadata.deletion_timestamp.is_some() {
+                return resolve_controller(&rev.metadata, daemonsets)
+                    .into_iter()
+                    .collect();
+            }
+            // [quirk] an owned revision's add does not queue its owner.
+            if controller_uid(&rev.metadata).is_none() {
+                return matching_daemonsets(&rev.metadata, daemonsets);
+            }
+            Vec::new()
+        }
+        Change::Updated { old, new } => {
+            if old.metadata.resource_version == new.metadata.resource_version {
+                return Vec::new();
+            }
+            let ref_changed = owner_changed(&old.metadata, &new.metadata);
+            let mut queue = Vec::new();
+            if ref_changed && let Some(ds) = resolve_controller(&old.metadata, daemonsets) {
+                queue.push(ds);
+            }
+            if controller_uid(&new.metadata).is_some() {
+                queue.extend(resolve_controller(&new.metadata, daemonsets));
+                return queue;
+            }
+            if labels_changed(&old.metadata, &new.metadata) || ref_changed {
+                queue.extend(matching_daemonsets(&new.metadata, daemonsets));
+            }
+            queue
+        }
+        Change::Deleted(rev) => resolve_controller(&rev.metadata, daemonsets)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Node changes (§1.5): an added node, or an existing node whose labels or taints changed, queues
+/// the DaemonSets that must act on it ([`node_needs_sync`]); `pods_on_node` are the pods bound or
+/// targeted to it. [difference] A deleted node queues the DaemonSets with pods there at once, so
+/// their status stops counting the node without waiting for the pod garbage collector; upstream has
+/// no node delete handler (docs/differences.md).
+pub fn node_change<'a, T: Borrow<DaemonSet>>(
+    change: &Change<Node>,
+    daemonsets: &'a [T],
+    pods_on_node: &[Arc<Pod>],
+) -> Vec<&'a T> {
+    let node = match change {
+        Change::Added(node) => node,
+        Change::Updated { old, new } if node_update_is_relevant(old, new) => new,
+        Change::Updated { .. } => return Vec::new(),
+        Change::Deleted(_) => {
+            let mut queue: Vec<&T> = Vec::new();
+            for pod in pods_on_node {
+                if let Some(ds) = resolve_controller(&pod.metadata, daemonsets)
+                    && !queue.iter().any(|q| std::ptr::eq(*q, ds))
+                {
+                    queue.push(ds);
+                }
+            }
+            return queue;
+        }
+    };
+    // DaemonSets (namespace, name) with at least one pod on the node, by controller reference.
+    let scheduled: BTreeSet<(&str, &str)> = pods_on_node
+        .iter()
+        .filter_map(|pod| {
+            let r = controller_ref(&pod.metadata).filter(|r| r.kind == "DaemonSet")?;
+            Some((
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                r.name.as_str(),
+            ))
+        })
+        .collect();
+    daemonsets
+        .iter()
+        .filter(|d| {
+            let d = ds_of(*d);
+            let m = &d.metadata;
+            let key = (
+                m.namespace.as_deref().unwrap_or_default(),
+                m.name.as_deref().unwrap_or_default(),
+            );
+            node_needs_sync(d, node, scheduled.contains(&key))
+        })
+        .collect()
+}
 
 /// A node update matters only when its labels or taints changed (status, allocatable, conditions
 /// and heartbeats do not).
@@ -51,97 +324,5 @@ pub fn labels_changed(old: &ObjectMeta, new: &ObjectMeta) -> bool {
     old.labels.clone().unwrap_or_default() != new.labels.clone().unwrap_or_default()
 }
 
-/// The controller ownerReference's UID, if any.
-pub fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.as_str())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::fixtures::*;
-    use k8s_openapi::api::core::v1::{NodeSpec, Taint};
-
-    fn tainted(mut n: Node, key: &str, effect: &str) -> Node {
-        n.spec = Some(NodeSpec {
-            taints: Some(vec![Taint {
-                key: key.into(),
-                effect: effect.into(),
-                value: None,
-                time_added: None,
-            }]),
-            ..Default::default()
-        });
-        n
-    }
-
-    #[test]
-    fn test_should_ignore_node_update_identical() {
-        let n = node("node-0");
-        assert!(!node_update_is_relevant(&n, &n.clone()));
-    }
-
-    #[test]
-    fn test_should_ignore_node_update_labels_changed() {
-        let old = node("node-0");
-        let new = node_with_labels("node-0", &[("color", "blue")]);
-        assert!(node_update_is_relevant(&old, &new));
-    }
-
-    #[test]
-    fn test_should_ignore_node_update_taints_changed() {
-        let old = node("node-0");
-        let new = tainted(node("node-0"), "k", "NoSchedule");
-        assert!(node_update_is_relevant(&old, &new));
-    }
-
-    #[test]
-    fn test_update_node_allocatable_change_is_ignored() {
-        let old = node("node-0");
-        let mut new = node("node-0");
-        new.status = Some(Default::default());
-        new.metadata.resource_version = Some("99".into());
-        assert!(!node_update_is_relevant(&old, &new));
-    }
-
-    #[test]
-    fn node_worker_enqueues_only_when_something_must_change() {
-        let ds = daemonset("foo");
-        let n = node("node-0");
-        assert!(
-            node_needs_sync(&ds, &n, false),
-            "should run, no pod: create"
-        );
-        assert!(
-            !node_needs_sync(&ds, &n, true),
-            "should run, has pod: nothing"
-        );
-        let noexec = tainted(node("node-0"), "k", "NoExecute");
-        assert!(
-            node_needs_sync(&ds, &noexec, true),
-            "must not continue, has pod: delete"
-        );
-        assert!(
-            !node_needs_sync(&ds, &noexec, false),
-            "must not run, no pod: nothing"
-        );
-        let nosched = tainted(node("node-0"), "k", "NoSchedule");
-        assert!(
-            !node_needs_sync(&ds, &nosched, true),
-            "may continue: nothing"
-        );
-        let mut miss = ds.clone();
-        miss.status = Some(k8s_openapi::api::apps::v1::DaemonSetStatus {
-            number_misscheduled: 1,
-            ..Default::default()
-        });
-        assert!(
-            node_needs_sync(&miss, &nosched, true),
-            "misscheduled count may need fixing (#132459)"
-        );
-    }
-}
+mod tests;

@@ -17,7 +17,9 @@ pub enum Budget {
     /// maxSurge 0: at most this many nodes without a Ready, non-terminating pod.
     MaxUnavailable(usize),
     /// maxUnavailable 0: every node keeps a Ready pod; at most 2 pods per node, at most one of the
-    /// new revision; at most this many nodes with two pods.
+    /// new revision; at most this many nodes surging, i.e. with two pods one of which is not Ready
+    /// (upstream's surge count: a node whose new pod is available only waits for its old pod's
+    /// delete, which `syncNodes` sends after the creates of the same sync).
     MaxSurge(usize),
 }
 
@@ -139,7 +141,10 @@ pub fn check(pods: &BTreeMap<String, Pod>, nodes: &[String], budget: Budget) -> 
             describe()
         )),
         Budget::MaxSurge(max) => {
-            let doubled = per_node.values().filter(|ps| ps.len() == 2).count();
+            let doubled = per_node
+                .values()
+                .filter(|ps| ps.len() == 2 && !ps.iter().all(|p| pod_ready(p)))
+                .count();
             (per_node.values().any(|ps| ps.len() > 2) || doubled > max)
                 .then(|| format!("surge beyond {max}: {}", describe()))
         }

@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod fault_proxy;
 pub mod invariants;
+pub mod watch;
 
 use controlplane::{ControlPlane, Options};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount, Taint};
@@ -584,4 +585,65 @@ impl TestEnv {
         )
         .await
     }
+}
+
+/// One everynode for the whole test binary, started on first use with its `/metrics` on a known
+/// port, which is returned. Use instead of [`everynode`] (not both) in binaries that read metrics.
+pub fn everynode_with_metrics() -> u16 {
+    static EVERYNODE: OnceLock<(std::sync::Mutex<controlplane::process::Process>, u16)> =
+        OnceLock::new();
+    EVERYNODE
+        .get_or_init(|| {
+            let cp = control_plane();
+            let port = controlplane::free_port().unwrap_or_else(|e| panic!("free port: {e}"));
+            let args = vec![
+                "run".to_string(),
+                format!("--kubeconfig={}", cp.kubeconfig().display()),
+                format!("--metrics-bind-address=127.0.0.1:{port}"),
+            ];
+            let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,everynode=debug".into());
+            let exe = std::path::Path::new(env!("CARGO_BIN_EXE_everynode"));
+            let p = controlplane::process::Process::spawn_with_env(
+                "everynode",
+                exe,
+                &args,
+                &[("RUST_LOG", &level)],
+                &cp.log("everynode"),
+            )
+            .unwrap_or_else(|e| panic!("start everynode: {e}"));
+            (std::sync::Mutex::new(p), port)
+        })
+        .1
+}
+
+/// `GET path` on 127.0.0.1:`port`: the status code and body, or why there was none (5 s timeout).
+pub async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("no status line in {text:?}"))?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((code, body))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| "no answer within 5s".to_string())?
 }

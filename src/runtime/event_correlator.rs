@@ -2,7 +2,7 @@
 //! `tools/record/events_cache.go`): similar events are aggregated, repeats become count updates, and
 //! a per-object spam filter lets at most 25 events through, then one per 5 minutes.
 
-use super::Timestamp;
+use crate::core::Timestamp;
 use std::collections::{BTreeSet, HashMap};
 
 /// More distinct messages than this (same object, type and reason) within the interval are

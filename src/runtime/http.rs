@@ -1,8 +1,8 @@
 //! The HTTP server of `--metrics-bind-address`: `/metrics` (Prometheus text format), `/healthz` (200
-//! while the process runs) and `/readyz` (see [`crate::readiness`]).
+//! while the process runs) and `/readyz` (see [`crate::runtime::readiness`]).
 
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::readiness::Readiness;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

@@ -3,7 +3,7 @@
 //! been synced once (successfully or not: a DaemonSet that keeps failing must not keep the instance
 //! unready forever).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +23,15 @@ enum State {
 #[derive(Debug)]
 pub struct Readiness {
     state: Mutex<State>,
+    /// Watches whose last attempt failed (kind → error), until they deliver events again.
+    failing_watches: Mutex<BTreeMap<&'static str, String>>,
 }
 
 impl Default for Readiness {
     fn default() -> Self {
         Self {
             state: Mutex::new(State::Starting),
+            failing_watches: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -67,9 +70,38 @@ impl Readiness {
         });
     }
 
-    /// Whether `/readyz` answers 200, and why not otherwise.
+    /// The watch of `kind` failed with `error`; it is retried with backoff.
+    pub fn watch_failed(&self, kind: &'static str, error: String) {
+        self.watches().insert(kind, error);
+    }
+
+    /// The watch of `kind` delivered an event.
+    pub fn watch_ok(&self, kind: &'static str) {
+        self.watches().remove(kind);
+    }
+
+    /// Whether none of `kinds` is failing.
+    pub fn watches_ok(&self, kinds: &[&str]) -> bool {
+        let failing = self.watches();
+        kinds.iter().all(|k| !failing.contains_key(k))
+    }
+
+    fn watches(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, String>> {
+        self.failing_watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `/readyz` answers 200, and why not otherwise. A leader whose watches fail is not
+    /// ready: it acts on nothing but status until they recover.
     pub fn check(&self) -> Result<&'static str, String> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let leading = !matches!(&*s, State::Starting | State::Following);
+        if leading && let Some((kind, error)) = self.watches().iter().next() {
+            return Err(format!(
+                "leading: the watch of {kind} is failing ({error}); pods are not created or deleted until it recovers"
+            ));
+        }
         match &*s {
             State::Ready => Ok("ok: leading, caches synced, every DaemonSet synced once"),
             State::Following => Ok("ok: following, waiting for the leader lease"),
@@ -86,6 +118,28 @@ impl Readiness {
 #[cfg(test)]
 mod tests {
     use super::Readiness;
+
+    #[test]
+    fn a_failing_watch_makes_the_leader_unready_until_it_recovers() {
+        let r = Readiness::default();
+        r.leading();
+        r.caches_synced(Vec::new());
+        assert!(r.check().is_ok());
+        r.watch_failed("pods", "connection refused".into());
+        let err = r.check().err().unwrap_or_default();
+        assert!(
+            err.contains("pods") && err.contains("connection refused"),
+            "{err}"
+        );
+        assert!(!r.watches_ok(&["pods", "nodes"]));
+        assert!(r.watches_ok(&["nodes"]));
+        r.watch_ok("pods");
+        assert!(r.check().is_ok());
+        assert!(r.watches_ok(&["pods", "nodes"]));
+        r.watch_failed("nodes", "410".into());
+        r.following();
+        assert!(r.check().is_ok(), "a follower has no watches to speak of");
+    }
 
     #[test]
     fn leader_is_ready_only_after_caches_and_every_first_sync() {

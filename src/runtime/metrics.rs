@@ -32,6 +32,18 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// Why a reconcile failed (`Error::metric_label` of the controller).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// One of the controller's watches: `daemonsets`, `pods`, `nodes` or `controllerrevisions`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub kind: &'static str,
+}
+
 /// One DaemonSet status counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutLabels {
@@ -95,6 +107,9 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
+    reconcile_errors: Family<ReasonLabels, Counter>,
+    watch_healthy: Family<WatchLabels, Gauge>,
+    undecodable_objects: Family<WatchLabels, Counter>,
     queue_depth: Gauge,
     pods_created: Family<DaemonSetLabels, Counter>,
     pods_deleted: Family<DaemonSetLabels, Counter>,
@@ -119,6 +134,9 @@ impl Metrics {
         let m = Self {
             reconciles: Family::default(),
             reconcile_duration: latency_histogram(),
+            reconcile_errors: Family::default(),
+            watch_healthy: Family::default(),
+            undecodable_objects: Family::default(),
             queue_depth: Gauge::default(),
             pods_created: Family::default(),
             pods_deleted: Family::default(),
@@ -140,6 +158,21 @@ impl Metrics {
             "reconcile_duration_seconds",
             "Duration of one DaemonSet sync",
             m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed DaemonSet syncs by reason (permanent reasons wait for a change of the DaemonSet)",
+            m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "watch_healthy",
+            "1 while the watch of this kind delivers events, 0 from a failure until it recovers",
+            m.watch_healthy.clone(),
+        );
+        registry.register(
+            "undecodable_objects",
+            "Watched objects that could not be decoded and were left out of the cache, by kind",
+            m.undecodable_objects.clone(),
         );
         registry.register(
             "workqueue_depth",
@@ -207,6 +240,25 @@ impl Metrics {
             .get_or_create(&ResultLabels { result })
             .inc();
         self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// A failed sync, by the reason label of its error.
+    pub fn reconcile_failed(&self, reason: &'static str) {
+        self.reconcile_errors
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn set_watch_healthy(&self, kind: &'static str, healthy: bool) {
+        self.watch_healthy
+            .get_or_create(&WatchLabels { kind })
+            .set(i64::from(healthy));
+    }
+
+    pub fn undecodable_object(&self, kind: &'static str) {
+        self.undecodable_objects
+            .get_or_create(&WatchLabels { kind })
+            .inc();
     }
 
     pub fn enqueued(&self) {
