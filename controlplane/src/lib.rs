@@ -5,6 +5,9 @@
 //! Binaries come from `controlplane/build.sh` (built from Go modules, cached outside the repository).
 //! Every process is started by [`ControlPlane::start`] and stopped by PID; each component logs to
 //! `<dir>/logs/<component>.log`, which [`ControlPlane::describe_logs`] names for failing tests.
+//!
+//! For fault tests a component can be killed and started again identically
+//! ([`ControlPlane::restart_component`]) or frozen for a while ([`ControlPlane::pause_component`]).
 
 pub mod binaries;
 pub mod nodes;
@@ -53,6 +56,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
+    #[error("no running component named {0}")]
+    NoComponent(String),
 }
 
 impl Error {
@@ -78,6 +83,11 @@ pub struct Options {
     /// Extra identities (group `system:masters`), each with its own token and kubeconfig
     /// ([`ControlPlane::user_kubeconfig`]), so that two clients can be told apart.
     pub users: Vec<String>,
+    /// The group of the extra `users`: `system:masters` by default (all rights, and exempt from API
+    /// Priority and Fairness). Any other group is bound to the `cluster-admin` ClusterRole at start
+    /// and is subject to API Priority and Fairness, as a real controller's identity is (for tests
+    /// that want real 429s).
+    pub users_group: String,
     /// Whether the API server writes an audit log ([`ControlPlane::audit_log`]): one JSON line per
     /// request stage of the `users` above at Metadata level, nothing for anyone else.
     pub audit: bool,
@@ -92,6 +102,7 @@ impl Default for Options {
             // Renewed every quarter of this: 1000 nodes cost ~22 lease writes/s instead of ~100 at 40 s.
             node_lease_seconds: 180,
             users: Vec::new(),
+            users_group: "system:masters".into(),
             audit: false,
         }
     }
@@ -106,6 +117,7 @@ pub struct ControlPlane {
     binaries: Binaries,
     pki: pki::Pki,
     audit_log: Option<PathBuf>,
+    etcd_port: u16,
     processes: Mutex<Vec<Process>>,
 }
 
@@ -150,7 +162,8 @@ impl ControlPlane {
         for sub in ["logs", "etcd", "certs"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(&dir.join(sub), e))?;
         }
-        let pki = pki::write_with_users(&dir.join("pki"), &options.users)?;
+        let pki =
+            pki::write_with_users_in_group(&dir.join("pki"), &options.users, &options.users_group)?;
         let api_port = free_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("kubeconfig");
@@ -167,6 +180,7 @@ impl ControlPlane {
             binaries,
             pki,
             audit_log,
+            etcd_port: 0,
             processes: Mutex::new(Vec::new()),
         };
         std::fs::write(
@@ -177,6 +191,7 @@ impl ControlPlane {
 
         // etcd
         let etcd_port = free_port()?;
+        cp.etcd_port = etcd_port;
         let peer_port = free_port()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
@@ -237,22 +252,18 @@ impl ControlPlane {
         }
         cp.spawn("kube-apiserver", &apiserver_args)?;
         let client = cp.client().await?;
-        {
-            let client = client.clone();
-            cp.wait_ready("kube-apiserver", Duration::from_secs(120), move || {
-                let client = client.clone();
-                async move {
-                    let req = http::Request::get("/readyz").body(Vec::new());
-                    match req {
-                        Ok(req) => client
-                            .request_text(req)
-                            .await
-                            .is_ok_and(|t| t.trim() == "ok"),
-                        Err(_) => false,
-                    }
-                }
-            })
-            .await?;
+        cp.wait_apiserver_ready(&client).await?;
+        if !options.users.is_empty() && options.users_group != "system:masters" {
+            let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding =
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "everynode-extra-users"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": options.users_group}],
+                }))
+                .map_err(|e| Error::Kubeconfig(format!("ClusterRoleBinding: {e}")))?;
+            Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone())
+                .create(&Default::default(), &binding)
+                .await?;
         }
 
         // kube-controller-manager
@@ -458,6 +469,141 @@ impl ControlPlane {
             }
             procs.retain(|p| p.name() != name);
         }
+    }
+
+    /// Waits (up to 120 s) until the API server answers `/readyz` with `ok`.
+    async fn wait_apiserver_ready(&self, client: &kube::Client) -> Result<(), Error> {
+        let client = client.clone();
+        self.wait_ready("kube-apiserver", Duration::from_secs(120), move || {
+            let client = client.clone();
+            async move {
+                let req = http::Request::get("/readyz").body(Vec::new());
+                match req {
+                    Ok(req) => client
+                        .request_text(req)
+                        .await
+                        .is_ok_and(|t| t.trim() == "ok"),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await
+    }
+
+    /// The PID of a running component (`etcd`, `kube-apiserver`, ...).
+    pub fn component_pid(&self, name: &str) -> Option<u32> {
+        let procs = self.processes.lock().ok()?;
+        procs.iter().find(|p| p.name() == name).map(Process::pid)
+    }
+
+    /// Kills a component with SIGKILL (no grace, as a crash would) and starts it again with the same
+    /// program, arguments, environment, ports and data, appending to the same log; then waits until it
+    /// is ready again (`etcd`: healthy, `kube-apiserver`: `/readyz` ok, others: still running after
+    /// a second). Returns how long it was down, from the kill to ready.
+    pub async fn restart_component(&self, name: &str) -> Result<Duration, Error> {
+        let killed = Instant::now();
+        {
+            let mut procs = self
+                .processes
+                .lock()
+                .map_err(|_| Error::NoComponent(name.into()))?;
+            let p = procs
+                .iter_mut()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| Error::NoComponent(name.into()))?;
+            p.kill();
+            let fresh = p.respawn().map_err(|e| Error::io(&self.log(name), e))?;
+            *p = fresh;
+        }
+        match name {
+            "etcd" => {
+                let port = self.etcd_port;
+                self.wait_ready("etcd", Duration::from_secs(60), || async move {
+                    etcd_healthy(port)
+                })
+                .await?
+            }
+            "kube-apiserver" => {
+                let client = self.client().await?;
+                self.wait_apiserver_ready(&client).await?
+            }
+            _ => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let mut procs = self
+                    .processes
+                    .lock()
+                    .map_err(|_| Error::NoComponent(name.into()))?;
+                if let Some(p) = procs.iter_mut().find(|p| p.name() == name)
+                    && let Some(status) = p.exited()
+                {
+                    return Err(Error::Exited {
+                        component: name.into(),
+                        status: status.to_string(),
+                        log: self.log(name),
+                    });
+                }
+            }
+        }
+        Ok(killed.elapsed())
+    }
+
+    /// Freezes a component with SIGSTOP: its sockets stay open and nothing is answered, as with a
+    /// hung process or a stalled disk. [`ControlPlane::resume_component`] continues it.
+    pub fn pause_component(&self, name: &str) -> Result<(), Error> {
+        self.signal_component(name, Process::pause)
+    }
+
+    /// SIGCONT to a component paused by [`ControlPlane::pause_component`].
+    pub fn resume_component(&self, name: &str) -> Result<(), Error> {
+        self.signal_component(name, Process::resume)
+    }
+
+    fn signal_component(&self, name: &str, f: fn(&mut Process) -> bool) -> Result<(), Error> {
+        let mut procs = self
+            .processes
+            .lock()
+            .map_err(|_| Error::NoComponent(name.into()))?;
+        let delivered = procs.iter_mut().find(|p| p.name() == name).is_some_and(f);
+        if delivered {
+            Ok(())
+        } else {
+            Err(Error::NoComponent(name.into()))
+        }
+    }
+
+    /// A new serving certificate for 127.0.0.1 and localhost signed by the control plane's CA
+    /// (which every kubeconfig of this control plane trusts): `(cert, key)` PEM files named `name`.
+    pub fn issue_serving_cert(&self, name: &str) -> Result<(PathBuf, PathBuf), Error> {
+        pki::issue_serving_cert(
+            &self.pki,
+            &self.dir.join("pki"),
+            name,
+            &["127.0.0.1", "localhost"],
+        )
+    }
+
+    /// Writes a kubeconfig named `name` in the instance folder for `server` (e.g. a proxy in front of
+    /// the API server) with the credentials of `user` (one of [`Options::users`]; the admin when
+    /// `None`) and this control plane's CA; returns its path.
+    pub fn kubeconfig_via(
+        &self,
+        name: &str,
+        server: &str,
+        user: Option<&str>,
+    ) -> Result<PathBuf, Error> {
+        let token = match user {
+            None => self.pki.admin_token.clone(),
+            Some(u) => self
+                .pki
+                .user_tokens
+                .iter()
+                .find(|(name, _)| name == u)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| Error::Kubeconfig(format!("no user {u} in Options::users")))?,
+        };
+        let path = self.dir.join(format!("kubeconfig-{name}"));
+        write_kubeconfig(&path, server, &self.pki.ca_cert, &token)?;
+        Ok(path)
     }
 
     /// Stops every process, newest first.

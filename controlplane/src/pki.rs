@@ -1,5 +1,7 @@
 //! Credentials of a local control plane: a CA, the API server's serving certificate, the
-//! service-account signing key and a static admin token.
+//! service-account signing key and a static admin token; more serving certificates signed by the
+//! same CA on demand ([`issue_serving_cert`], e.g. for a fault-injecting proxy in front of the API
+//! server that clients must trust as they trust the API server).
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::path::{Path, PathBuf};
@@ -8,6 +10,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Pki {
     pub ca_cert: PathBuf,
+    /// The CA's private key, kept to sign more serving certificates ([`issue_serving_cert`]).
+    pub ca_key: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
     pub sa_key: PathBuf,
@@ -38,19 +42,21 @@ pub fn write(dir: &Path) -> Result<Pki, crate::Error> {
 /// Writes the credentials into `dir`, with one static token per extra user (each its own identity in
 /// group `system:masters`, so a benchmark can tell two clients apart in the audit log).
 pub fn write_with_users(dir: &Path, users: &[String]) -> Result<Pki, crate::Error> {
+    write_with_users_in_group(dir, users, "system:masters")
+}
+
+/// [`write_with_users`] with the extra users in `group` instead of `system:masters`.
+pub fn write_with_users_in_group(
+    dir: &Path,
+    users: &[String],
+    group: &str,
+) -> Result<Pki, crate::Error> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     let pki_err = |e: rcgen::Error| crate::Error::Pki(e.to_string());
 
     let ca_key = KeyPair::generate().map_err(pki_err)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(pki_err)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "everynode-local-ca");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    let ca_key_pem = ca_key.serialize_pem();
+    let ca = ca_params().map_err(pki_err)?;
     let ca_cert = ca.self_signed(&ca_key).map_err(pki_err)?;
     let issuer = Issuer::new(ca, ca_key);
 
@@ -75,6 +81,7 @@ pub fn write_with_users(dir: &Path, users: &[String]) -> Result<Pki, crate::Erro
 
     let pki = Pki {
         ca_cert: dir.join("ca.crt"),
+        ca_key: dir.join("ca.key"),
         server_cert: dir.join("apiserver.crt"),
         server_key: dir.join("apiserver.key"),
         sa_key: dir.join("sa.key"),
@@ -85,10 +92,11 @@ pub fn write_with_users(dir: &Path, users: &[String]) -> Result<Pki, crate::Erro
     };
     let mut tokens = format!("{admin_token},admin,admin,system:masters\n");
     for (i, (user, token)) in pki.user_tokens.iter().enumerate() {
-        tokens.push_str(&format!("{token},{user},extra-{i},system:masters\n"));
+        tokens.push_str(&format!("{token},{user},extra-{i},{group}\n"));
     }
     let files = [
         (&pki.ca_cert, ca_cert.pem()),
+        (&pki.ca_key, ca_key_pem),
         (&pki.server_cert, server_cert.pem()),
         (&pki.server_key, server_key.serialize_pem()),
         (&pki.sa_key, sa_key.serialize_pem()),
@@ -99,4 +107,45 @@ pub fn write_with_users(dir: &Path, users: &[String]) -> Result<Pki, crate::Erro
         std::fs::write(path, content).map_err(|e| crate::Error::io(path, e))?;
     }
     Ok(pki)
+}
+
+/// The CA's parameters; the same every time, so that a certificate signed later with the saved key
+/// names exactly the issuer of `ca.crt`.
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "everynode-local-ca");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(ca)
+}
+
+/// Signs a new serving certificate for `sans` (host names or IP addresses) with the CA of `pki`,
+/// and writes it to `<dir>/<name>.crt` and `<dir>/<name>.key`; returns those two paths.
+pub fn issue_serving_cert(
+    pki: &Pki,
+    dir: &Path,
+    name: &str,
+    sans: &[&str],
+) -> Result<(PathBuf, PathBuf), crate::Error> {
+    let pki_err = |e: rcgen::Error| crate::Error::Pki(e.to_string());
+    let ca_pem =
+        std::fs::read_to_string(&pki.ca_key).map_err(|e| crate::Error::io(&pki.ca_key, e))?;
+    let ca_key = KeyPair::from_pem(&ca_pem).map_err(pki_err)?;
+    let issuer = Issuer::new(ca_params().map_err(pki_err)?, ca_key);
+    let key = KeyPair::generate().map_err(pki_err)?;
+    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .map_err(pki_err)?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.signed_by(&key, &issuer).map_err(pki_err)?;
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+    let cert_path = dir.join(format!("{name}.crt"));
+    let key_path = dir.join(format!("{name}.key"));
+    std::fs::write(&cert_path, cert.pem()).map_err(|e| crate::Error::io(&cert_path, e))?;
+    std::fs::write(&key_path, key.serialize_pem()).map_err(|e| crate::Error::io(&key_path, e))?;
+    Ok((cert_path, key_path))
 }

@@ -1,5 +1,6 @@
 //! Child processes of the control plane: output to a log file, killed when the process that started
-//! them dies, stopped by PID (never by name).
+//! them dies, stopped by PID (never by name); each remembers how it was started, so that a fault test
+//! can kill it (SIGKILL) and start it again identically ([`Process::respawn`]), or pause it (SIGSTOP).
 
 use std::fs::File;
 use std::io;
@@ -16,6 +17,9 @@ pub struct Process {
     name: String,
     child: Child,
     log: PathBuf,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 type SpawnJob = (Command, mpsc::Sender<io::Result<Child>>);
@@ -87,7 +91,43 @@ impl Process {
             name: name.to_string(),
             child,
             log: log.to_path_buf(),
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
+    }
+
+    /// Starts a new process exactly as this one was started (program, arguments, environment, log
+    /// appended to). The caller ends this one first if they must not run side by side.
+    pub fn respawn(&self) -> io::Result<Self> {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Self::spawn_with_env(&self.name, &self.program, &self.args, &env, &self.log)
+    }
+
+    /// SIGKILL (no grace, as a crash or an OOM kill would), then waits for the process to be gone.
+    pub fn kill(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    /// SIGSTOP: the process is frozen (its sockets stay open, nothing is answered) until
+    /// [`Process::resume`]. Whether the signal was delivered.
+    pub fn pause(&mut self) -> bool {
+        self.exited().is_none() && signal(self.pid(), libc::SIGSTOP)
+    }
+
+    /// SIGCONT after [`Process::pause`]. Whether the signal was delivered.
+    pub fn resume(&mut self) -> bool {
+        self.exited().is_none() && signal(self.pid(), libc::SIGCONT)
     }
 
     pub fn name(&self) -> &str {
@@ -113,6 +153,8 @@ impl Process {
             return;
         }
         signal(self.pid(), libc::SIGTERM);
+        // A paused (SIGSTOPped) process handles SIGTERM only once it runs again.
+        signal(self.pid(), libc::SIGCONT);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if self.exited().is_some() {

@@ -87,7 +87,7 @@ impl BudgetWatcher {
     }
 }
 
-fn check(pods: &BTreeMap<String, Pod>, nodes: &[String], budget: Budget) -> Option<String> {
+pub fn check(pods: &BTreeMap<String, Pod>, nodes: &[String], budget: Budget) -> Option<String> {
     let mut per_node: BTreeMap<&str, Vec<&Pod>> =
         nodes.iter().map(|n| (n.as_str(), Vec::new())).collect();
     for p in pods

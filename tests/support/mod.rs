@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod budget;
+pub mod fault_proxy;
+pub mod invariants;
 pub mod watch;
 
 use controlplane::{ControlPlane, Options};
@@ -24,46 +26,107 @@ pub fn revision_hash(meta: &ObjectMeta) -> Option<&String> {
         .and_then(|l| l.get(everynode::core::labels::CONTROLLER_REVISION_HASH))
 }
 
+static CP: OnceLock<ControlPlane> = OnceLock::new();
+
+/// The control plane whose logs a failing [`wait_for`] names: a test's own one
+/// ([`own_control_plane`]) while it runs, else the shared one if it was started.
+static CURRENT: std::sync::Mutex<Option<&'static ControlPlane>> = std::sync::Mutex::new(None);
+
 /// The control plane of this test binary, started on first use (building its binaries if needed).
 /// Its processes are killed when the test binary exits; logs stay under `target/tmp/controlplane/`.
 pub fn control_plane() -> &'static ControlPlane {
-    static CP: OnceLock<ControlPlane> = OnceLock::new();
-    CP.get_or_init(|| {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("controlplane");
-        prune_dead_runs(&base);
-        let exe = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
-        let dir = base.join(format!(
-            "{}-{}",
-            exe.unwrap_or_else(|| "test".into()),
-            std::process::id()
-        ));
-        let started = Instant::now();
-        // Started on a thread of its own with its own runtime: no test's runtime owns it.
-        let result = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-            rt.block_on(ControlPlane::start(Options {
-                dir: Some(dir),
-                ..Default::default()
-            }))
-            .map_err(|e| e.to_string())
-        })
-        .join();
-        match result {
-            Ok(Ok(cp)) => {
-                eprintln!(
-                    "control plane up in {:.1}s at {} ({})",
-                    started.elapsed().as_secs_f64(),
-                    cp.server(),
-                    cp.dir().display()
-                );
-                cp
-            }
-            Ok(Err(e)) => panic!("the local control plane did not start: {e}"),
-            Err(_) => panic!("the local control plane did not start: its thread panicked"),
-        }
+    CP.get_or_init(|| start_blocking(instance_dir(""), Options::default()))
+}
+
+fn instance_dir(suffix: &str) -> PathBuf {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("controlplane");
+    prune_dead_runs(&base);
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    base.join(format!(
+        "{}-{}{suffix}",
+        exe.unwrap_or_else(|| "test".into()),
+        std::process::id()
+    ))
+}
+
+fn start_blocking(dir: PathBuf, options: Options) -> ControlPlane {
+    let started = Instant::now();
+    // Started on a thread of its own with its own runtime: no test's runtime owns it.
+    let result = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+        rt.block_on(ControlPlane::start(Options {
+            dir: Some(dir),
+            ..options
+        }))
+        .map_err(|e| e.to_string())
     })
+    .join();
+    match result {
+        Ok(Ok(cp)) => {
+            eprintln!(
+                "control plane up in {:.1}s at {} ({})",
+                started.elapsed().as_secs_f64(),
+                cp.server(),
+                cp.dir().display()
+            );
+            cp
+        }
+        Ok(Err(e)) => panic!("the local control plane did not start: {e}"),
+        Err(_) => panic!("the local control plane did not start: its thread panicked"),
+    }
+}
+
+/// A control plane of one test's own (for tests that kill or pause its components), in
+/// `target/tmp/controlplane/<binary>-<pid>-<name>/`. Its processes stop when the guard is dropped
+/// (also when the test fails); the small `ControlPlane` value itself is leaked so that a
+/// [`TestEnv`] can borrow it for `'static`.
+pub struct OwnControlPlane(&'static ControlPlane);
+
+impl std::ops::Deref for OwnControlPlane {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        self.0
+    }
+}
+
+impl OwnControlPlane {
+    pub fn get(&self) -> &'static ControlPlane {
+        self.0
+    }
+}
+
+impl Drop for OwnControlPlane {
+    fn drop(&mut self) {
+        if let Ok(mut c) = CURRENT.lock()
+            && c.is_some_and(|c| std::ptr::eq(c, self.0))
+        {
+            *c = None;
+        }
+        self.0.stop();
+    }
+}
+
+/// Starts a control plane of the test's own with `options` (its `dir` is chosen here).
+pub fn own_control_plane(name: &str, options: Options) -> OwnControlPlane {
+    let cp: &'static ControlPlane = Box::leak(Box::new(start_blocking(
+        instance_dir(&format!("-{name}")),
+        options,
+    )));
+    if let Ok(mut c) = CURRENT.lock() {
+        *c = Some(cp);
+    }
+    OwnControlPlane(cp)
+}
+
+/// The logs of the control plane a failing test should look at.
+pub fn describe_logs() -> String {
+    let current = CURRENT.lock().ok().and_then(|c| *c);
+    match current.or_else(|| CP.get()) {
+        Some(cp) => cp.describe_logs(),
+        None => "no control plane started".into(),
+    }
 }
 
 /// Removes the etcd data of earlier runs whose test binary is gone (their logs stay).
@@ -95,7 +158,11 @@ pub struct TestEnv {
 impl TestEnv {
     /// A fresh namespace named after the test, with its `default` ServiceAccount in place.
     pub async fn new(name: &str) -> Self {
-        let cp = control_plane();
+        Self::on(control_plane(), name).await
+    }
+
+    /// [`TestEnv::new`] on a given control plane (e.g. a test's own, [`own_control_plane`]).
+    pub async fn on(cp: &'static ControlPlane, name: &str) -> Self {
         let client = cp
             .client()
             .await
@@ -301,7 +368,7 @@ where
             panic!(
                 "timed out after {}s waiting for {what}\n  last state: {last}\n  {}",
                 timeout.as_secs(),
-                control_plane().describe_logs()
+                describe_logs()
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
