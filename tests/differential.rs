@@ -196,7 +196,11 @@ fn trace() -> Vec<Step> {
         step("node-leave", DeleteNode("n3"), NodeEmpty("n3")),
         step("orphan-delete", OrphanDelete, Orphaned),
         step("adopt-by-recreate", Recreate, RolledOut),
-        step("rollout-after-adopt", PatchDaemonSet(version("5")), RolledOut),
+        step(
+            "rollout-after-adopt",
+            PatchDaemonSet(version("5")),
+            RolledOut,
+        ),
     ]
 }
 
@@ -237,7 +241,12 @@ impl Cluster {
             ..Default::default()
         })
         .await
-        .unwrap_or_else(|e| panic!("{}: the local control plane did not start: {e}", subject.label()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: the local control plane did not start: {e}",
+                subject.label()
+            )
+        });
         let client = cp
             .client()
             .await
@@ -597,7 +606,9 @@ fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
 
 impl Observed {
     fn status(&self) -> Option<k8s_openapi::api::apps::v1::DaemonSetStatus> {
-        self.ds.as_ref().map(|d| d.status.clone().unwrap_or_default())
+        self.ds
+            .as_ref()
+            .map(|d| d.status.clone().unwrap_or_default())
     }
 
     fn live_pods(&self) -> impl Iterator<Item = &Pod> {
@@ -729,11 +740,8 @@ impl Observed {
             "quiescent".to_string(),
             if not_quiescent.is_some() { "no" } else { "yes" }.to_string(),
         );
-        let by_hash: BTreeMap<&str, &StoredRevision> = self
-            .revisions
-            .iter()
-            .map(|r| (r.pod_hash(), r))
-            .collect();
+        let by_hash: BTreeMap<&str, &StoredRevision> =
+            self.revisions.iter().map(|r| (r.pod_hash(), r)).collect();
         let ds_uid = self.ds.as_ref().and_then(|d| d.metadata.uid.clone());
         match &self.ds {
             None => {
@@ -788,10 +796,8 @@ impl Observed {
             }
         }
         // Pods per node, by revision content.
-        let mut per_node: BTreeMap<String, Vec<String>> = NODES
-            .iter()
-            .map(|n| (n.to_string(), Vec::new()))
-            .collect();
+        let mut per_node: BTreeMap<String, Vec<String>> =
+            NODES.iter().map(|n| (n.to_string(), Vec::new())).collect();
         for p in &self.pods {
             let node = p
                 .spec
@@ -849,7 +855,9 @@ impl Observed {
             let used = self
                 .pods
                 .iter()
-                .filter(|p| support::revision_hash(&p.metadata).map(String::as_str) == Some(r.pod_hash()))
+                .filter(|p| {
+                    support::revision_hash(&p.metadata).map(String::as_str) == Some(r.pod_hash())
+                })
                 .count();
             f.insert(
                 format!("revision[{}]", data_id(&r.data)),
@@ -923,10 +931,8 @@ async fn everynode_agrees_with_the_upstream_daemonset_controller_step_by_step() 
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("controlplane");
     support::prune_dead_runs(&base);
     let fault = std::env::var("EVERYNODE_DIFF_FAULT").ok();
-    let (upstream, everynode) = tokio::join!(
-        run(Subject::Upstream, None),
-        run(Subject::Everynode, fault)
-    );
+    let (upstream, everynode) =
+        tokio::join!(run(Subject::Upstream, None), run(Subject::Everynode, fault));
     let steps = trace();
     let mut agreed = 0usize;
     let mut compared = 0usize;
@@ -981,7 +987,9 @@ async fn everynode_agrees_with_the_upstream_daemonset_controller_step_by_step() 
             d.fact,
             d.upstream,
             d.everynode,
-            d.reason.map(|r| format!("\n    reason: {r}")).unwrap_or_default()
+            d.reason
+                .map(|r| format!("\n    reason: {r}"))
+                .unwrap_or_default()
         );
     }
     eprintln!(
