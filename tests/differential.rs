@@ -983,6 +983,23 @@ async fn run(subject: Subject, fault: Option<String>) -> Vec<Settled> {
         out.push(settled);
     }
     eprintln!("[{}] logs: {}", subject.label(), c.logs());
+    // Every step's facts, for reading the run afterwards.
+    let mut text = String::new();
+    for (step, s) in trace().iter().zip(&out) {
+        text.push_str(&format!("## {}\n", step.name));
+        for (k, v) in &s.facts {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    let path = c.cp.dir().join("facts.txt");
+    match std::fs::write(&path, text) {
+        Ok(()) => eprintln!(
+            "[{}] facts of every step: {}",
+            subject.label(),
+            path.display()
+        ),
+        Err(e) => eprintln!("[{}] cannot write {}: {e}", subject.label(), path.display()),
+    }
     out
 }
 
