@@ -134,6 +134,14 @@ fn trace() -> Vec<Step> {
             ),
             RolledOut,
         ),
+        // Upstream does not sync a DaemonSet for a node whose new taint only stops new pods
+        // (shouldRun false, shouldContinueRunning true, misscheduled still 0), so the status above
+        // is stale; any DaemonSet event brings misscheduled = 1.
+        step(
+            "resync-while-tainted",
+            PatchDaemonSet(json!({"metadata": {"annotations": {"everynode.test/poke": "1"}}})),
+            RolledOut,
+        ),
         step(
             "taint-noexecute",
             PatchNode(
