@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod fault_proxy;
 pub mod invariants;
+pub mod revisions;
 pub mod watch;
 
 use controlplane::{ControlPlane, Options};
@@ -130,7 +131,7 @@ pub fn describe_logs() -> String {
 }
 
 /// Removes the etcd data of earlier runs whose test binary is gone (their logs stay).
-fn prune_dead_runs(base: &std::path::Path) {
+pub fn prune_dead_runs(base: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
@@ -388,7 +389,15 @@ pub fn taint(key: &str, value: &str, effect: &str) -> Taint {
 /// Starts the `everynode` binary against the control plane (admin credentials), logging to
 /// `<control-plane dir>/logs/<name>.log`. It is killed when the test binary exits.
 pub fn start_everynode(name: &str, extra_args: &[&str]) -> controlplane::process::Process {
-    let cp = control_plane();
+    start_everynode_on(control_plane(), name, extra_args)
+}
+
+/// [`start_everynode`] against any control plane (for tests that start their own).
+pub fn start_everynode_on(
+    cp: &ControlPlane,
+    name: &str,
+    extra_args: &[&str],
+) -> controlplane::process::Process {
     let mut args = vec![
         "run".to_string(),
         format!("--kubeconfig={}", cp.kubeconfig().display()),
