@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use support::budget::Budget;
 use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::invariants::{
-    Everynode, Invariants, api_requests, read_audit, split_brain, wait_converged,
+    Everynode, Invariants, api_requests, http_get, read_audit, split_brain, target_node,
+    wait_converged,
     wait_rollout_started,
 };
 use support::{OwnControlPlane, TestEnv, daemonset, own_control_plane, wait_for};
@@ -632,5 +633,99 @@ async fn a_leader_with_slow_lease_requests_never_acts_alongside_its_successor() 
         "both instances acted at once: {}",
         overlap.unwrap_or_default()
     );
+    s.wall();
+}
+
+/// A broken pod watch is not invisible: while every list and watch of pods fails (500 from the
+/// proxy, after an API server restart cut the old watch), everynode reports the watch unhealthy on
+/// `/readyz` and `everynode_watch_healthy{kind="pods"}`, and creates nothing on a node that joins,
+/// since its pod cache may be arbitrarily old; once the watch recovers, the node gets its pod.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_pod_watch_holds_every_create_until_it_recovers() {
+    let _serial = SERIAL.lock().await;
+    let s = scenario("watch-health", 2).await;
+    let (proxy, kc) = s.proxy("everynode-a", 13).await;
+    let mut everynode = Everynode::start(&s.cp, "everynode-a", &kc, &["--leader-elect=false"]);
+    s.daemonset(1, 0).await;
+    let nodes: Vec<&str> = s.nodes.iter().map(String::as_str).collect();
+    s.env.wait_pods_exactly_on("agent", &nodes).await;
+    let port = everynode.metrics_port;
+    let healthy = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with(r#"everynode_watch_healthy{kind="pods"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    };
+
+    proxy.set_rules(vec![
+        Rule::new(Fault::Status(500))
+            .method(Method::GET)
+            .path_ends_with("/api/v1/pods")
+            .with_watches(),
+    ]);
+    s.cp
+        .restart_component("kube-apiserver")
+        .await
+        .expect("restart the API server to cut the running watches");
+    wait_for("the pod watch to be reported failing", Duration::from_secs(60), || async {
+        let text = everynode.metrics().await?;
+        let ready = http_get(port, "/readyz").await?;
+        match (healthy(&text).as_deref(), ready) {
+            (Some("0"), (503, body)) if body.contains("pods") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let joined = s.env.add_node("late", &[], vec![]).await;
+    s.env.wait_node_ready(&joined).await;
+    let pods: Api<Pod> = Api::namespaced(s.env.client.clone(), &s.env.ns);
+    let on_joined = || async {
+        let list = pods
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<usize, String>(
+            list.items
+                .iter()
+                .filter(|p| target_node(p).as_deref() == Some(joined.as_str()))
+                .count(),
+        )
+    };
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        on_joined().await,
+        Ok(0),
+        "a pod was created while the pod watch was failing"
+    );
+    let log = std::fs::read_to_string(everynode.log()).unwrap_or_default();
+    assert!(
+        log.contains("a pod or node watch is failing; refreshing status only"),
+        "the syncs did not say why they held back; log {}",
+        everynode.log().display()
+    );
+
+    proxy.set_rules(Vec::new());
+    let recovered = Instant::now();
+    wait_for("the joined node's pod after the watch recovered", Duration::from_secs(90), || async {
+        match on_joined().await? {
+            1 => Ok(()),
+            n => Err(format!("{n} pods on {joined}")),
+        }
+    })
+    .await;
+    wait_for("/readyz 200 again", Duration::from_secs(30), || async {
+        match http_get(port, "/readyz").await? {
+            (200, _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let text = everynode.metrics().await.unwrap_or_default();
+    assert_eq!(healthy(&text).as_deref(), Some("1"), "{text}");
+    eprintln!(
+        "FIGURES watch-health: pod created {:.1}s after the pod watch recovered; held while failing: 8 s",
+        recovered.elapsed().as_secs_f64()
+    );
+    everynode.assert_healthy();
     s.wall();
 }
