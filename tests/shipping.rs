@@ -1243,7 +1243,10 @@ fn name_overrides_rename_every_object() {
             format!("ClusterRoleBinding /{name}"),
             format!("Deployment {NAMESPACE}/{name}"),
             format!("PodDisruptionBudget {NAMESPACE}/{name}"),
-            format!("Service {NAMESPACE}/{name}-metrics"),
+            format!(
+                "Service {NAMESPACE}/{}-metrics",
+                &name[..name.len().min(55)]
+            ),
             format!("ServiceAccount {NAMESPACE}/{name}"),
         ]
         .into()
@@ -1272,6 +1275,10 @@ fn name_overrides_rename_every_object() {
     let long = format!("fullnameOverride={}-{}", "a".repeat(62), "b".repeat(10));
     let objs = render_objects(&[long.as_str()]);
     assert_eq!(names(&objs), want(&"a".repeat(62)));
+    for obj in objs.values() {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        assert!(name.len() <= 63, "{name} is longer than 63 characters");
+    }
     let long_release = "r".repeat(53); // Helm's longest
     let objs = objects(
         "long release",

@@ -45,3 +45,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: controller
 app.kubernetes.io/part-of: everynode
 {{- end -}}
+
+{{/* The metrics Service: <fullname>-metrics, the fullname cut so that it stays within 63 characters. */}}
+{{- define "everynode.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "everynode.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
