@@ -200,7 +200,10 @@ fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
     }
 }
 
-/// Asserts that two sets of objects are the same objects with the same fields.
+/// Asserts that two sets of objects are the same objects with the same fields. Nothing is ignored:
+/// `deploy/*.yaml` are the chart's render as it is (scripts/render-manifests.sh), the `helm.sh/chart`
+/// and `app.kubernetes.io/managed-by: Helm` labels included, so that `kubectl apply` of a manifest and
+/// `helm install` give the same objects.
 fn assert_same_objects(
     left_name: &str,
     left: &BTreeMap<String, Value>,
