@@ -4,8 +4,13 @@
 //!
 //! - the chart lints, and renders exactly `deploy/everynode.yaml` with its default values and exactly
 //!   `deploy/replace-builtin.yaml` with `replaceBuiltin.enabled=true` (object by object, field by field);
-//! - the manifests are locked down: probes, securityContext, resources, priority, replicas, RBAC without
-//!   wildcards and with a reason for every rule, and the replace-builtin specifics;
+//! - the manifests are locked down: probes, securityContext, resources, priority, replicas, a
+//!   PodDisruptionBudget, RBAC without wildcards and with a reason for every rule, and the
+//!   replace-builtin specifics;
+//! - the chart follows Helm's conventions: `values.schema.json` rejects unknown keys and wrong types and
+//!   accepts every documented value (values.yaml, the chart's README.md table), `image.tag` defaults to
+//!   `appVersion`, every object has the standard labels, `nameOverride`/`fullnameOverride` rename
+//!   everything, user tolerations are kept in both variants;
 //! - `actionlint` (with shellcheck) passes on `.github/workflows/*.yml`.
 
 use serde::Deserialize;
@@ -91,8 +96,8 @@ fn helm() -> Command {
     cmd
 }
 
-/// `helm template` of charts/everynode with `set` values, as release `release` in `namespace`.
-fn render(release: &str, namespace: &str, set: &[&str]) -> String {
+/// `helm template` of charts/everynode as release `release` in `namespace`, with `set` values.
+fn template(release: &str, namespace: &str, set: &[&str]) -> Command {
     let mut cmd = helm();
     cmd.args([
         "template",
@@ -104,7 +109,33 @@ fn render(release: &str, namespace: &str, set: &[&str]) -> String {
     for s in set {
         cmd.args(["--set", s]);
     }
-    run(&mut cmd)
+    cmd
+}
+
+/// `helm template` of charts/everynode with `set` values, as release `release` in `namespace`.
+fn render(release: &str, namespace: &str, set: &[&str]) -> String {
+    run(&mut template(release, namespace, set))
+}
+
+/// The objects of the default release with `set` values.
+fn render_objects(set: &[&str]) -> BTreeMap<String, Value> {
+    objects(
+        &format!("helm template {set:?}"),
+        &render(RELEASE, NAMESPACE, set),
+    )
+}
+
+/// The error of `helm template` with `set` values, which must fail.
+fn render_error(set: &[&str]) -> String {
+    let out = template(RELEASE, NAMESPACE, set)
+        .output()
+        .unwrap_or_else(|e| panic!("run helm: {e}"));
+    assert!(
+        !out.status.success(),
+        "helm template {set:?} rendered:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 const REPLACE_BUILTIN: &[&str] = &[
@@ -169,7 +200,10 @@ fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
     }
 }
 
-/// Asserts that two sets of objects are the same objects with the same fields.
+/// Asserts that two sets of objects are the same objects with the same fields. Nothing is ignored:
+/// `deploy/*.yaml` are the chart's render as it is (scripts/render-manifests.sh), the `helm.sh/chart`
+/// and `app.kubernetes.io/managed-by: Helm` labels included, so that `kubectl apply` of a manifest and
+/// `helm install` give the same objects.
 fn assert_same_objects(
     left_name: &str,
     left: &BTreeMap<String, Value>,
@@ -466,6 +500,22 @@ fn check_manifests(what: &str, objs: &BTreeMap<String, Value>, variant: Variant)
         "{what}: control-plane toleration"
     );
 
+    // Drains take one replica at a time (maxUnavailable, so that a single replica never blocks one).
+    let pdb = only(objs, "PodDisruptionBudget");
+    assert_eq!(pdb["metadata"]["namespace"], ns, "{what}: PDB namespace");
+    assert_eq!(
+        pdb["spec"]["maxUnavailable"], 1,
+        "{what}: PDB maxUnavailable"
+    );
+    assert!(
+        pdb["spec"]["minAvailable"].is_null(),
+        "{what}: PDB minAvailable"
+    );
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"], deploy["spec"]["selector"]["matchLabels"],
+        "{what}: the PDB selects other pods than the Deployment"
+    );
+
     // The metrics Service.
     let ports = service["spec"]["ports"]
         .as_array()
@@ -725,4 +775,517 @@ fn manifest_args_are_accepted_by_the_binary() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Helm's conventions
+
+/// A YAML file of the repository as JSON.
+fn yaml_file(path: &str) -> Value {
+    let text =
+        std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path} is not valid YAML: {e}"))
+}
+
+/// `v` at the dotted `path`, `Null` if absent.
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, k| &v[k])
+}
+
+/// The documented values: the leaves of values.schema.json (a property without `properties` of its
+/// own, or one that `documented_whole` names, such as `affinity`, whose schema describes a Kubernetes
+/// type), as dotted paths; `global` (Helm's, for parent charts) is not one.
+fn schema_leaves(documented_whole: &BTreeSet<String>) -> BTreeSet<String> {
+    fn walk(prefix: &str, schema: &Value, whole: &BTreeSet<String>, out: &mut BTreeSet<String>) {
+        if !schema["properties"].is_null() {
+            assert_eq!(
+                schema["additionalProperties"], false,
+                "values.schema.json: `{prefix}` allows unknown keys"
+            );
+        }
+        match schema["properties"]
+            .as_object()
+            .filter(|_| !whole.contains(prefix))
+        {
+            Some(props) => {
+                for (k, v) in props {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, v, whole, out);
+                }
+            }
+            None => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("charts/everynode/values.schema.json"))
+            .expect("read values.schema.json"),
+    )
+    .expect("values.schema.json is not JSON");
+    assert_eq!(
+        schema["$schema"], "http://json-schema.org/draft-07/schema#",
+        "values.schema.json: draft-07"
+    );
+    let mut out = BTreeSet::new();
+    walk("", &schema, documented_whole, &mut out);
+    out.remove("global");
+    out
+}
+
+/// The dotted key path of every key line of a block-style YAML file, with whether a comment documents
+/// it (a comment line right above it, or a comment at its end).
+fn commented_keys(text: &str) -> BTreeMap<String, bool> {
+    let mut out = BTreeMap::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut previous = "";
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if !trimmed.is_empty()
+            && !trimmed.starts_with('#')
+            && !trimmed.starts_with('-')
+            && let Some((key, rest)) = trimmed.split_once(':')
+        {
+            while stack.last().is_some_and(|(i, _)| *i >= indent) {
+                stack.pop();
+            }
+            stack.push((indent, key.trim().to_string()));
+            let path: Vec<&str> = stack.iter().map(|(_, k)| k.as_str()).collect();
+            let documented = previous.trim_start().starts_with('#') || rest.contains(" # ");
+            out.insert(path.join("."), documented);
+        }
+        previous = line;
+    }
+    out
+}
+
+#[test]
+fn chart_schema_rejects_unknown_keys_and_wrong_types() {
+    for (set, want) in [
+        (
+            &["bogus=1"][..],
+            "at '': additional properties 'bogus' not allowed",
+        ),
+        (
+            &["replicas=abc"][..],
+            "at '': additional properties 'replicas' not allowed",
+        ),
+        (
+            &["image.bogus=x"][..],
+            "at '/image': additional properties 'bogus' not allowed",
+        ),
+        (
+            &["tolerations[0].key=a", "tolerations[0].efect=NoSchedule"][..],
+            "at '/tolerations/0': additional properties 'efect' not allowed",
+        ),
+        (
+            &["replicaCount=abc"][..],
+            "at '/replicaCount': got string, want integer",
+        ),
+        (
+            &["replaceBuiltin.enabled=yes"][..],
+            "at '/replaceBuiltin/enabled': got string, want boolean",
+        ),
+        (&["logFormat=yaml"][..], "at '/logFormat'"),
+        (
+            &["leaderElection.leaseDuration=15"][..],
+            "at '/leaderElection/leaseDuration'",
+        ),
+    ] {
+        let err = render_error(set);
+        assert!(
+            err.contains("values don't meet the specifications of the schema")
+                && err.contains(want),
+            "helm template --set {set:?}: want {want:?} in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn chart_schema_accepts_every_documented_value() {
+    let values = yaml_file("charts/everynode/values.yaml");
+    let values_text = std::fs::read_to_string(repo().join("charts/everynode/values.yaml"))
+        .expect("read values.yaml");
+    let comments = commented_keys(&values_text);
+    let readme = std::fs::read_to_string(repo().join("charts/everynode/README.md"))
+        .expect("read charts/everynode/README.md");
+    let table: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`'))
+        .map(|(key, _)| key.to_string())
+        .collect();
+    let documented = schema_leaves(&table);
+    const EVERY: &str = "tests/data/chart-every-value.yaml";
+    let every = yaml_file(EVERY);
+    for key in &documented {
+        assert!(
+            comments.contains_key(key),
+            "values.yaml has no default for {key}"
+        );
+        let mut prefix = key.as_str();
+        let commented = loop {
+            if comments.get(prefix) == Some(&true) {
+                break true;
+            }
+            match prefix.rsplit_once('.') {
+                Some((parent, _)) => prefix = parent,
+                None => break false,
+            }
+        };
+        assert!(commented, "values.yaml: no comment documents {key}");
+        assert!(
+            table.contains(key),
+            "charts/everynode/README.md: no row for {key}"
+        );
+        assert!(!at(&every, key).is_null(), "{EVERY} does not set {key}");
+    }
+    assert!(
+        table.is_subset(&documented),
+        "charts/everynode/README.md documents values the schema does not know: {:?}",
+        table.difference(&documented).collect::<Vec<_>>()
+    );
+    // values.yaml has nothing else: helm validates it with the schema (additionalProperties: false),
+    // so the default render would fail.
+    assert!(values.is_object());
+
+    // Every value set at once renders, lints, and lands where it should.
+    run(helm().args(["lint", "--strict", "charts/everynode", "--values", EVERY]));
+    let mut cmd = template(RELEASE, NAMESPACE, &[]);
+    cmd.args(["--values", EVERY]);
+    let objs = objects(EVERY, &run(&mut cmd));
+    let deploy = only(&objs, "Deployment");
+    let pod = &deploy["spec"]["template"];
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(deploy["metadata"]["name"], "ops-daemonsets");
+    assert_eq!(deploy["spec"]["replicas"], 3);
+    assert_eq!(c["image"], "registry.example.com/platform/everynode:v9.8.7");
+    assert_eq!(c["imagePullPolicy"], "Always");
+    assert_eq!(c["resources"]["limits"]["memory"], "1Gi");
+    assert_eq!(pod["spec"]["imagePullSecrets"][0]["name"], "regcred");
+    assert!(pod["spec"]["priorityClassName"].is_null());
+    assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert!(pod["spec"]["affinity"]["nodeAffinity"].is_object());
+    assert!(pod["spec"]["affinity"]["podAntiAffinity"].is_null());
+    assert_eq!(
+        pod["metadata"]["annotations"]["example.com/team"],
+        "platform"
+    );
+    assert_eq!(pod["metadata"]["labels"]["example.com/team"], "platform");
+    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "dsc");
+    assert_eq!(
+        only(&objs, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        "50%"
+    );
+    let args = strings(&c["args"]);
+    for want in [
+        "--log-format=text",
+        "--metrics-bind-address=0.0.0.0:9090",
+        "--concurrent-daemonset-syncs=5",
+        "--kube-api-qps=12.5",
+        "--kube-api-burst=40",
+        "--leader-elect-lease-duration=1m",
+        "--leader-elect-renew-deadline=40s",
+        "--leader-elect-retry-period=5s",
+        "--leader-elect-resource-name=ops-daemonsets",
+    ] {
+        assert!(args.contains(&want), "args {args:?} lack {want}");
+    }
+    assert_eq!(
+        env_var(c, "KUBERNETES_SERVICE_HOST"),
+        Some((Some("10.0.0.10"), None))
+    );
+    assert_eq!(
+        env_var(c, "KUBERNETES_SERVICE_PORT"),
+        Some((Some("443"), None))
+    );
+    assert_eq!(
+        env_var(c, "RUST_LOG"),
+        Some((Some("everynode=debug,info"), None))
+    );
+    // The monitoring values render nothing yet (their templates come with deploy/monitoring/).
+    let kinds: BTreeSet<&str> = objs.values().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceAccount"
+        ])
+    );
+}
+
+#[test]
+fn empty_image_tag_means_the_charts_app_version() {
+    let chart = yaml_file("charts/everynode/Chart.yaml");
+    let app_version = chart["appVersion"].as_str().expect("Chart.yaml appVersion");
+    assert_eq!(
+        app_version,
+        env!("CARGO_PKG_VERSION"),
+        "Chart.yaml appVersion is not the crate's version"
+    );
+    assert!(
+        chart["version"]
+            .as_str()
+            .is_some_and(|v| v.split('.').count() == 3),
+        "Chart.yaml version is not SemVer: {}",
+        chart["version"]
+    );
+    let image = |objs: &BTreeMap<String, Value>| {
+        only(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"].clone()
+    };
+    let want = format!("everynode:{app_version}");
+    for set in [&[][..], &["image.tag="][..], &["image.tag=null"][..]] {
+        let objs = render_objects(set);
+        assert_eq!(image(&objs), want.as_str(), "--set {set:?}");
+        for (key, obj) in &objs {
+            assert_eq!(
+                obj["metadata"]["labels"]["app.kubernetes.io/version"], app_version,
+                "{key} with --set {set:?}"
+            );
+        }
+    }
+    let objs = render_objects(&["image.tag=v2"]);
+    assert_eq!(image(&objs), "everynode:v2");
+    assert_eq!(
+        only(&objs, "Deployment")["metadata"]["labels"]["app.kubernetes.io/version"],
+        "v2"
+    );
+    // The kind workflow builds and loads the image the manifests name.
+    let e2e =
+        std::fs::read_to_string(repo().join(".github/workflows/e2e.yml")).expect("read e2e.yml");
+    let workflow_image = e2e
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("IMAGE: "))
+        .expect("e2e.yml sets no IMAGE");
+    for path in ["deploy/everynode.yaml", "deploy/replace-builtin.yaml"] {
+        assert_eq!(
+            image(&file_objects(path)),
+            workflow_image,
+            "{path} and .github/workflows/e2e.yml name different images"
+        );
+    }
+}
+
+#[test]
+fn user_tolerations_are_kept_in_both_variants() {
+    let user = [
+        "tolerations[0].key=dedicated",
+        "tolerations[0].operator=Equal",
+        "tolerations[0].value=platform",
+        "tolerations[0].effect=NoSchedule",
+    ];
+    let keys = |set: &[&str]| -> Vec<String> {
+        let objs = render_objects(set);
+        only(&objs, "Deployment")["spec"]["template"]["spec"]["tolerations"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        format!(
+                            "{}:{}",
+                            t["key"].as_str().unwrap_or("?"),
+                            t["effect"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let replace_own = [
+        "node.kubernetes.io/not-ready:",
+        "node.kubernetes.io/network-unavailable:",
+        "node.cloudprovider.kubernetes.io/uninitialized:NoSchedule",
+        "node.kubernetes.io/unreachable:NoSchedule",
+        "node.kubernetes.io/unreachable:NoExecute",
+    ];
+    assert_eq!(keys(&user), ["dedicated:NoSchedule"], "default variant");
+    let with_replace: Vec<&str> = user.iter().chain(REPLACE_BUILTIN).copied().collect();
+    let mut want = vec!["dedicated:NoSchedule"];
+    want.extend(replace_own);
+    assert_eq!(keys(&with_replace), want, "replaceBuiltin");
+    // No tolerations at all: the default variant has none, replaceBuiltin its own.
+    assert!(keys(&["tolerations=null"]).is_empty());
+    let mut none: Vec<&str> = vec!["tolerations=null"];
+    none.extend(REPLACE_BUILTIN);
+    assert_eq!(
+        keys(&none),
+        replace_own,
+        "replaceBuiltin without user tolerations"
+    );
+}
+
+/// The standard labels every object (and the pods) carry for release `release` with chart name `name`.
+fn check_standard_labels(what: &str, objs: &BTreeMap<String, Value>, release: &str, name: &str) {
+    let chart = yaml_file("charts/everynode/Chart.yaml");
+    let want = BTreeMap::from([
+        (
+            "helm.sh/chart",
+            format!(
+                "everynode-{}",
+                chart["version"].as_str().expect("Chart.yaml version")
+            ),
+        ),
+        ("app.kubernetes.io/name", name.to_string()),
+        ("app.kubernetes.io/instance", release.to_string()),
+        (
+            "app.kubernetes.io/version",
+            chart["appVersion"]
+                .as_str()
+                .expect("appVersion")
+                .to_string(),
+        ),
+        ("app.kubernetes.io/managed-by", "Helm".to_string()),
+        ("app.kubernetes.io/component", "controller".to_string()),
+        ("app.kubernetes.io/part-of", "everynode".to_string()),
+    ]);
+    let selector = Value::from(serde_json::Map::from_iter([
+        ("app.kubernetes.io/name".to_string(), Value::from(name)),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            Value::from(release),
+        ),
+    ]));
+    assert!(objs.len() >= 6, "{what}: only {} objects", objs.len());
+    for (key, obj) in objs {
+        let mut labelled = vec![("", &obj["metadata"]["labels"])];
+        if obj["kind"] == "Deployment" {
+            labelled.push((
+                "pod template ",
+                &obj["spec"]["template"]["metadata"]["labels"],
+            ));
+        }
+        for (where_, labels) in labelled {
+            for (k, v) in &want {
+                assert_eq!(labels[k], v.as_str(), "{what}: {where_}{key} label {k}");
+            }
+        }
+    }
+    // Selectors only name the instance: they cannot change on upgrade, the other labels do.
+    let deploy = only(objs, "Deployment");
+    for (of, sel) in [
+        ("Deployment", &deploy["spec"]["selector"]["matchLabels"]),
+        ("Service", &only(objs, "Service")["spec"]["selector"]),
+        (
+            "PodDisruptionBudget",
+            &only(objs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        ),
+        (
+            "podAntiAffinity",
+            &deploy["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+                [0]["podAffinityTerm"]["labelSelector"]["matchLabels"],
+        ),
+    ] {
+        assert_eq!(sel, &selector, "{what}: {of} selector");
+    }
+}
+
+#[test]
+fn every_object_has_the_standard_labels() {
+    for path in ["deploy/everynode.yaml", "deploy/replace-builtin.yaml"] {
+        check_standard_labels(path, &file_objects(path), RELEASE, "everynode");
+    }
+    check_standard_labels(
+        "helm template ops",
+        &objects("helm template ops", &render("ops", "platform", &[])),
+        "ops",
+        "everynode",
+    );
+    check_standard_labels(
+        "helm template nameOverride=dsc",
+        &render_objects(&["nameOverride=dsc"]),
+        RELEASE,
+        "dsc",
+    );
+    // podLabels add to the standard labels and never replace them (the selector's least of all).
+    let objs = render_objects(&[
+        "podLabels.team=platform",
+        "podLabels.app\\.kubernetes\\.io/name=other",
+    ]);
+    let labels = &only(&objs, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["team"], "platform");
+    assert_eq!(labels["app.kubernetes.io/name"], "everynode");
+}
+
+#[test]
+fn pod_disruption_budget_is_in_the_default_render() {
+    let objs = render_objects(&[]);
+    let pdb = only(&objs, "PodDisruptionBudget");
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        only(
+            &file_objects("deploy/everynode.yaml"),
+            "PodDisruptionBudget"
+        ),
+        pdb,
+        "deploy/everynode.yaml"
+    );
+    let off = render_objects(&["podDisruptionBudget.enabled=false"]);
+    assert!(
+        !off.values().any(|o| o["kind"] == "PodDisruptionBudget"),
+        "podDisruptionBudget.enabled=false still renders one"
+    );
+}
+
+#[test]
+fn name_overrides_rename_every_object() {
+    let names =
+        |objs: &BTreeMap<String, Value>| -> BTreeSet<String> { objs.keys().cloned().collect() };
+    let want = |name: &str| -> BTreeSet<String> {
+        [
+            format!("ClusterRole /{name}"),
+            format!("ClusterRoleBinding /{name}"),
+            format!("Deployment {NAMESPACE}/{name}"),
+            format!("PodDisruptionBudget {NAMESPACE}/{name}"),
+            format!(
+                "Service {NAMESPACE}/{}-metrics",
+                &name[..name.len().min(55)]
+            ),
+            format!("ServiceAccount {NAMESPACE}/{name}"),
+        ]
+        .into()
+    };
+    // nameOverride: <release>-<name> unless the release name contains it.
+    let objs = render_objects(&["nameOverride=dsc"]);
+    assert_eq!(names(&objs), want("everynode-dsc"));
+    check_manifests("nameOverride=dsc", &objs, Variant::Default);
+    let objs = objects(
+        "release dsc-prod, nameOverride=dsc",
+        &render("dsc-prod", NAMESPACE, &["nameOverride=dsc"]),
+    );
+    assert_eq!(names(&objs), want("dsc-prod"));
+    // fullnameOverride: the name itself, wired through (binding subject, Lease name).
+    let objs = render_objects(&["fullnameOverride=ops-daemonsets"]);
+    assert_eq!(names(&objs), want("ops-daemonsets"));
+    check_manifests("fullnameOverride", &objs, Variant::Default);
+    let mut with_replace = vec!["fullnameOverride=ops-daemonsets"];
+    with_replace.extend(REPLACE_BUILTIN);
+    check_manifests(
+        "fullnameOverride, replaceBuiltin",
+        &render_objects(&with_replace),
+        Variant::ReplaceBuiltin,
+    );
+    // Truncated to 63 characters (a DNS label), without a trailing '-'.
+    let long = format!("fullnameOverride={}-{}", "a".repeat(62), "b".repeat(10));
+    let objs = render_objects(&[long.as_str()]);
+    assert_eq!(names(&objs), want(&"a".repeat(62)));
+    for obj in objs.values() {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        assert!(name.len() <= 63, "{name} is longer than 63 characters");
+    }
+    let long_release = "r".repeat(53); // Helm's longest
+    let objs = objects(
+        "long release",
+        &render(&long_release, NAMESPACE, &["nameOverride=abcdefghijk"]),
+    );
+    assert_eq!(names(&objs), want(&format!("{long_release}-abcdefghi")));
 }
