@@ -424,3 +424,73 @@ async fn deleting_the_daemonset_lets_the_garbage_collector_remove_its_pods() {
     )
     .await;
 }
+
+/// everynode is a good citizen on the API: every object it writes (pods, the DaemonSet's status,
+/// ControllerRevisions, events) names the field manager `everynode` in its managedFields, not
+/// `unknown`.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_write_names_the_field_manager_everynode() {
+    everynode();
+    let env = TestEnv::new("ds-manager").await;
+    let n0 = env.add_node("n0", &[], vec![]).await;
+    env.create_daemonset(&daemonset(&env, "agent", json!({})))
+        .await;
+    let pods = env.wait_pods_exactly_on("agent", &[&n0]).await;
+    env.wait_ds_status("agent", [1, 1, 1, 1, 1, 0]).await;
+    let managers = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.managed_fields
+            .iter()
+            .flatten()
+            .map(|f| {
+                format!(
+                    "{}{}",
+                    f.manager.clone().unwrap_or_default(),
+                    f.subresource
+                        .as_deref()
+                        .map(|s| format!("/{s}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    for pod in pods.values() {
+        // kwok writes the pod's status as `kwok`; everynode wrote the pod.
+        let m = managers(&pod.metadata);
+        assert_eq!(
+            m.first().map(String::as_str),
+            Some("everynode"),
+            "pod: {m:?}"
+        );
+        assert!(!m.iter().any(|m| m.starts_with("unknown")), "pod: {m:?}");
+    }
+    let ds: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);
+    let ds = ds.get("agent").await.unwrap_or_else(|e| panic!("get: {e}"));
+    assert!(
+        managers(&ds.metadata).contains(&"everynode/status".to_string()),
+        "DaemonSet status: {:?}",
+        managers(&ds.metadata)
+    );
+    let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
+    let revs = revs
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list revisions: {e}"));
+    assert!(!revs.items.is_empty());
+    for rev in &revs.items {
+        assert_eq!(managers(&rev.metadata), vec!["everynode"], "revision");
+    }
+    let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
+    let events = events
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list events: {e}"));
+    let ours: Vec<&Event> = events
+        .items
+        .iter()
+        .filter(|e| e.involved_object.kind.as_deref() == Some("DaemonSet"))
+        .collect();
+    assert!(!ours.is_empty(), "no event on the DaemonSet");
+    for ev in ours {
+        assert_eq!(managers(&ev.metadata), vec!["everynode"], "event");
+    }
+}

@@ -8,7 +8,7 @@ use crate::core::selector;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -109,7 +109,7 @@ where
         match api
             .patch(
                 &name,
-                &PatchParams::default(),
+                &super::patch_params(),
                 &Patch::Strategic(patch(&uid)),
             )
             .await

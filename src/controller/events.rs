@@ -2,34 +2,46 @@
 //! `daemonset-controller`, like upstream's event recorder: the core's [`EventCorrelator`] turns
 //! repeats into count updates, combines many similar events and holds back spam (25 per object, then
 //! one per 5 minutes). Publishing runs in a background task so a sync never waits on it.
+//!
+//! As client-go's broadcaster: an event is stamped when it is recorded, not when it is sent, and
+//! waits in a queue of at most [`QUEUED_EVENTS`]; when the queue is full new events are dropped
+//! (and counted in `everynode_events_dropped_total`) rather than the queue growing without bound.
+//! As in kube-controller-manager, events go through the controller's own client and so share its
+//! `--kube-api-qps` budget.
 
 use super::daemonset_object::CachedDaemonSet;
 use crate::core::events::{EventType, PlannedEvent};
 use crate::runtime::event_correlator::{Decision, EventCorrelator};
-use futures::StreamExt;
-use futures::channel::mpsc;
+use crate::runtime::metrics::Metrics;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch};
+use std::sync::Arc;
 use tracing::{debug, warn};
 
+/// Events recorded and not yet sent, at most (client-go's `maxQueuedEvents`).
+pub const QUEUED_EVENTS: usize = 1000;
+
+/// One recorded event: on what, what, and when it was recorded.
+type Recorded = (ObjectReference, PlannedEvent, Timestamp);
+
 /// Sends events to the publishing task.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EventSink {
-    tx: mpsc::UnboundedSender<(ObjectReference, PlannedEvent)>,
+    tx: tokio::sync::mpsc::Sender<Recorded>,
+    metrics: Arc<Metrics>,
 }
 
 impl EventSink {
     /// Starts the publishing task; `host` names this controller instance in `source.host`.
-    pub fn start(client: kube::Client, host: String) -> Self {
-        let (tx, mut rx) = mpsc::unbounded::<(ObjectReference, PlannedEvent)>();
+    pub fn start(client: kube::Client, host: String, metrics: Arc<Metrics>) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Recorded>(QUEUED_EVENTS);
         tokio::spawn(async move {
             let mut correlator = EventCorrelator::default();
             let mut last_gc = Timestamp::now();
-            while let Some((reference, ev)) = rx.next().await {
-                let now = Timestamp::now();
+            while let Some((reference, ev, now)) = rx.recv().await {
                 if now.duration_since(last_gc).as_secs() > 60 {
                     correlator.gc(now);
                     last_gc = now;
@@ -64,7 +76,7 @@ impl EventSink {
                     } => {
                         let patch = serde_json::json!({"count": count, "message": message, "lastTimestamp": Time(now)});
                         match api
-                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .patch(&name, &super::patch_params(), &Patch::Merge(&patch))
                             .await
                         {
                             Ok(_) => continue,
@@ -98,18 +110,57 @@ impl EventSink {
                     reporting_instance: Some(host.clone()),
                     ..Default::default()
                 };
-                if let Err(e) = api.create(&PostParams::default(), &event).await {
+                if let Err(e) = api.create(&super::post_params(), &event).await {
                     warn!(reason = ev.reason, message = %ev.message, "cannot publish event: {e}");
                 }
             }
             debug!("event publisher stopped");
         });
-        Self { tx }
+        Self { tx, metrics }
     }
 
-    /// Queues `event` on `ds`.
+    /// Records `event` on `ds` now; drops it (and counts the drop) when the queue is full.
     pub fn publish(&self, ds: &CachedDaemonSet, event: PlannedEvent) {
         let reference = ds.object_ref(&());
-        let _ = self.tx.unbounded_send((reference, event));
+        let recorded = (reference, event, Timestamp::now());
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = self.tx.try_send(recorded) {
+            self.metrics.event_dropped();
+            debug!("event queue full ({QUEUED_EVENTS}); event dropped");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An API server that never answers: the publisher is stuck on its first event, the queue
+    /// fills, and further events are dropped and counted instead of piling up without bound.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_growing() {
+        let never = tower::service_fn(|_req: http::Request<kube::client::Body>| {
+            std::future::pending::<Result<http::Response<kube::client::Body>, tower::BoxError>>()
+        });
+        let client = kube::Client::new(never, "default");
+        let metrics = Arc::new(Metrics::new());
+        let sink = EventSink::start(client, "test".into(), metrics.clone());
+        let mut ds = CachedDaemonSet::default();
+        ds.ds.metadata.name = Some("agent".into());
+        ds.ds.metadata.namespace = Some("default".into());
+        for i in 0..QUEUED_EVENTS + 100 {
+            sink.publish(&ds, PlannedEvent::normal("Test", format!("event {i}")));
+            tokio::task::yield_now().await;
+        }
+        let text = metrics.encode().unwrap_or_default();
+        let dropped: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("everynode_events_dropped_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(
+            (90.0..=100.0).contains(&dropped),
+            "{dropped} events dropped of {} over a queue of {QUEUED_EVENTS}",
+            QUEUED_EVENTS + 100
+        );
     }
 }

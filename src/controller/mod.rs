@@ -104,6 +104,25 @@ impl Error {
     }
 }
 
+/// The field manager of every write (`metadata.managedFields[].manager`).
+pub const FIELD_MANAGER: &str = "everynode";
+
+/// Create parameters of every create: everynode's field manager.
+pub fn post_params() -> kube::api::PostParams {
+    kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// Patch parameters of every patch: everynode's field manager.
+pub fn patch_params() -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
 /// How long a DaemonSet whose spec cannot be acted on waits before it is looked at again without a
 /// change (a change of the DaemonSet queues it at once).
 pub const PERMANENT_ERROR_RETRY: Duration = Duration::from_secs(300);
@@ -247,7 +266,7 @@ pub async fn run(
         },
         expectations: Default::default(),
         backoff: Default::default(),
-        events: events::EventSink::start(client.clone(), instance),
+        events: events::EventSink::start(client.clone(), instance, metrics.clone()),
         queue: queue_tx,
         failures: Default::default(),
         overlaps_logged: Default::default(),

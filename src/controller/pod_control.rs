@@ -12,7 +12,7 @@ use crate::core::pod_template::new_pod;
 use crate::core::slow_start::{AfterBatch, SlowStart, truncate_to_burst};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use tracing::{debug, warn};
 
 enum CreateError {
@@ -32,7 +32,7 @@ async fn create_one(
     hash: &str,
 ) -> Result<String, CreateError> {
     let pod = new_pod(&ds.ds, hash, node);
-    match api.create(&PostParams::default(), &pod).await {
+    match api.create(&super::post_params(), &pod).await {
         Ok(p) => Ok(p.metadata.name.unwrap_or_default()),
         Err(e) if namespace_terminating(&e) => Err(CreateError::NamespaceTerminating),
         Err(e) => Err(CreateError::Other(e)),

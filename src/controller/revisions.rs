@@ -13,7 +13,7 @@ use crate::core::history::{
 use crate::core::revision_data::snapshot_patch;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tracing::info;
@@ -69,7 +69,7 @@ pub async fn construct(
     for fix in &plan.label_fixups {
         revs.patch(
             &fix.name,
-            &PatchParams::default(),
+            &super::patch_params(),
             &Patch::Merge(fix.patch()),
         )
         .await
@@ -84,7 +84,7 @@ pub async fn construct(
                 pod_api
                     .patch(
                         pod,
-                        &PatchParams::default(),
+                        &super::patch_params(),
                         &Patch::Merge(hash_label_patch(&dedup.hash)),
                     )
                     .await
@@ -101,7 +101,7 @@ pub async fn construct(
                 let name = dedup.keep.metadata.name.as_deref().unwrap_or_default();
                 revs.patch(
                     name,
-                    &PatchParams::default(),
+                    &super::patch_params(),
                     &Patch::Merge(revision_patch(n)),
                 )
                 .await
@@ -133,7 +133,7 @@ async fn create_revision(
     let body = request_body(rev).map_err(|e| fail(e.to_string()))?;
     let req =
         kube::core::Request::new(format!("/apis/apps/v1/namespaces/{ns}/controllerrevisions"))
-            .create(&PostParams::default(), body)
+            .create(&super::post_params(), body)
             .map_err(|e| fail(e.to_string()))?;
     match ctx.client.request::<ControllerRevision>(req).await {
         Ok(_) => Ok(()),
@@ -154,7 +154,7 @@ async fn create_revision(
                 .map_err(|e| fail(format!("get DaemonSet: {e}")))?;
             let count = next_collision_count(&ds.ds, &live).map_err(|e| fail(e.to_string()))?;
             let patch = serde_json::json!({"status": {"collisionCount": count}});
-            dss.patch_status(dsname, &PatchParams::default(), &Patch::Merge(&patch))
+            dss.patch_status(dsname, &super::patch_params(), &Patch::Merge(&patch))
                 .await
                 .map_err(|e| fail(format!("raise collisionCount: {e}")))?;
             Err(fail(

@@ -4,7 +4,7 @@ use super::Error;
 use super::daemonset_object::CachedDaemonSet;
 use crate::core::status::{StatusCounters, observed_generation_to_write, status_to_write};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use serde_json::json;
 use tracing::debug;
 
@@ -51,7 +51,7 @@ pub async fn write_status(
     let mut last = None;
     for _ in 0..2 {
         match api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(name, &super::patch_params(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => return Ok(true),

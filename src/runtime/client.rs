@@ -34,11 +34,23 @@ impl RateLimit {
     }
 }
 
+/// The User-Agent of every request, `everynode/<version> (<os>/<arch>)`, as client-go's
+/// `<binary>/<version> (<os>/<arch>)`. The API server takes the part before the first `/` as the field
+/// manager of writes that name none; everynode names `everynode` on every write as well.
+pub fn user_agent() -> String {
+    format!(
+        "everynode/{} ({}/{})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
 /// Builds a client from `config`: each attempt of a request first waits for the rate limit (if
 /// any, a token bucket of this client's own), then is counted and timed in `metrics` under the label
 /// `client="{name}"`; failed requests are retried as [`super::retry`] allows, within `budget`.
 pub fn build(
-    config: kube::Config,
+    mut config: kube::Config,
     metrics: Arc<Metrics>,
     limit: Option<RateLimit>,
     name: &'static str,
@@ -51,6 +63,12 @@ pub fn build(
             proxy_url: Box::new(proxy_url),
             protocol_feature: "kube/http-proxy (everynode does not support proxies; unset proxy-url in the kubeconfig)",
         });
+    }
+    config
+        .headers
+        .retain(|(name, _)| name != http::header::USER_AGENT);
+    if let Ok(agent) = http::HeaderValue::from_str(&user_agent()) {
+        config.headers.push((http::header::USER_AGENT, agent));
     }
     let metrics = MetricsLayer {
         metrics,

@@ -133,6 +133,7 @@ pub struct Metrics {
     pods_create_failed: Family<DaemonSetLabels, Counter>,
     pods_delete_failed: Family<DaemonSetLabels, Counter>,
     rate_limiter_wait: HistogramFamily<ClientLabels>,
+    events_dropped: Counter,
     progress: Arc<RolloutProgress>,
     expectations_adds: Gauge,
     expectations_deletes: Gauge,
@@ -165,6 +166,7 @@ impl Metrics {
             pods_create_failed: Family::default(),
             pods_delete_failed: Family::default(),
             rate_limiter_wait: Family::new_with_constructor(latency_histogram),
+            events_dropped: Counter::default(),
             progress: Arc::default(),
             expectations_adds: Gauge::default(),
             expectations_deletes: Gauge::default(),
@@ -191,6 +193,11 @@ impl Metrics {
             "rate_limiter_duration_seconds",
             "Time API requests waited for the client-side rate limit (--kube-api-qps), by client",
             m.rate_limiter_wait.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Events not sent because the queue of recorded events was full",
+            m.events_dropped.clone(),
         );
         registry.register_collector(Box::new(m.progress.clone()));
         for reason in ERROR_REASONS {
@@ -345,6 +352,10 @@ impl Metrics {
 
     pub fn pod_delete_failed(&self, ds: &DaemonSetLabels) {
         self.pods_delete_failed.get_or_create(ds).inc();
+    }
+
+    pub fn event_dropped(&self) {
+        self.events_dropped.inc();
     }
 
     /// A request of `client` waited this long for the rate limit.
