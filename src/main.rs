@@ -14,16 +14,30 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tracing::{error, info};
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Sets up logging to stderr: the level from RUST_LOG (default info; an invalid value is an error),
+/// colours only on a terminal and without NO_COLOR.
+fn init_logging(format: LogFormat) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(&v).map_err(|e| {
+                format!(
+                    "RUST_LOG={v:?} is not a log filter such as info or info,everynode=debug: {e}"
+                )
+            })?
+        }
+        _ => tracing_subscriber::EnvFilter::new("info"),
+    };
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    Ok(())
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
@@ -46,6 +60,9 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // The kubeconfig first: a mistake there is reported before anything binds a port.
+    let config = args.client_config().await?;
+    let server = config.cluster_url.to_string();
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
     everynode::runtime::http::serve(
@@ -57,8 +74,6 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
 
-    let config = args.client_config().await?;
-    let server = config.cluster_url.to_string();
     let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
     let client = client::build(
         config.clone(),
@@ -79,7 +94,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         )?,
     };
     let version = tokio::select! {
-        v = client.apiserver_version() => v.map_err(|e| format!("cannot reach the API server at {server}: {e}"))?,
+        v = client.apiserver_version() => v.map_err(|e| client::explain_api_error(&e, &server, &args.kubeconfig_user()))?,
         _ = &mut shutdown => return Ok(()),
     };
     info!(server = %server, version = %version.git_version, qps = args.kube_api_qps, burst = args.kube_api_burst, "connected to the API server");
@@ -146,7 +161,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {
-            init_logging(args.log_format);
+            if let Err(e) = args.validate().and_then(|()| init_logging(args.log_format)) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             match run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

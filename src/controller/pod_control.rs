@@ -13,7 +13,7 @@ use crate::core::slow_start::{AfterBatch, SlowStart, truncate_to_burst};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 enum CreateError {
     /// The namespace is being deleted: ignored without an event or expectation change (upstream quirk).
@@ -61,6 +61,7 @@ pub async fn sync_nodes(
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let mut errors = Vec::new();
     let labels = ds_labels(ds);
+    let (mut created, mut deleted) = (0usize, 0usize);
 
     let mut slow = SlowStart::new(creates.len());
     while let Some(batch) = slow.next_batch() {
@@ -74,6 +75,7 @@ pub async fn sync_nodes(
         for (node, result) in creates[batch].iter().zip(results) {
             match result {
                 Ok(name) => {
+                    created += 1;
                     ctx.metrics.pod_created(&labels);
                     ctx.events.publish(
                         ds,
@@ -105,6 +107,7 @@ pub async fn sync_nodes(
     for (name, result) in deletes.iter().zip(results) {
         match result {
             Ok(_) => {
+                deleted += 1;
                 ctx.metrics.pod_deleted(&labels);
                 ctx.events.publish(
                     ds,
@@ -124,6 +127,13 @@ pub async fn sync_nodes(
                 }
             }
         }
+    }
+    if created + deleted > 0 || !errors.is_empty() {
+        info!(
+            daemonset = %key,
+            failed = errors.len(),
+            "created {created}, deleted {deleted} pods"
+        );
     }
     if errors.is_empty() {
         Ok(())

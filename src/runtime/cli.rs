@@ -39,14 +39,15 @@ pub struct RunArgs {
 
     /// How many DaemonSets are synced at the same time (kube-controller-manager's
     /// --concurrent-daemonset-syncs).
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrent_daemonset_syncs: u16,
 
     /// Address of the HTTP server for /metrics (Prometheus text format), /healthz (200 while the
     /// process runs) and /readyz. /readyz is 200 for the leader once its caches have synced and every
     /// DaemonSet has been synced once; a follower (waiting for the lease, caches not started) is
     /// ready as soon as it is waiting, so that a rolling update of the Deployment can proceed.
-    #[arg(long, default_value = "0.0.0.0:8080", value_name = "HOST:PORT")]
+    /// `:8080` listens on every address, as Kubernetes components accept it.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "HOST:PORT", value_parser = parse_bind_address)]
     pub metrics_bind_address: SocketAddr,
 
     /// Elect a leader on a coordination.k8s.io/v1 Lease so that only one replica acts; the others
@@ -99,12 +100,46 @@ pub struct RunArgs {
     /// limit (the API server's priority and fairness still applies). The leader-election requests
     /// use a client of their own without this limit, so that a busy controller cannot lose its
     /// lease.
-    #[arg(long, default_value_t = 20.0, value_name = "QPS")]
+    #[arg(long, default_value_t = 20.0, value_name = "QPS", value_parser = parse_qps)]
     pub kube_api_qps: f32,
 
     /// Requests allowed at once above --kube-api-qps after an idle period (the bucket size).
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub kube_api_burst: u32,
+}
+
+/// Parses `--metrics-bind-address`: `HOST:PORT` with an IP or a host name (`localhost:8080`), or
+/// `:PORT` for every address (`0.0.0.0`), as Kubernetes components accept it.
+pub fn parse_bind_address(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    };
+    if let Ok(addr) = full.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (_, port) = full.rsplit_once(':').ok_or_else(|| {
+        format!("{s:?} is not HOST:PORT or :PORT (for example :8080 or 127.0.0.1:8080)")
+    })?;
+    port.parse::<u16>()
+        .map_err(|_| format!("{s:?}: the port {port:?} is not a number from 0 to 65535"))?;
+    full.to_socket_addrs()
+        .map_err(|e| format!("{s:?}: cannot resolve the host: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?}: the host has no address"))
+}
+
+/// Parses `--kube-api-qps`: a number, 0 or more (0: no client-side limit).
+pub fn parse_qps(s: &str) -> Result<f32, String> {
+    let qps: f32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of requests per second"))?;
+    if qps.is_finite() && qps >= 0.0 {
+        Ok(qps)
+    } else {
+        Err(format!("{s:?} must be 0 (no limit) or more"))
+    }
 }
 
 /// Parses a duration such as `15s`, `1m30s` or `500ms`.
@@ -121,23 +156,96 @@ pub enum LogFormat {
     Json,
 }
 
-/// Why the client could not be configured.
+/// Why the client could not be configured: one sentence each, naming what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig {
+    #[error("the kubeconfig {} does not exist{hint}", path.display())]
+    MissingFile { path: PathBuf, hint: &'static str },
+    #[error("cannot use the kubeconfig {}: {reason}", path.display())]
+    Kubeconfig { path: PathBuf, reason: String },
+    #[error("the context {context:?} is not in the kubeconfig {}; its contexts: {}", path.display(), if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    UnknownContext {
+        context: String,
         path: PathBuf,
-        source: kube::config::KubeconfigError,
+        known: Vec<String>,
     },
     #[error(
-        "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, or run inside a cluster ({0})"
+        "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run inside a cluster ({0})"
     )]
-    Infer(kube::config::InferConfigError),
+    Infer(String),
     #[error("cannot build a Kubernetes client: {0}")]
     Client(#[from] kube::Error),
 }
 
+/// The first kubeconfig file `$KUBECONFIG` names (or `~/.kube/config`), if any.
+fn default_kubeconfig() -> Option<(PathBuf, &'static str)> {
+    if let Some(v) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        let first = std::env::split_paths(&v).next()?;
+        return Some((first, " (named by KUBECONFIG)"));
+    }
+    let home = std::env::var_os("HOME")?;
+    let path = PathBuf::from(home).join(".kube").join("config");
+    path.exists().then_some((path, ""))
+}
+
+/// The kubeconfig error's chain as one line (kube's messages nest the cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 impl RunArgs {
+    /// Checks what one flag's parser cannot: the leader-election timings against each other. Runs
+    /// before anything binds a port or connects.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.leader_elect {
+            crate::runtime::leader::lease_params(
+                self.leader_elect_lease_duration,
+                self.leader_elect_renew_deadline,
+                self.leader_elect_retry_period,
+            )
+            .map_err(|e| {
+                format!(
+                    "invalid leader election timing: {e}; need --leader-elect-lease-duration > \
+                     --leader-elect-renew-deadline > --leader-elect-retry-period >= 1s, in whole seconds"
+                )
+            })?;
+        }
+        if self.kube_api_qps > 0.0 && self.kube_api_burst == 0 {
+            return Err(
+                "--kube-api-burst must be at least 1 when --kube-api-qps is above 0".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The user the kubeconfig's context names (for error messages), or `in-cluster`.
+    pub fn kubeconfig_user(&self) -> String {
+        let path = self
+            .kubeconfig
+            .clone()
+            .or_else(|| default_kubeconfig().map(|(p, _)| p));
+        let Some(kc) = path.and_then(|p| kube::config::Kubeconfig::read_from(p).ok()) else {
+            return "in-cluster service account".into();
+        };
+        let context = self.context.clone().or(kc.current_context.clone());
+        kc.contexts
+            .iter()
+            .find(|c| Some(&c.name) == context.as_ref())
+            .and_then(|c| c.context.as_ref())
+            .and_then(|c| c.user.clone())
+            .unwrap_or_default()
+    }
+
     /// The client configuration: `--kubeconfig` if given, else kube-rs's usual inference
     /// ($KUBECONFIG, ~/.kube/config, in-cluster).
     pub async fn client_config(&self) -> Result<kube::Config, ConfigError> {
@@ -145,24 +253,42 @@ impl RunArgs {
             context: self.context.clone(),
             ..Default::default()
         };
-        match &self.kubeconfig {
-            Some(path) => {
-                let err = |source| ConfigError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                };
-                let kc = kube::config::Kubeconfig::read_from(path).map_err(err)?;
-                kube::Config::from_custom_kubeconfig(kc, &options)
+        let (path, hint) = match (&self.kubeconfig, default_kubeconfig()) {
+            (Some(path), _) => (path.clone(), ""),
+            (None, Some(found)) => found,
+            (None, None) if self.context.is_none() => {
+                return kube::Config::infer()
                     .await
-                    .map_err(err)
+                    .map_err(|e| ConfigError::Infer(chain(&e)));
             }
-            None if self.context.is_some() => kube::Config::from_kubeconfig(&options)
-                .await
-                .map_err(|source| ConfigError::Kubeconfig {
-                    path: "$KUBECONFIG".into(),
-                    source,
-                }),
-            None => kube::Config::infer().await.map_err(ConfigError::Infer),
+            (None, None) => {
+                return Err(ConfigError::Infer(
+                    "--context needs a kubeconfig".to_string(),
+                ));
+            }
+        };
+        if !path.exists() {
+            return Err(ConfigError::MissingFile { path, hint });
         }
+        let kc =
+            kube::config::Kubeconfig::read_from(&path).map_err(|e| ConfigError::Kubeconfig {
+                path: path.clone(),
+                reason: chain(&e),
+            })?;
+        if let Some(context) = &self.context
+            && !kc.contexts.iter().any(|c| &c.name == context)
+        {
+            return Err(ConfigError::UnknownContext {
+                context: context.clone(),
+                known: kc.contexts.iter().map(|c| c.name.clone()).collect(),
+                path,
+            });
+        }
+        kube::Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .map_err(|e| ConfigError::Kubeconfig {
+                path,
+                reason: chain(&e),
+            })
     }
 }

@@ -83,6 +83,58 @@ pub fn build(
     .build())
 }
 
+/// One sentence on why a request to the API server at `server` failed, naming the kubeconfig's
+/// `user`: refused credentials (401), a forbidden request (403, with the API server's message, which
+/// names the identity), no connection, a TLS failure, or no answer. No debug dumps.
+pub fn explain_api_error(e: &kube::Error, server: &str, user: &str) -> String {
+    if let kube::Error::Api(status) = e {
+        return match status.code {
+            401 => format!(
+                "the API server at {server} refused the credentials of user {user:?} from the kubeconfig (401 Unauthorized): check its token or client certificate"
+            ),
+            403 => format!(
+                "the API server at {server} forbids it (403 Forbidden): {}; grant the ClusterRole of deploy/everynode.yaml",
+                status.message
+            ),
+            code => format!(
+                "the API server at {server} answered {code}: {}",
+                status.message
+            ),
+        };
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let lower = text.to_lowercase();
+    if lower.contains("connection refused") {
+        format!(
+            "cannot connect to the API server at {server}: connection refused (is it running, and is the server address in the kubeconfig right?)"
+        )
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        let reason = text
+            .rsplit(": ")
+            .next()
+            .unwrap_or(text.as_str())
+            .to_string();
+        format!(
+            "the TLS handshake with the API server at {server} failed: {reason} (does the kubeconfig's certificate-authority match the server's certificate?)"
+        )
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        format!(
+            "cannot resolve the API server's host in {server}: check the server address in the kubeconfig"
+        )
+    } else if lower.contains("timed out") || lower.contains("no response") {
+        format!("no answer from the API server at {server} in time: is it reachable from here?")
+    } else {
+        format!("cannot talk to the API server at {server}: {text}")
+    }
+}
+
 /// The transport under kube's `Client`.
 type Transport = tower::util::BoxService<
     Request<kube::client::Body>,

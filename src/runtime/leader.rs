@@ -201,9 +201,11 @@ impl Election {
             config,
             ..
         } = self;
+        let held = *leading.borrow();
         drop(leading);
         match tokio::time::timeout(config.retry_period, task).await {
-            Ok(Ok(Ok(_))) => info!("released the leader lease"),
+            Ok(Ok(Ok(_))) if held => info!("released the leader lease"),
+            Ok(Ok(Ok(_))) => info!("stopped waiting for the leader lease"),
             Ok(Ok(Err(e))) => warn!("could not release the leader lease: {e}"),
             Ok(Err(e)) => warn!("the leader lease task failed: {e}"),
             Err(_) => warn!("releasing the leader lease timed out; it expires on its own"),
