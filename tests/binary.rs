@@ -123,6 +123,16 @@ fn kubeconfig_with(name: &str, server: Option<&str>, token: Option<&str>) -> std
     path
 }
 
+/// (what, args, env, exit code, the sentence's words, words that must not appear)
+type Mistake<'a> = (
+    &'a str,
+    Vec<String>,
+    Vec<(&'a str, &'a str)>,
+    i32,
+    Vec<&'a str>,
+    Vec<&'a str>,
+);
+
 /// Command-line and configuration mistakes get one readable sentence each, a non-zero exit, no
 /// debug dump and no colour codes, and flag mistakes are found before a port is bound or the API
 /// server is contacted.
