@@ -150,15 +150,7 @@ fn mistakes_get_one_clear_sentence_each() {
     );
     let wrong_token = kubeconfig_with("wrong-token", None, Some("not-a-valid-token"));
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    // (what, args, env, exit code, the sentence's words, words that must not appear)
-    let cases: Vec<(
-        &str,
-        Vec<String>,
-        Vec<(&str, &str)>,
-        i32,
-        Vec<&str>,
-        Vec<&str>,
-    )> = vec![
+    let cases: Vec<Mistake> = vec![
         (
             "missing --kubeconfig file",
             s(&["--kubeconfig=/nonexistent/kc", &bind]),
