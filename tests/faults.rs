@@ -38,6 +38,11 @@ struct Scenario {
 }
 
 async fn scenario(name: &str, n: usize) -> Scenario {
+    scenario_with(name, n, Vec::new()).await
+}
+
+/// [`scenario`] with extra kube-apiserver flags.
+async fn scenario_with(name: &str, n: usize, apiserver_args: Vec<String>) -> Scenario {
     let started = Instant::now();
     let cp = own_control_plane(
         name,
@@ -46,6 +51,7 @@ async fn scenario(name: &str, n: usize) -> Scenario {
             // Not system:masters, which API Priority and Fairness exempts: cluster-admin by RBAC.
             users_group: "everynode:controllers".into(),
             audit: true,
+            apiserver_args,
             ..Default::default()
         },
     );
@@ -263,22 +269,34 @@ async fn unthrottle(client: &kube::Client) {
 #[tokio::test(flavor = "multi_thread")]
 async fn real_429s_from_priority_and_fairness_mid_rollout() {
     let _serial = SERIAL.lock().await;
-    let s = scenario("fault-apf-429", 10).await;
+    // 30 seats in all: the throttled priority level (1 of ~246 nominal shares) gets a single seat,
+    // which the noisy neighbour keeps busy, so everynode's requests meet 429s whatever the timing.
+    let s = scenario_with(
+        "fault-apf-429",
+        10,
+        vec![
+            "--max-requests-inflight=20".into(),
+            "--max-mutating-requests-inflight=10".into(),
+        ],
+    )
+    .await;
     let mut everynode = s.everynode("everynode-a");
     s.daemonset(2, 3).await;
-    let (inv, hash) = s.start_rollout(2, 1).await;
     throttle(&s.env.client).await;
-    // A noisy neighbour in the same priority level (everynode-b, its own flow) keeps its few seats
-    // busy for 15 s, so that everynode's own requests are rejected with 429 by the API server.
+    // A noisy neighbour in the same priority level (everynode-b, its own flow) keeps its single seat
+    // busy for 20 s, from before the rollout starts, so that everynode's own requests during the
+    // rollout are rejected with 429 by the API server.
     let kc = s.cp.user_kubeconfig("everynode-b").expect("everynode-b");
-    let config = kube::Config::from_custom_kubeconfig(
+    let mut config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(&kc).expect("read kubeconfig"),
         &Default::default(),
     )
     .await
     .expect("kubeconfig of everynode-b");
+    // The neighbour must not sit in kube's retry backoff (up to 1000 s) after its own 429s.
+    config.default_retry = false;
     let noisy = kube::Client::try_from(config).expect("client of everynode-b");
-    let until = Instant::now() + Duration::from_secs(15);
+    let until = Instant::now() + Duration::from_secs(20);
     let mut load = tokio::task::JoinSet::new();
     for _ in 0..24 {
         let pods: Api<Pod> = Api::all(noisy.clone());
@@ -291,6 +309,10 @@ async fn real_429s_from_priority_and_fairness_mid_rollout() {
             n
         });
     }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Not waiting for the first new pod: under the throttle a sync's failures back off per item
+    // (5 ms doubling, as client-go), so the rollout may only proceed once the noise ends.
+    let (inv, hash) = s.start_rollout(2, 0).await;
     let mut noisy_requests = 0;
     while let Some(n) = load.join_next().await {
         noisy_requests += n.unwrap_or(0);
@@ -310,7 +332,7 @@ async fn real_429s_from_priority_and_fairness_mid_rollout() {
     let metrics = everynode.metrics().await.expect("everynode's /metrics");
     let seen_429 = api_requests(&metrics, "code=\"429\"");
     eprintln!(
-        "API server answered 429 to everynode {rejected_a} times of {requests_a} requests (audit log), to the noisy neighbour {rejected_b} of {noisy_requests}; everynode's everynode_api_requests_total{{code=\"429\"}} = {seen_429} (kube's retry layer sits under the metrics, so only requests that ran out of retries count there)"
+        "API server answered 429 to everynode {rejected_a} times of {requests_a} requests (audit log), to the noisy neighbour {rejected_b} of {noisy_requests}; everynode's everynode_api_requests_total{{code=\"429\"}} = {seen_429} (every attempt is counted)"
     );
     assert!(
         rejected_a > 0,

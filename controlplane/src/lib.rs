@@ -91,6 +91,9 @@ pub struct Options {
     /// Whether the API server writes an audit log ([`ControlPlane::audit_log`]): one JSON line per
     /// request stage of the `users` above at Metadata level, nothing for anyone else.
     pub audit: bool,
+    /// Extra kube-apiserver flags, after the usual ones (e.g. a small `--max-requests-inflight` so
+    /// that API Priority and Fairness gives a priority level a single seat).
+    pub apiserver_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -104,6 +107,7 @@ impl Default for Options {
             users: Vec::new(),
             users_group: "system:masters".into(),
             audit: false,
+            apiserver_args: Vec::new(),
         }
     }
 }
@@ -250,6 +254,7 @@ impl ControlPlane {
                 "--audit-log-maxsize=0".into(),
             ]);
         }
+        apiserver_args.extend(options.apiserver_args.iter().cloned());
         cp.spawn("kube-apiserver", &apiserver_args)?;
         let client = cp.client().await?;
         cp.wait_apiserver_ready(&client).await?;
