@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Builds the shipping tools (helm, actionlint) from the committed Go wrapper modules into a cache folder
-# outside the repository, one folder per tool and version:
+# Builds the tools the tests use (helm, actionlint for tests/shipping.rs; prometheus, promtool for
+# tests/monitoring*.rs) from the committed Go wrapper modules into a cache folder outside the
+# repository, one folder per tool and version:
 #   ${EVERYNODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/everynode}/tools/<name>-<version>/<name>
 # A tool already built is not rebuilt; changing its version in versions.env builds the new one.
 # Prints each requested tool's folder, one a line, in the order asked (progress goes to stderr).
 #
-#   tools/build.sh [helm] [actionlint]          build what is missing (default: both), print the folders
-#   tools/build.sh --print [helm] [actionlint]  only print the folders (exit 1 if a tool is missing)
+#   tools/build.sh [helm] [actionlint] [prometheus] [promtool]
+#       build what is missing (default: all four), print the folders
+#   tools/build.sh --print [tool...]  only print the folders (exit 1 if a tool is missing)
+#
+# prometheus and promtool come from one module (tools/prometheus/), built with the tag remove_all_sd
+# (no service-discovery plugin but file and http: the tests give static targets) and without the
+# web UI's assets (tag builtinassets, which needs generated files): the HTTP API works without them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -15,25 +21,45 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${EVERYNODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/everynode}
 print_only=false
 if [ "${1:-}" = "--print" ]; then print_only=true; shift; fi
-[ $# -gt 0 ] || set -- helm actionlint
+[ $# -gt 0 ] || set -- helm actionlint prometheus promtool
 
 version_of() {
   case "$1" in
     helm) echo "$HELM_VERSION" ;;
     actionlint) echo "$ACTIONLINT_VERSION" ;;
-    *) echo "tools/build.sh: unknown tool '$1' (known: helm, actionlint)" >&2; exit 2 ;;
+    prometheus | promtool) echo "$PROMETHEUS_VERSION" ;;
+    *) echo "tools/build.sh: unknown tool '$1' (known: helm, actionlint, prometheus, promtool)" >&2; exit 2 ;;
   esac
+}
+module_of() { # the wrapper module's folder under tools/
+  case "$1" in
+    prometheus | promtool) echo prometheus ;;
+    *) echo "$1" ;;
+  esac
+}
+tags_of() {
+  case "$1" in
+    prometheus | promtool) echo remove_all_sd ;;
+  esac
+}
+prometheus_release() { # v0.316.0 -> 3.16.0 (the proxy's v0.<major*100+minor>.<patch>)
+  local v=${1#v0.}
+  local mm=${v%%.*}
+  echo "$((mm / 100)).$((mm % 100)).${v#*.}"
 }
 ldflags_of() { # name, version: the same version stamps as upstream's release builds
   case "$1" in
     helm) echo "-s -w -X helm.sh/helm/v4/internal/version.version=$2 -X helm.sh/helm/v4/internal/version.gitTreeState=clean" ;;
     actionlint) echo "-s -w -X github.com/rhysd/actionlint.version=$2 -X github.com/rhysd/actionlint.installedFrom=built-from-go-module-proxy" ;;
+    prometheus | promtool) echo "-s -w -X github.com/prometheus/common/version.Version=$(prometheus_release "$2") -X github.com/prometheus/common/version.Branch=go-module-proxy" ;;
   esac
 }
 package_of() {
   case "$1" in
     helm) echo helm.sh/helm/v4/cmd/helm ;;
     actionlint) echo github.com/rhysd/actionlint/cmd/actionlint ;;
+    prometheus) echo github.com/prometheus/prometheus/cmd/prometheus ;;
+    promtool) echo github.com/prometheus/prometheus/cmd/promtool ;;
   esac
 }
 
@@ -66,11 +92,15 @@ for name in "$@"; do
   export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
   version=$(version_of "$name")
   echo "building $name $version into $dir ($(elapsed) elapsed)" >&2
+  module=$here/$(module_of "$name")
+  tags=$(tags_of "$name")
+  # Only the modules of the packages this build compiles (not every module go.sum lists: with
+  # remove_all_sd, Prometheus' cloud SDKs are never downloaded).
   echo "downloading Go modules for $name ($(elapsed) elapsed)" >&2
-  (cd "$here/$name" && go mod download)
+  (cd "$module" && go list -deps -tags="$tags" "$(package_of "$name")" >/dev/null)
   mkdir -p "$dir"
   tick "$name" & t=$!
-  if ! (cd "$here/$name" && go build -ldflags="$(ldflags_of "$name" "$version")" -o "$dir/$name.tmp" "$(package_of "$name")"); then
+  if ! (cd "$module" && go build -tags="$tags" -ldflags="$(ldflags_of "$name" "$version")" -o "$dir/$name.tmp" "$(package_of "$name")"); then
     kill "$t" 2>/dev/null; echo "tools/build.sh: building $name failed (see above)" >&2; exit 1
   fi
   kill "$t" 2>/dev/null; wait "$t" 2>/dev/null || true
