@@ -18,8 +18,7 @@ use support::budget::Budget;
 use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::invariants::{
     Everynode, Invariants, api_requests, http_get, read_audit, split_brain, target_node,
-    wait_converged,
-    wait_rollout_started,
+    wait_converged, wait_rollout_started,
 };
 use support::{OwnControlPlane, TestEnv, daemonset, own_control_plane, wait_for};
 
@@ -663,18 +662,21 @@ async fn a_failing_pod_watch_holds_every_create_until_it_recovers() {
             .path_ends_with("/api/v1/pods")
             .with_watches(),
     ]);
-    s.cp
-        .restart_component("kube-apiserver")
+    s.cp.restart_component("kube-apiserver")
         .await
         .expect("restart the API server to cut the running watches");
-    wait_for("the pod watch to be reported failing", Duration::from_secs(60), || async {
-        let text = everynode.metrics().await?;
-        let ready = http_get(port, "/readyz").await?;
-        match (healthy(&text).as_deref(), ready) {
-            (Some("0"), (503, body)) if body.contains("pods") => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    wait_for(
+        "the pod watch to be reported failing",
+        Duration::from_secs(60),
+        || async {
+            let text = everynode.metrics().await?;
+            let ready = http_get(port, "/readyz").await?;
+            match (healthy(&text).as_deref(), ready) {
+                (Some("0"), (503, body)) if body.contains("pods") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     let joined = s.env.add_node("late", &[], vec![]).await;
     s.env.wait_node_ready(&joined).await;
@@ -706,12 +708,16 @@ async fn a_failing_pod_watch_holds_every_create_until_it_recovers() {
 
     proxy.set_rules(Vec::new());
     let recovered = Instant::now();
-    wait_for("the joined node's pod after the watch recovered", Duration::from_secs(90), || async {
-        match on_joined().await? {
-            1 => Ok(()),
-            n => Err(format!("{n} pods on {joined}")),
-        }
-    })
+    wait_for(
+        "the joined node's pod after the watch recovered",
+        Duration::from_secs(90),
+        || async {
+            match on_joined().await? {
+                1 => Ok(()),
+                n => Err(format!("{n} pods on {joined}")),
+            }
+        },
+    )
     .await;
     wait_for("/readyz 200 again", Duration::from_secs(30), || async {
         match http_get(port, "/readyz").await? {
