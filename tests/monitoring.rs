@@ -10,7 +10,10 @@
 //!   EverynodeRolloutStuck for that DaemonSet once a template change rolls out pods that never become
 //!   Ready (`controlplane::NEVER_READY_LABEL`: kwok leaves them Pending); no other alert fires;
 //! - every dashboard panel's query returns data, the template variables substituted with the test's
-//!   namespace and DaemonSet, and the variables' own queries offer them.
+//!   namespace and DaemonSet, and the variables' own queries offer them;
+//! - the pack's ServiceMonitor, PrometheusRule (also with an evaluation interval) and dashboard
+//!   ConfigMap pass the API server's strict validation (`kubectl apply --dry-run=server
+//!   --validate=strict`) once prometheus-operator's CRDs are installed, and a misspelt field does not.
 
 mod support;
 
@@ -18,7 +21,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::prometheus::{
-    DASHBOARD, JOB, Prometheus, RULES, dashboard, dashboard_queries, read, tool,
+    DASHBOARD, JOB, Prometheus, RULES, dashboard, dashboard_queries, operator_crds, read, repo,
+    tool,
 };
 use support::{TestEnv, daemonset, everynode_with_metrics, wait_for};
 
@@ -371,5 +375,103 @@ async fn prometheus_scrapes_everynode_alerts_on_a_stuck_rollout_and_feeds_every_
     eprintln!(
         "monitoring test done in {:.1}s",
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// `kubectl` of the control-plane build against `env`'s cluster, its discovery cache in the test's
+/// tmp folder: (success, stdout and stderr).
+fn kubectl(env: &TestEnv, args: &[&str]) -> (bool, String) {
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kubectl-cache-{}", std::process::id()));
+    support::prometheus::output(
+        std::process::Command::new(env.cp.binaries().path("kubectl"))
+            .current_dir(repo())
+            .arg(format!("--kubeconfig={}", env.cp.kubeconfig().display()))
+            .arg(format!("--cache-dir={}", cache.display()))
+            .args(args),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_packs_objects_pass_the_api_servers_validation_with_prometheus_operators_crds() {
+    let crds = operator_crds();
+    let env = TestEnv::new("monitoring-crds").await;
+    let files: Vec<String> = [
+        "monitoring.coreos.com_servicemonitors.yaml",
+        "monitoring.coreos.com_prometheusrules.yaml",
+    ]
+    .iter()
+    .map(|f| crds.join(f).display().to_string())
+    .collect();
+    let (ok, out) = kubectl(
+        &env,
+        &["apply", "--server-side", "-f", &files[0], "-f", &files[1]],
+    );
+    assert!(ok, "install the CRDs: {out}");
+    let (ok, out) = kubectl(
+        &env,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/prometheusrules.monitoring.coreos.com",
+        ],
+    );
+    assert!(ok, "the CRDs are not established: {out}");
+
+    // The PrometheusRule with an evaluation interval, as monitoring.prometheusRule.interval renders.
+    let mut rule: Value =
+        serde_yaml_ng::from_str(&read("deploy/monitoring/prometheusrule.yaml")).expect("YAML");
+    rule["spec"]["groups"][0]["interval"] = json!("30s");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("monitoring-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let with_interval = dir.join("prometheusrule-interval.json");
+    std::fs::write(&with_interval, rule.to_string()).expect("write");
+    // A misspelt field, which strict validation must reject.
+    let misspelt = dir.join("servicemonitor-misspelt.yaml");
+    let monitor = read("deploy/monitoring/servicemonitor.yaml");
+    assert!(monitor.contains("      interval: "));
+    std::fs::write(
+        &misspelt,
+        monitor.replace("      interval: ", "      intervall: "),
+    )
+    .expect("write");
+
+    let with_interval = with_interval.display().to_string();
+    let dry_run = |file: &str| {
+        kubectl(
+            &env,
+            &["apply", "--dry-run=server", "--validate=strict", "-f", file],
+        )
+    };
+    // Discovery may lag the Established condition by a moment.
+    let started = Instant::now();
+    for file in [
+        "deploy/monitoring/servicemonitor.yaml",
+        "deploy/monitoring/prometheusrule.yaml",
+        "deploy/monitoring/grafana-dashboard.yaml",
+        with_interval.as_str(),
+    ] {
+        loop {
+            let (ok, out) = dry_run(file);
+            if ok {
+                eprintln!("{file}: {}", out.trim());
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30)
+                    && (out.contains("the server doesn't have a resource type")
+                        || out.contains("no matches for kind")),
+                "{file} fails the API server's validation:\n{out}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let (ok, out) = dry_run(&misspelt.display().to_string());
+    assert!(
+        !ok && out.contains("intervall"),
+        "a ServiceMonitor with a misspelt field passes: {out}"
     );
 }

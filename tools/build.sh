@@ -6,13 +6,17 @@
 # A tool already built is not rebuilt; changing its version in versions.env builds the new one.
 # Prints each requested tool's folder, one a line, in the order asked (progress goes to stderr).
 #
-#   tools/build.sh [helm] [actionlint] [prometheus] [promtool]
-#       build what is missing (default: all four), print the folders
+#   tools/build.sh [helm] [actionlint] [prometheus] [promtool] [prometheus-operator-crds]
+#       build what is missing (default: all of them), print the folders
 #   tools/build.sh --print [tool...]  only print the folders (exit 1 if a tool is missing)
 #
 # prometheus and promtool come from one module (tools/prometheus/), built with the tag remove_all_sd
 # (no service-discovery plugin but file and http: the tests give static targets) and without the
 # web UI's assets (tag builtinassets, which needs generated files): the HTTP API works without them.
+#
+# prometheus-operator-crds is no binary: the ServiceMonitor and PrometheusRule CRDs of the
+# prometheus-operator module (from the Go module proxy, its checksum pinned in versions.env), which
+# tests/monitoring.rs installs on the local control plane to validate the pack's objects.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -21,14 +25,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${EVERYNODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/everynode}
 print_only=false
 if [ "${1:-}" = "--print" ]; then print_only=true; shift; fi
-[ $# -gt 0 ] || set -- helm actionlint prometheus promtool
+[ $# -gt 0 ] || set -- helm actionlint prometheus promtool prometheus-operator-crds
 
 version_of() {
   case "$1" in
     helm) echo "$HELM_VERSION" ;;
     actionlint) echo "$ACTIONLINT_VERSION" ;;
     prometheus | promtool) echo "$PROMETHEUS_VERSION" ;;
-    *) echo "tools/build.sh: unknown tool '$1' (known: helm, actionlint, prometheus, promtool)" >&2; exit 2 ;;
+    prometheus-operator-crds) echo "$PROMETHEUS_OPERATOR_VERSION" ;;
+    *) echo "tools/build.sh: unknown tool '$1' (known: helm, actionlint, prometheus, promtool, prometheus-operator-crds)" >&2; exit 2 ;;
   esac
 }
 module_of() { # the wrapper module's folder under tools/
@@ -63,6 +68,15 @@ package_of() {
   esac
 }
 
+# What the folder of a built tool has: the binary, or for the CRDs the last file copied.
+built() { # name, dir
+  case "$1" in
+    prometheus-operator-crds) [ -f "$2/monitoring.coreos.com_servicemonitors.yaml" ] ;;
+    *) [ -x "$2/$1" ] ;;
+  esac
+}
+CRDS=(monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_servicemonitors.yaml)
+
 dirs=()
 for name in "$@"; do
   dirs+=("$cache/tools/$name-$(version_of "$name")")
@@ -73,7 +87,7 @@ if $print_only; then
   i=0
   for name in "$@"; do
     dir=${dirs[$i]}; i=$((i + 1))
-    if [ -x "$dir/$name" ]; then echo "$dir"
+    if built "$name" "$dir"; then echo "$dir"
     else echo "not built: $name ${dir##*-} (run tools/build.sh $name)" >&2; status=1; fi
   done
   exit $status
@@ -87,11 +101,27 @@ tick() { while sleep 30; do echo "  ... still building $1 ($(elapsed) so far)" >
 i=0
 for name in "$@"; do
   dir=${dirs[$i]}; i=$((i + 1))
-  [ -x "$dir/$name" ] && continue
+  built "$name" "$dir" && continue
   command -v go >/dev/null || { echo "tools/build.sh: Go >= 1.26 is needed to build $name (go not on PATH)" >&2; exit 1; }
   export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
   version=$(version_of "$name")
   echo "building $name $version into $dir ($(elapsed) elapsed)" >&2
+  if [ "$name" = prometheus-operator-crds ]; then
+    # go mod download checks the module against the checksum database; the pin checks it again.
+    info=$(GOFLAGS=-mod=mod go mod download -json "github.com/prometheus-operator/prometheus-operator@$version")
+    sum=$(sed -n 's/^[[:space:]]*"Sum": "\(.*\)",$/\1/p' <<<"$info")
+    src=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$info")
+    if [ "$sum" != "$PROMETHEUS_OPERATOR_SUM" ] || [ -z "$src" ]; then
+      echo "tools/build.sh: prometheus-operator $version: checksum ${sum:-?} is not the pinned $PROMETHEUS_OPERATOR_SUM" >&2
+      echo "$info" >&2; exit 1
+    fi
+    mkdir -p "$dir"
+    for f in "${CRDS[@]}"; do
+      cp "$src/example/prometheus-operator-crd/$f" "$dir/$f.tmp" && chmod u+w "$dir/$f.tmp" && mv "$dir/$f.tmp" "$dir/$f"
+    done
+    echo "copied the prometheus-operator $version CRDs ($(elapsed) elapsed)" >&2
+    continue
+  fi
   module=$here/$(module_of "$name")
   tags=$(tags_of "$name")
   # Only the modules of the packages this build compiles (not every module go.sum lists: with

@@ -65,6 +65,28 @@ pub fn tool(name: &str) -> PathBuf {
         .clone()
 }
 
+/// The folder with prometheus-operator's ServiceMonitor and PrometheusRule CRDs
+/// (`tools/build.sh prometheus-operator-crds`, from the Go module proxy on first use).
+pub fn operator_crds() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = repo().join("tools/build.sh");
+        let out = Command::new(&script)
+            .arg("prometheus-operator-crds")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "{} prometheus-operator-crds failed ({}); see its output above",
+            script.display(),
+            out.status
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+    .clone()
+}
+
 /// Runs `cmd`: its status and its stdout and stderr together.
 pub fn output(cmd: &mut Command) -> (bool, String) {
     let line = format!("{cmd:?}");
