@@ -115,9 +115,8 @@ fn the_prometheus_rule_carries_the_rule_files_groups() {
     );
     // The chart reads copies of the sources (Helm cannot read outside the chart).
     for f in ["everynode.rules.yaml", "everynode-dashboard.json"] {
-        assert_eq!(
-            read(&format!("charts/everynode/files/{f}")),
-            read(&format!("deploy/monitoring/{f}")),
+        assert!(
+            read(&format!("charts/everynode/files/{f}")) == read(&format!("deploy/monitoring/{f}")),
             "charts/everynode/files/{f} is not deploy/monitoring/{f}: run scripts/render-manifests.sh"
         );
     }
