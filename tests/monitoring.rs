@@ -184,9 +184,13 @@ async fn prometheus_scrapes_everynode_alerts_on_a_stuck_rollout_and_feeds_every_
         "everynode_api_requests_total",
         "everynode_pods_created_total",
     ] {
-        eprintln!("/api/v1/metadata?metric={name}: {}", metadata[name]);
-        let om_name = name.trim_end_matches("_total");
-        eprintln!("/api/v1/metadata?metric={om_name}: {}", metadata[om_name]);
+        for form in [name, name.trim_end_matches("_total")] {
+            let answer = p
+                .api("metadata", &[("metric", form)])
+                .await
+                .unwrap_or_else(|e| panic!("metadata of {form}: {e}"));
+            eprintln!("/api/v1/metadata?metric={form}: {answer}");
+        }
     }
     let mut wrong = Vec::new();
     for (names, want) in [
