@@ -23,7 +23,8 @@ tools:
 controlplane: tools
 	@controlplane/build.sh >/dev/null
 
-# helm and actionlint for tests/shipping.rs (which would build them itself; here the build shows first)
+# helm and actionlint for tests/shipping.rs, prometheus, promtool and prometheus-operator's CRDs for
+# tests/monitoring*.rs (which would build them themselves; here the build shows first)
 shipping-tools: tools
 	@tools/build.sh >/dev/null
 

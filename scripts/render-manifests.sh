@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Regenerates deploy/everynode.yaml and deploy/replace-builtin.yaml from charts/everynode: each is its
-# header comment (kept from the file, up to its first blank line) followed by `helm template` as it is, release name everynode in
-# kube-system, without helm's `# Source:` lines. tests/shipping.rs checks, object by object, that the
-# chart still renders them. helm comes from tools/build.sh (built on first use).
+# Regenerates deploy/everynode.yaml, deploy/replace-builtin.yaml and the monitoring pack's objects in
+# deploy/monitoring/ from charts/everynode: each is its header comment (kept from the file, up to its
+# first blank line) followed by `helm template` as it is, release name everynode in kube-system,
+# without helm's `# Source:` lines. tests/shipping.rs checks, object by object, that the chart still
+# renders them. helm comes from tools/build.sh (built on first use).
+#
+# First it copies the monitoring pack's sources, deploy/monitoring/everynode.rules.yaml and
+# everynode-dashboard.json, into charts/everynode/files/, where the chart's templates read them
+# (tests/monitoring_pack.rs checks that the copies are the same bytes).
 #
 #   scripts/render-manifests.sh
 set -euo pipefail
@@ -12,10 +17,15 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export HELM_CONFIG_HOME="$tmp/config" HELM_CACHE_HOME="$tmp/cache" HELM_DATA_HOME="$tmp/data"
 
-render() { # file, --set values...
+render() { # file, --set values... (or --show-only=<template>)
   local file=$1; shift
   local args=()
-  for s in "$@"; do args+=(--set "$s"); done
+  for s in "$@"; do
+    case "$s" in
+      --*) args+=("$s") ;;
+      *) args+=(--set "$s") ;;
+    esac
+  done
   {
     # the header: the comment lines the file starts with, up to the blank line that ends it
     sed -n '/^#/!q; p' "$file"
@@ -29,5 +39,14 @@ render() { # file, --set values...
   mv "$tmp/out" "$file"
 }
 
+for f in everynode.rules.yaml everynode-dashboard.json; do
+  cp deploy/monitoring/$f charts/everynode/files/$f
+done
 render deploy/everynode.yaml
 render deploy/replace-builtin.yaml replaceBuiltin.enabled=true apiServer.host=API_SERVER_HOST
+render deploy/monitoring/servicemonitor.yaml monitoring.serviceMonitor.enabled=true \
+  --show-only=templates/servicemonitor.yaml
+render deploy/monitoring/prometheusrule.yaml monitoring.prometheusRule.enabled=true \
+  --show-only=templates/prometheusrule.yaml
+render deploy/monitoring/grafana-dashboard.yaml monitoring.grafanaDashboard.enabled=true \
+  --show-only=templates/grafana-dashboard.yaml

@@ -1008,18 +1008,157 @@ fn chart_schema_accepts_every_documented_value() {
         env_var(c, "RUST_LOG"),
         Some((Some("everynode=debug,info"), None))
     );
-    // The monitoring values render nothing yet (their templates come with deploy/monitoring/).
+    // The monitoring pack, in the namespaces and with the labels and intervals asked for.
     let kinds: BTreeSet<&str> = objs.values().filter_map(|o| o["kind"].as_str()).collect();
     assert_eq!(
         kinds,
         BTreeSet::from([
             "ClusterRole",
             "ClusterRoleBinding",
+            "ConfigMap",
             "Deployment",
             "PodDisruptionBudget",
+            "PrometheusRule",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ServiceMonitor"
         ])
+    );
+    let monitor = only(&objs, "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["namespace"], "monitoring");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        serde_json::json!([NAMESPACE])
+    );
+    let rule = only(&objs, "PrometheusRule");
+    assert_eq!(rule["metadata"]["namespace"], "monitoring");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(rule["spec"]["groups"][0]["interval"], "1m");
+    let dashboard = only(&objs, "ConfigMap");
+    assert_eq!(dashboard["metadata"]["namespace"], "grafana");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "yes");
+}
+
+/// The monitoring templates, each enabled on its own: what `deploy/monitoring/` ships, wired to the
+/// metrics Service, carrying the pack's sources (the rule file's groups, the dashboard's JSON) and
+/// the standard labels; off by default (deploy/everynode.yaml has none of them).
+#[test]
+fn monitoring_templates_render_the_pack() {
+    let base = render_objects(&[]);
+    let service = only(&base, "Service");
+    let rules = yaml_file("deploy/monitoring/everynode.rules.yaml");
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("deploy/monitoring/everynode-dashboard.json"))
+            .expect("read the dashboard"),
+    )
+    .expect("the dashboard is not JSON");
+    for (set, kind, file) in [
+        (
+            "monitoring.serviceMonitor.enabled=true",
+            "ServiceMonitor",
+            "deploy/monitoring/servicemonitor.yaml",
+        ),
+        (
+            "monitoring.prometheusRule.enabled=true",
+            "PrometheusRule",
+            "deploy/monitoring/prometheusrule.yaml",
+        ),
+        (
+            "monitoring.grafanaDashboard.enabled=true",
+            "ConfigMap",
+            "deploy/monitoring/grafana-dashboard.yaml",
+        ),
+    ] {
+        let objs = render_objects(&[set]);
+        assert_eq!(objs.len(), base.len() + 1, "--set {set}: {:?}", objs.keys());
+        let obj = only(&objs, kind);
+        let shipped = file_objects(file);
+        assert_eq!(shipped.len(), 1, "{file}: one object");
+        let rendered: BTreeMap<String, Value> = objs
+            .iter()
+            .filter(|(_, o)| o["kind"] == kind)
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        assert_same_objects(
+            &format!("helm template --set {set}"),
+            &rendered,
+            file,
+            &shipped,
+        );
+        assert_eq!(obj["metadata"]["namespace"], NAMESPACE, "{kind}");
+        match kind {
+            "ServiceMonitor" => {
+                assert_eq!(obj["apiVersion"], "monitoring.coreos.com/v1");
+                // It selects the metrics Service (and nothing else of the chart) by its labels.
+                let selector = obj["spec"]["selector"]["matchLabels"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                assert!(!selector.is_empty(), "ServiceMonitor without a selector");
+                for o in base.values() {
+                    let labels = &o["metadata"]["labels"];
+                    let selected = selector.iter().all(|(k, v)| &labels[k] == v);
+                    assert!(selected, "{}: lacks the selector's labels", o["kind"]);
+                }
+                let endpoint = &obj["spec"]["endpoints"][0];
+                let port = endpoint["port"].as_str().unwrap_or("");
+                assert!(
+                    service["spec"]["ports"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["name"] == port)),
+                    "the Service has no port named {port}"
+                );
+                assert_eq!(endpoint["path"], "/metrics");
+                assert_eq!(endpoint["interval"], "30s");
+                // The job every rule and panel selects.
+                assert_eq!(
+                    endpoint["relabelings"],
+                    serde_json::json!([{"action": "replace", "targetLabel": "job", "replacement": "everynode"}])
+                );
+                assert_eq!(
+                    obj["spec"]["namespaceSelector"]["matchNames"],
+                    serde_json::json!([NAMESPACE])
+                );
+            }
+            "PrometheusRule" => {
+                assert_eq!(obj["apiVersion"], "monitoring.coreos.com/v1");
+                assert_eq!(obj["spec"]["groups"], rules["groups"]);
+            }
+            _ => {
+                assert_eq!(obj["metadata"]["labels"]["grafana_dashboard"], "1");
+                let json: Value =
+                    serde_json::from_str(obj["data"]["everynode.json"].as_str().unwrap_or(""))
+                        .expect("the ConfigMap's everynode.json is not JSON");
+                assert_eq!(json, dashboard, "the ConfigMap's dashboard");
+            }
+        }
+    }
+    // An evaluation interval goes to the group; the rest of the groups stays the rule file's.
+    let objs = render_objects(&[
+        "monitoring.prometheusRule.enabled=true",
+        "monitoring.prometheusRule.interval=30s",
+    ]);
+    let mut groups = only(&objs, "PrometheusRule")["spec"]["groups"].clone();
+    assert_eq!(groups[0]["interval"], "30s");
+    groups[0]
+        .as_object_mut()
+        .expect("a group")
+        .remove("interval");
+    assert_eq!(groups, rules["groups"]);
+    // Every monitoring object has the standard labels, and follows nameOverride.
+    let objs = render_objects(&[
+        "nameOverride=dsc",
+        "monitoring.serviceMonitor.enabled=true",
+        "monitoring.prometheusRule.enabled=true",
+        "monitoring.grafanaDashboard.enabled=true",
+    ]);
+    check_standard_labels("monitoring, nameOverride=dsc", &objs, RELEASE, "dsc");
+    assert!(
+        objs.contains_key("ConfigMap kube-system/everynode-dsc-dashboard"),
+        "{:?}",
+        objs.keys()
     );
 }
 

@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod fault_proxy;
 pub mod invariants;
+pub mod prometheus;
 pub mod revisions;
 pub mod watch;
 
