@@ -65,7 +65,7 @@ pub struct WatchLabels {
 pub struct RolloutLabels {
     pub namespace: String,
     pub name: String,
-    /// desired, current, ready, updated, available, misscheduled.
+    /// desired, current, ready, updated, available, unavailable, misscheduled.
     pub state: &'static str,
 }
 
@@ -203,6 +203,9 @@ impl Metrics {
         for reason in ERROR_REASONS {
             let _ = m.reconcile_errors.get_or_create(&ReasonLabels { reason });
         }
+        for kind in ["daemonsets", "pods", "nodes", "controllerrevisions"] {
+            let _ = m.undecodable_objects.get_or_create(&WatchLabels { kind });
+        }
         for result in ["success", "error"] {
             let _ = m.reconciles.get_or_create(&ResultLabels { result });
         }
@@ -263,7 +266,7 @@ impl Metrics {
         );
         registry.register(
             "daemonset_pods",
-            "Status counters of each DaemonSet as last written (state: desired, current, ready, updated, available, misscheduled)",
+            "Status counters of each DaemonSet as last written (state: desired, current, ready, updated, available, unavailable, misscheduled)",
             m.rollout.clone(),
         );
         registry.register(
@@ -521,7 +524,7 @@ impl Collector for RolloutProgress {
         let all = self.lock();
         let mut family = encoder.encode_descriptor(
             "daemonset_rollout_stalled_seconds",
-            "Seconds since the DaemonSet's rollout last made progress (more pods updated or available); 0 when it is complete",
+            "Seconds since the DaemonSet's rollout last made progress (more pods updated or available); 0 when it is complete.",
             None,
             MetricType::Gauge,
         )?;
@@ -543,7 +546,7 @@ impl Collector for ProcessCollector {
         if let Some(v) = p.cpu_seconds_total {
             ConstCounter::new(v).encode(encoder.encode_descriptor(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
+                "Total user and system CPU time spent in seconds.",
                 None,
                 MetricType::Counter,
             )?)?;
@@ -551,32 +554,32 @@ impl Collector for ProcessCollector {
         let gauges = [
             (
                 "process_open_fds",
-                "Number of open file descriptors",
+                "Number of open file descriptors.",
                 p.open_fds,
             ),
             (
                 "process_max_fds",
-                "Maximum number of open file descriptors",
+                "Maximum number of open file descriptors.",
                 p.max_fds,
             ),
             (
                 "process_virtual_memory_bytes",
-                "Virtual memory size in bytes",
+                "Virtual memory size in bytes.",
                 p.virtual_memory_bytes,
             ),
             (
                 "process_resident_memory_bytes",
-                "Resident memory size in bytes",
+                "Resident memory size in bytes.",
                 p.resident_memory_bytes,
             ),
             (
                 "process_start_time_seconds",
-                "Start time of the process since the Unix epoch in seconds",
+                "Start time of the process since the Unix epoch in seconds.",
                 p.start_time_seconds,
             ),
             (
                 "process_threads",
-                "Number of OS threads in the process",
+                "Number of OS threads in the process.",
                 p.threads,
             ),
         ];
