@@ -5,6 +5,11 @@
 //! initial duration, each further step doubles it up to the maximum; an entry idle for more than
 //! twice the maximum starts over, and [`FailedPodBackoff::gc`] drops such entries. All time comes in
 //! as `now`.
+//!
+//! Written by hand: the kept backoff crates (backoff, backon) produce retry sequences for one
+//! operation; none keeps a per-key delay that starts over after an idle period or answers "in backoff
+//! since the last update" as client-go's `flowcontrol.Backoff` does, which decides when a failed pod
+//! may be deleted again (upstream catalogue #34).
 
 use crate::core::Timestamp;
 use crate::core::labels::{FAILED_POD_BACKOFF_INITIAL_SECONDS, FAILED_POD_BACKOFF_MAX_SECONDS};

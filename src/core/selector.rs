@@ -1,4 +1,10 @@
 //! Label selectors: matching `matchLabels`/`matchExpressions` against labels, as apimachinery does.
+//!
+//! Written by hand rather than with kube-core's `Selector`, which would break upstream semantics the
+//! tests below hold it to: kube-core accepts an `In`/`NotIn` requirement with an empty value list and
+//! an `Exists`/`DoesNotExist` requirement with values, and never checks label keys and values, all
+//! of which apimachinery's `LabelSelectorAsSelector` rejects (so upstream treats such a selector as
+//! an error, not as a match); and node selector terms need `Gt`/`Lt`, which kube-core lacks.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::BTreeMap;

@@ -152,6 +152,8 @@ const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(15);
 /// connector that offers HTTP/2 by ALPN and falls back to HTTP/1.1, with everynode's retry, rate
 /// limit, metrics and per-attempt timeout.
 ///
+/// kube-rs's `ClientBuilder` builds an HTTP/1.1 connector only; the transport here is the kept
+/// crates (hyper-util's client over hyper-rustls with ALPN), only their wiring is by hand.
 /// kube-rs speaks HTTP/1.1 only, so a burst of N concurrent creates opens up to N TLS connections,
 /// and each slow-start batch of a sync waits for new handshakes. client-go multiplexes every request
 /// of a controller over one HTTP/2 connection; so does this.

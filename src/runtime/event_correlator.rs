@@ -1,6 +1,11 @@
 //! Event correlation as kube-controller-manager's event recorder does it (client-go
 //! `tools/record/events_cache.go`): similar events are aggregated, repeats become count updates, and
 //! a per-object spam filter lets at most 25 events through, then one per 5 minutes.
+//!
+//! Written by hand: kube-runtime's `Recorder` publishes events.k8s.io/v1 Events with its own series
+//! deduplication and no spam filter, so `kubectl describe ds` would show other events (no combined
+//! "(combined from similar events)" messages, no count updates on core/v1 Events, no 25-then-1-per-5-
+//! minutes limit) than the built-in controller's; the tests below are client-go's.
 
 use crate::core::Timestamp;
 use std::collections::{BTreeSet, HashMap};

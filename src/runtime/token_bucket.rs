@@ -1,6 +1,11 @@
 //! The client-side token bucket of API requests (client-go's `flowcontrol.NewTokenBucketRateLimiter`):
 //! `qps` tokens per second, at most `burst` saved up; a request that finds no token reserves the next
 //! one and waits for it, so waiting requests are served in arrival order.
+//!
+//! Written by hand: the kept rate-limit crates (governor and its GCRA) let waiting callers retry
+//! until a cell is free, so under contention requests are served in no particular order and a burst
+//! of creates can starve a status write; client-go reserves a token per request and serves them in
+//! arrival order, which the tests of this file and of `client.rs` hold it to.
 
 use std::time::Duration;
 
