@@ -13,8 +13,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::budget::{Budget, BudgetWatcher};
-use support::{TestEnv, daemonset, wait_for};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{TestEnv, daemonset, http_get, wait_for};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -56,37 +55,6 @@ fn start(name: &str, kubeconfig: &Path, extra: &[&str], env: &[(&str, &str)]) ->
         process,
         metrics_port,
     }
-}
-
-/// `GET path` on 127.0.0.1:port: the status code and body, or why there was none.
-async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let code = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no status line in {text:?}"))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
-    };
-    tokio::time::timeout(Duration::from_secs(5), exchange)
-        .await
-        .map_err(|_| "no answer within 5s".to_string())?
 }
 
 /// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text page.
@@ -528,8 +496,8 @@ async fn metrics_count_what_the_controller_did() {
             &text,
             &format!("everynode_pods_create_failed_total{{{ds}}}")
         ),
-        None,
-        "no creation failed"
+        Some(0.0),
+        "no creation failed, and the failure counter is there at 0"
     );
     // The watches have a client (and budget) of their own, as kube-controller-manager's informers.
     assert_eq!(

@@ -16,7 +16,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -26,47 +26,14 @@ const RELEASE: &str = "everynode";
 const API_SERVER_PLACEHOLDER: &str = "API_SERVER_HOST";
 const METRICS_PORT: i64 = 8080;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "support/tools.rs"]
+mod tools;
+use tools::repo;
 
 /// helm and actionlint, built by `tools/build.sh` if they are not in the cache yet.
 fn tools() -> &'static BTreeMap<&'static str, PathBuf> {
     static TOOLS: OnceLock<BTreeMap<&'static str, PathBuf>> = OnceLock::new();
-    TOOLS.get_or_init(|| {
-        let names = ["helm", "actionlint"];
-        let script = repo().join("tools/build.sh");
-        // Progress of a cold build goes to stderr, straight to the terminal.
-        let out = Command::new(&script)
-            .args(names)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed ({}): helm and actionlint are needed for this test; see its output above",
-            script.display(),
-            out.status
-        );
-        let dirs: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(PathBuf::from)
-            .collect();
-        assert_eq!(dirs.len(), names.len(), "tools/build.sh printed {dirs:?}");
-        names
-            .iter()
-            .zip(dirs)
-            .map(|(name, dir)| {
-                let bin = dir.join(name);
-                assert!(
-                    bin.is_file(),
-                    "{} is missing after tools/build.sh",
-                    bin.display()
-                );
-                (*name, bin)
-            })
-            .collect()
-    })
+    TOOLS.get_or_init(|| tools::build(&["helm", "actionlint"]))
 }
 
 /// Runs `cmd` and returns its stdout; panics with the command line and its stderr if it fails.

@@ -8,6 +8,7 @@
 //! log (429s per user; whether two leader-election candidates ever both wrote).
 
 use super::budget::{self, Budget};
+pub use super::http_get;
 use super::{TestEnv, pod_ready, revision_hash, wait_for};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -18,7 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An everynode process started by a fault test, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Everynode {
@@ -102,37 +102,6 @@ pub fn assert_no_panic(log: &Path) {
     if let Some(line) = text.lines().find(|l| l.contains("panicked")) {
         panic!("a panic in {}: {line}", log.display());
     }
-}
-
-/// `GET path` on 127.0.0.1:port (plain HTTP/1.1): the status code and body, or why there was none.
-pub async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let code = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no status line in {text:?}"))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
-    };
-    tokio::time::timeout(Duration::from_secs(5), exchange)
-        .await
-        .map_err(|_| "no answer within 5s".to_string())?
 }
 
 /// The sum of `everynode_api_requests_total` over the series whose labels contain `label`

@@ -8,6 +8,7 @@ pub mod fault_proxy;
 pub mod invariants;
 pub mod prometheus;
 pub mod revisions;
+pub mod tools;
 pub mod watch;
 
 use controlplane::{ControlPlane, Options};
@@ -626,19 +627,21 @@ pub fn everynode_with_metrics() -> u16 {
         .1
 }
 
-/// `GET path` on 127.0.0.1:`port`: the status code and body, or why there was none (5 s timeout).
-pub async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+/// Sends `request` (a whole HTTP/1.x request) to 127.0.0.1:`port` and reads the answer to its end:
+/// the status code and body, or why there was none within `timeout`.
+pub async fn http_exchange(
+    port: u16,
+    request: String,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| e.to_string())?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        s.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&raw).into_owned();
@@ -653,7 +656,13 @@ pub async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
             .unwrap_or_default();
         Ok((code, body))
     };
-    tokio::time::timeout(Duration::from_secs(5), exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| "no answer within 5s".to_string())?
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+}
+
+/// `GET path` on 127.0.0.1:`port`: the status code and body, or why there was none (5 s timeout).
+pub async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    http_exchange(port, request, Duration::from_secs(5)).await
 }

@@ -18,48 +18,13 @@ pub const DASHBOARD: &str = "deploy/monitoring/everynode-dashboard.json";
 /// The job name every rule and panel selects (the chart's ServiceMonitor sets it).
 pub const JOB: &str = "everynode";
 
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+pub use super::tools::repo;
 
 /// `prometheus` or `promtool`, built by `tools/build.sh` if they are not in the cache yet.
 pub fn tool(name: &str) -> PathBuf {
     static TOOLS: OnceLock<BTreeMap<&'static str, PathBuf>> = OnceLock::new();
-    let tools = TOOLS.get_or_init(|| {
-        let names = ["prometheus", "promtool"];
-        let script = repo().join("tools/build.sh");
-        // Progress of a cold build goes to stderr, straight to the terminal.
-        let out = Command::new(&script)
-            .args(names)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed ({}): prometheus and promtool are needed for this test; see its output above",
-            script.display(),
-            out.status
-        );
-        let dirs: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(PathBuf::from)
-            .collect();
-        assert_eq!(dirs.len(), names.len(), "tools/build.sh printed {dirs:?}");
-        names
-            .iter()
-            .zip(dirs)
-            .map(|(name, dir)| {
-                let bin = dir.join(name);
-                assert!(
-                    bin.is_file(),
-                    "{} is missing after tools/build.sh",
-                    bin.display()
-                );
-                (*name, bin)
-            })
-            .collect()
-    });
-    tools
+    TOOLS
+        .get_or_init(|| super::tools::build(&["prometheus", "promtool"]))
         .get(name)
         .unwrap_or_else(|| panic!("unknown tool {name}"))
         .clone()
@@ -302,29 +267,6 @@ pub fn percent_encode(s: &str) -> String {
 
 /// `GET path` on 127.0.0.1:`port` as HTTP/1.0 (no chunked body): status and body (10 s timeout).
 pub async fn http10_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let code = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no status line in {text:?}"))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| "no answer within 10s".to_string())?
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    super::http_exchange(port, request, Duration::from_secs(10)).await
 }
