@@ -67,15 +67,9 @@ async fn rolling_update(
     }
 }
 
-/// The delay until expectations recorded for `uid` expire (plus a second, so that the sync then
-/// finds them expired), when they are outstanding: nothing else may queue that DaemonSet again.
+/// When to look at the DaemonSet again if its expectations stay outstanding.
 fn expectations_requeue(ctx: &Context, uid: &str, now: Timestamp) -> Option<Duration> {
-    let record = lock(&ctx.expectations).get(uid)?;
-    if record.fulfilled() {
-        return None;
-    }
-    let left = now.duration_until(record.expiry());
-    Some(Duration::try_from(left).unwrap_or(Duration::ZERO) + Duration::from_secs(1))
+    lock(&ctx.expectations).get(uid)?.requeue_after(now)
 }
 
 /// [difference] The safety resync: every DaemonSet is synced again 10 to 15 minutes (`jitter` in
@@ -220,5 +214,20 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
             let resync = safety_resync(rand::random());
             Ok(Action::requeue(requeue.map_or(resync, |r| r.min(resync))))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safety_resync;
+    use std::time::Duration;
+
+    #[test]
+    fn the_safety_resync_comes_10_to_15_minutes_later() {
+        assert_eq!(safety_resync(0.0), Duration::from_secs(600));
+        assert_eq!(safety_resync(0.5), Duration::from_secs(750));
+        assert_eq!(safety_resync(1.0), Duration::from_secs(900));
+        assert_eq!(safety_resync(7.0), Duration::from_secs(900));
+        assert_eq!(safety_resync(-1.0), Duration::from_secs(600));
     }
 }

@@ -53,6 +53,18 @@ impl Outstanding {
             .checked_add(SignedDuration::from_secs(EXPECTATIONS_TIMEOUT_SECONDS))
             .unwrap_or(self.since)
     }
+
+    /// When a sync held back by this record should run again without an event: a second after it
+    /// expires, or `None` when nothing is outstanding. Nothing else queues a DaemonSet whose
+    /// creates or deletes are never observed (upstream waits for the next event).
+    pub fn requeue_after(&self, now: Timestamp) -> Option<std::time::Duration> {
+        if self.fulfilled() {
+            return None;
+        }
+        let left = std::time::Duration::try_from(now.duration_until(self.expiry()))
+            .unwrap_or(std::time::Duration::ZERO);
+        Some(left + std::time::Duration::from_secs(1))
+    }
 }
 
 /// What one DaemonSet is waiting for.
@@ -294,6 +306,30 @@ mod tests {
             .unwrap_or(ts(401));
         assert!(exp.satisfied(KEY, just_after));
         assert_eq!(exp.get(KEY).map(|o| o.expiry()), Some(ts(400)));
+    }
+
+    /// A sync held back by expectations that are never observed is queued again when they expire
+    /// (a second after), not left for the next event.
+    #[test]
+    fn outstanding_records_requeue_when_they_expire() {
+        let mut exp = Expectations::new();
+        expect(&mut exp, KEY, &["n1"], &[], 100);
+        let record = exp.get(KEY).unwrap_or(Outstanding {
+            add: 0,
+            del: 0,
+            since: ts(0),
+        });
+        assert_eq!(
+            record.requeue_after(ts(160)),
+            Some(std::time::Duration::from_secs(241))
+        );
+        assert_eq!(
+            record.requeue_after(ts(1000)),
+            Some(std::time::Duration::from_secs(1)),
+            "already expired: at once"
+        );
+        exp.creation_observed(KEY, "n1");
+        assert_eq!(exp.get(KEY).and_then(|o| o.requeue_after(ts(160))), None);
     }
 
     #[test]
