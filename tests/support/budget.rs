@@ -3,13 +3,10 @@
 //! of one revision on a node, and with surge at most two pods per node. The first violation fails the
 //! test at [`BudgetWatcher::finish`].
 
+use super::watch::InvariantWatcher;
 use super::{TestEnv, pod_ready};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
-use kube::runtime::watcher::{self, Event};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 
 /// What the budget watcher enforces on every event.
 #[derive(Clone, Copy, Debug)]
@@ -24,61 +21,22 @@ pub enum Budget {
 }
 
 /// Watches the DaemonSet's pods from the moment it is started and records the first violation of
-/// `budget` over `nodes`.
-pub struct BudgetWatcher {
-    violation: Arc<Mutex<Option<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// `budget` over `nodes` (an [`InvariantWatcher`] running [`check`]).
+pub struct BudgetWatcher(InvariantWatcher);
 
 impl BudgetWatcher {
     pub fn start(env: &TestEnv, ds: &str, nodes: Vec<String>, budget: Budget) -> Self {
-        let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-        let violation = Arc::new(Mutex::new(None));
-        let v = violation.clone();
-        let cfg = watcher::Config::default().labels(&format!("app={ds}"));
-        let task = tokio::spawn(async move {
-            let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
-            let mut relist: Option<BTreeMap<String, Pod>> = None;
-            let mut stream = watcher::watcher(api, cfg).boxed();
-            while let Some(ev) = stream.next().await {
-                let Ok(ev) = ev else { continue };
-                match ev {
-                    Event::Init => {
-                        relist = Some(BTreeMap::new());
-                        continue;
-                    }
-                    Event::InitApply(p) => {
-                        relist
-                            .get_or_insert_with(BTreeMap::new)
-                            .insert(p.metadata.name.clone().unwrap_or_default(), p);
-                        continue;
-                    }
-                    Event::InitDone => pods = relist.take().unwrap_or_default(),
-                    Event::Apply(p) => {
-                        pods.insert(p.metadata.name.clone().unwrap_or_default(), p);
-                    }
-                    Event::Delete(p) => {
-                        pods.remove(&p.metadata.name.clone().unwrap_or_default());
-                    }
-                }
-                if let Some(problem) = check(&pods, &nodes, budget) {
-                    let mut slot = v.lock().unwrap_or_else(|e| e.into_inner());
-                    if slot.is_none() {
-                        *slot = Some(problem);
-                    }
-                }
-            }
-        });
-        Self { violation, task }
+        Self(InvariantWatcher::start(
+            env,
+            &format!("app={ds}"),
+            move |pods| check(pods, &nodes, budget),
+        ))
     }
 
+    /// Stops watching; panics with the first violation seen.
     pub fn finish(self) {
-        self.task.abort();
-        let v = self
-            .violation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let v = self.0.violation();
+        self.0.stop();
         assert!(
             v.is_none(),
             "rollout budget violated: {}",

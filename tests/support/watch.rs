@@ -73,6 +73,11 @@ impl InvariantWatcher {
             .clone()
     }
 
+    /// Stops watching.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+
     /// Stops watching; panics with the first violation seen.
     pub fn finish(self) {
         self.task.abort();
