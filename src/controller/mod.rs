@@ -34,9 +34,9 @@ use kube::Resource;
 use kube::api::Api;
 use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
 use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
+use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{WatchStreamExt, reflector};
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -177,7 +177,12 @@ fn decoded<K: Resource + Default>(
 }
 
 /// Runs a watch forever, handing every event to `apply`. Its health goes to the readiness state and
-/// `everynode_watch_healthy`: failing from an error until the next event.
+/// `everynode_watch_healthy`: failing from an error until the watch has listed again.
+///
+/// After an error the watch starts over with a list (after [`watch_backoff`]) instead of resuming
+/// from its last resourceVersion: a resumed watch of a quiet kind delivers no event, so nothing would
+/// ever say it recovered, and syncs held back while it fails would change nothing that could produce
+/// one. The list also brings the cache back in line with whatever happened while it failed.
 async fn watch<K, F>(
     api: Api<DeserializeGuard<K>>,
     kind: &'static str,
@@ -188,32 +193,44 @@ async fn watch<K, F>(
     K::DynamicType: Default,
     F: FnMut(Event<K>),
 {
-    let mut stream = watcher(api).boxed();
     ctx.metrics.set_watch_healthy(kind, true);
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(event) => {
-                ctx.readiness.watch_ok(kind);
-                ctx.metrics.set_watch_healthy(kind, true);
-                if let Some(event) = decoded(event, kind, &ctx.metrics) {
-                    apply(slim(event));
+    let mut failures: u32 = 0;
+    loop {
+        let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => {
+                    if failures > 0 && matches!(event, Event::InitDone) {
+                        info!(kind, "watch of {kind} recovered");
+                        failures = 0;
+                    }
+                    if failures == 0 {
+                        ctx.readiness.watch_ok(kind);
+                        ctx.metrics.set_watch_healthy(kind, true);
+                    }
+                    if let Some(event) = decoded(event, kind, &ctx.metrics) {
+                        apply(slim(event));
+                    }
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let delay = watch_backoff(failures);
+                    warn!("watch of {kind} failed (listing again in {delay:?}): {e}");
+                    ctx.readiness.watch_failed(kind, e.to_string());
+                    ctx.metrics.set_watch_healthy(kind, false);
+                    break;
                 }
             }
-            Err(e) => {
-                warn!("watch of {kind} failed (retrying with backoff): {e}");
-                ctx.readiness.watch_failed(kind, e.to_string());
-                ctx.metrics.set_watch_healthy(kind, false);
-            }
         }
+        tokio::time::sleep(watch_backoff(failures.max(1))).await;
     }
 }
 
-fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-    K::DynamicType: Default,
-{
-    watcher::watcher(api, watcher::Config::default()).default_backoff()
+/// The wait before listing again after `failures` consecutive watch failures: 800 ms doubling, at
+/// most 30 s (kube-runtime's default watcher backoff).
+fn watch_backoff(failures: u32) -> Duration {
+    let ms = 800u64.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
+    Duration::from_millis(ms.min(30_000))
 }
 
 /// The client-go default per-item rate limiter: 5 ms doubling per consecutive failure, up to 1000 s.
@@ -482,6 +499,16 @@ mod tests {
             text.contains(r#"everynode_undecodable_objects_total{kind="pods"} 2"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_failed_watch_lists_again_after_800ms_doubling_up_to_30s() {
+        use super::watch_backoff;
+        assert_eq!(watch_backoff(1), Duration::from_millis(800));
+        assert_eq!(watch_backoff(2), Duration::from_millis(1600));
+        assert_eq!(watch_backoff(6), Duration::from_millis(25_600));
+        assert_eq!(watch_backoff(7), Duration::from_secs(30));
+        assert_eq!(watch_backoff(99), Duration::from_secs(30));
     }
 
     #[test]
