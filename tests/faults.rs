@@ -20,7 +20,7 @@ use support::invariants::{
     Everynode, Invariants, api_requests, http_get, read_audit, split_brain, target_node,
     wait_converged, wait_rollout_started,
 };
-use support::{OwnControlPlane, TestEnv, daemonset, own_control_plane, wait_for};
+use support::{OwnControlPlane, TestEnv, daemonset, lease_holder, own_control_plane, wait_for};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -545,17 +545,6 @@ async fn fault_proxy_really_injects_faults() {
     s.wall();
 }
 
-async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt("everynode")
-        .await
-        .ok()
-        .flatten()
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-        .filter(|h| !h.is_empty())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_with_slow_lease_requests_never_acts_alongside_its_successor() {
     let _serial = SERIAL.lock().await;
@@ -573,7 +562,7 @@ async fn a_leader_with_slow_lease_requests_never_acts_alongside_its_successor() 
     let (proxy, kc_a) = s.proxy("everynode-a", 5).await;
     let mut a = Everynode::start(&s.cp, "everynode-a", &kc_a, &flags);
     wait_for("everynode-a to lead", Duration::from_secs(30), || async {
-        match lease_holder(&leases).await {
+        match lease_holder(&leases, "everynode").await {
             Some(h) if h.starts_with("everynode-a_") => Ok(()),
             other => Err(format!("holder {other:?}")),
         }
@@ -593,7 +582,7 @@ async fn a_leader_with_slow_lease_requests_never_acts_alongside_its_successor() 
         "everynode-b to take over",
         Duration::from_secs(40),
         || async {
-            match lease_holder(&leases).await {
+            match lease_holder(&leases, "everynode").await {
                 Some(h) if h.starts_with("everynode-b_") => Ok(()),
                 other => Err(format!("holder {other:?}")),
             }

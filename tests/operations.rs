@@ -13,7 +13,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::budget::{Budget, BudgetWatcher};
-use support::{TestEnv, daemonset, http_get, wait_for};
+use support::{TestEnv, daemonset, http_get, lease_holder, wait_for};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -252,17 +252,6 @@ async fn runs_with_only_the_cluster_role_of_deploy_manifest() {
             .is_some_and(|h| !h.is_empty()),
         "the instance holds the lease"
     );
-}
-
-async fn lease_holder(leases: &Api<Lease>, name: &str) -> Option<String> {
-    leases
-        .get_opt(name)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-        .filter(|h| !h.is_empty())
 }
 
 #[tokio::test(flavor = "multi_thread")]

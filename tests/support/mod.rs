@@ -666,3 +666,18 @@ pub async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     http_exchange(port, request, Duration::from_secs(5)).await
 }
+
+/// The holder of the Lease `name`, if it exists and names one.
+pub async fn lease_holder(
+    leases: &Api<k8s_openapi::api::coordination::v1::Lease>,
+    name: &str,
+) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
