@@ -61,7 +61,7 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     // The kubeconfig first: a mistake there is reported before anything binds a port.
-    let config = args.client_config().await?;
+    let config = args.cluster.client_config().await?;
     let server = config.cluster_url.to_string();
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
@@ -94,7 +94,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         )?,
     };
     let version = tokio::select! {
-        v = client.apiserver_version() => v.map_err(|e| client::explain_api_error(&e, &server, &args.kubeconfig_user()))?,
+        v = client.apiserver_version() => v.map_err(|e| client::explain_api_error(&e, &server, &args.cluster.kubeconfig_user()))?,
         _ = &mut shutdown => return Ok(()),
     };
     info!(server = %server, version = %version.git_version, qps = args.kube_api_qps, burst = args.kube_api_burst, "connected to the API server");

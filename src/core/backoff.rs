@@ -115,6 +115,16 @@ impl FailedPodBackoff {
         }
     }
 
+    /// When the backoff of `key` ends, if `now` is within it (see
+    /// [`FailedPodBackoff::is_in_backoff_since_update`]).
+    pub fn until(&self, key: &str, now: Timestamp) -> Option<Timestamp> {
+        if !self.is_in_backoff_since_update(key, now) {
+            return None;
+        }
+        let entry = self.entries.get(key)?;
+        entry.last_update.checked_add(signed(entry.backoff)).ok()
+    }
+
     /// Forgets `key`.
     pub fn reset(&mut self, key: &str) {
         self.entries.remove(key);

@@ -18,7 +18,7 @@ use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ pub struct NodeDecision {
     pub events: Vec<PlannedEvent>,
     /// A failed pod was left alone because of its backoff: requeue the DaemonSet after this delay.
     pub requeue_after: Option<Duration>,
+    /// The reason next to the decision: until when a failed pod is left alone (its backoff).
+    pub backoff_until: Option<Timestamp>,
 }
 
 /// Everything manage decides in one sync.
@@ -46,6 +48,9 @@ pub struct ManagePlan {
     pub events: Vec<PlannedEvent>,
     /// Requeue the DaemonSet after this delay (shortest failed-pod backoff that held a delete back).
     pub requeue_after: Option<Duration>,
+    /// The reasons next to the decisions: nodes whose failed pod is left alone, and until when
+    /// (its backoff), by node name.
+    pub backoff_until: BTreeMap<String, Timestamp>,
 }
 
 /// The Warning `SelectingAll` event when `ds` has the empty selector `{}` (§2 step 4). When this
@@ -108,6 +113,7 @@ fn decide(
                     if backoff.is_in_backoff_since_update(&key, now) {
                         decision.requeue_after =
                             earliest([decision.requeue_after, Some(backoff.get(&key))]);
+                        decision.backoff_until = backoff.until(&key, now);
                         continue;
                     }
                     backoff.next(&key, now);
@@ -223,6 +229,9 @@ pub fn plan_manage<N: Borrow<Node>>(
         plan.pods_to_delete.extend(decision.pods_to_delete);
         plan.events.extend(decision.events);
         plan.requeue_after = earliest([plan.requeue_after, decision.requeue_after]);
+        if let Some(until) = decision.backoff_until {
+            plan.backoff_until.insert(name.to_string(), until);
+        }
     }
     plan.pods_to_delete
         .extend(unscheduled_pods_without_node(nodes, node_pods));

@@ -24,6 +24,7 @@ pub mod history;
 pub mod labels;
 pub mod manage;
 pub mod node_affinity;
+pub mod node_reason;
 pub mod ownership;
 pub mod placement;
 pub mod pod_state;

@@ -15,19 +15,102 @@ pub const OBJECT_NAME_FIELD: &str = "metadata.name";
 /// Exists, DoesNotExist, Gt, Lt; a term with no requirements matches nothing; unparsable terms are
 /// skipped).
 pub fn node_matches(node: &Node, spec: &PodSpec) -> bool {
+    node_mismatch(node, spec).is_none()
+}
+
+/// Why a node does not satisfy a pod spec's nodeSelector or required node affinity.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "rule", rename_all = "camelCase")]
+pub enum Mismatch {
+    /// The first nodeSelector pair (in key order) the node does not have.
+    #[serde(rename_all = "camelCase")]
+    NodeSelector {
+        key: String,
+        value: String,
+        /// The node's value for `key`; `None` when the node lacks the label.
+        node_value: Option<String>,
+    },
+    /// No required node affinity term matches; each term as `key Op [values]` requirements.
+    NodeAffinity { terms: Vec<String> },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::NodeSelector {
+                key,
+                value,
+                node_value: Some(has),
+            } => write!(f, "nodeSelector {key}={value}: node has {key}={has}"),
+            Mismatch::NodeSelector {
+                key,
+                value,
+                node_value: None,
+            } => write!(f, "nodeSelector {key}={value}: node lacks label {key}"),
+            Mismatch::NodeAffinity { terms } => {
+                let terms: Vec<String> = terms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| format!("term {}: {t}", i + 1))
+                    .collect();
+                write!(
+                    f,
+                    "required node affinity: no term matches ({})",
+                    terms.join("; ")
+                )
+            }
+        }
+    }
+}
+
+/// The first reason `node` fails [`node_matches`]: the nodeSelector, then the required node
+/// affinity; `None` when it matches.
+pub fn node_mismatch(node: &Node, spec: &PodSpec) -> Option<Mismatch> {
     let empty = BTreeMap::new();
     let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
     // nodeSelector: every key present with an equal value (upstream `labels.SelectorFromSet`).
     if let Some(selector) = &spec.node_selector
-        && !selector
+        && let Some((k, v)) = selector
             .iter()
-            .all(|(k, v)| node_labels.get(k).is_some_and(|l| l == v))
+            .find(|(k, v)| node_labels.get(*k).is_none_or(|l| l != *v))
     {
-        return false;
+        return Some(Mismatch::NodeSelector {
+            key: k.clone(),
+            value: v.clone(),
+            node_value: node_labels.get(k).cloned(),
+        });
     }
     match required_node_affinity(spec) {
-        Some(required) => node_selector_matches(node, required),
-        None => true,
+        Some(required) if !node_selector_matches(node, required) => Some(Mismatch::NodeAffinity {
+            terms: required
+                .node_selector_terms
+                .iter()
+                .map(describe_term)
+                .collect(),
+        }),
+        _ => None,
+    }
+}
+
+/// A node selector term as its requirements, `zone In [a,b], metadata.name NotIn [x]`.
+fn describe_term(term: &NodeSelectorTerm) -> String {
+    let describe = |r: &NodeSelectorRequirement| match r.values.as_deref() {
+        Some(values) if !values.is_empty() => {
+            format!("{} {} [{}]", r.key, r.operator, values.join(","))
+        }
+        _ => format!("{} {}", r.key, r.operator),
+    };
+    let all: Vec<String> = term
+        .match_expressions
+        .iter()
+        .flatten()
+        .chain(term.match_fields.iter().flatten())
+        .map(describe)
+        .collect();
+    if all.is_empty() {
+        "no requirements".to_string()
+    } else {
+        all.join(", ")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Placement: whether a node should run a DaemonSet's pod, and whether a pod already there may stay
 //! (upstream `NodeShouldRunDaemonPod`, §3.1).
 
-use crate::core::node_affinity::node_matches;
+use crate::core::node_affinity::{Mismatch, node_mismatch};
 use crate::core::tolerations::{NO_EXECUTE, add_default_tolerations, find_untolerated};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PodSpec};
@@ -26,9 +26,62 @@ impl Placement {
     };
 }
 
+/// The rule that keeps a DaemonSet's pod off a node, with its data (the first that applies, in
+/// upstream's order), for `everynode explain`, events and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "rule", rename_all = "camelCase")]
+pub enum Exclusion {
+    /// `spec.template.spec.nodeName` names another node.
+    NodeName { node_name: String },
+    /// The nodeSelector or the required node affinity does not match.
+    Affinity(Mismatch),
+    /// A NoSchedule or NoExecute taint the template does not tolerate (defaults included).
+    #[serde(rename_all = "camelCase")]
+    Taint {
+        key: String,
+        value: String,
+        effect: String,
+    },
+}
+
+impl Exclusion {
+    /// The rule's short name: `nodeName`, `nodeSelector`, `nodeAffinity` or `taint`.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Exclusion::NodeName { .. } => "nodeName",
+            Exclusion::Affinity(Mismatch::NodeSelector { .. }) => "nodeSelector",
+            Exclusion::Affinity(Mismatch::NodeAffinity { .. }) => "nodeAffinity",
+            Exclusion::Taint { .. } => "taint",
+        }
+    }
+}
+
+impl std::fmt::Display for Exclusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exclusion::NodeName { node_name } => {
+                write!(f, "spec.template.spec.nodeName is {node_name}")
+            }
+            Exclusion::Affinity(m) => m.fmt(f),
+            Exclusion::Taint { key, value, effect } if value.is_empty() => {
+                write!(f, "untolerated taint {key}:{effect}")
+            }
+            Exclusion::Taint { key, value, effect } => {
+                write!(f, "untolerated taint {key}={value}:{effect}")
+            }
+        }
+    }
+}
+
 /// Placement of `ds` on `node` (§3.1): template nodeName, nodeSelector, required node affinity,
 /// NoSchedule/NoExecute taints against the template's tolerations plus the defaults.
 pub fn placement(node: &Node, ds: &DaemonSet) -> Placement {
+    placement_explained(node, ds).0
+}
+
+/// [`placement`] and, when the node does not qualify for a new pod (`should_run` false), the rule
+/// that excluded it. The decision is made here; `placement` only drops the reason.
+pub fn placement_explained(node: &Node, ds: &DaemonSet) -> (Placement, Option<Exclusion>) {
     let node_name = node.metadata.name.as_deref().unwrap_or_default();
     let template_spec = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref());
 
@@ -37,7 +90,10 @@ pub fn placement(node: &Node, ds: &DaemonSet) -> Placement {
         .and_then(|s| s.node_name.as_deref())
         .unwrap_or_default();
     if !template_node_name.is_empty() && template_node_name != node_name {
-        return Placement::NO;
+        let why = Exclusion::NodeName {
+            node_name: template_node_name.to_string(),
+        };
+        return (Placement::NO, Some(why));
     }
 
     // The hypothetical pod: the template spec on this node, with the default tolerations.
@@ -47,8 +103,8 @@ pub fn placement(node: &Node, ds: &DaemonSet) -> Placement {
     add_default_tolerations(spec.tolerations.get_or_insert_with(Vec::new), host_network);
 
     // 2. nodeSelector and required node affinity.
-    if !node_matches(node, &spec) {
-        return Placement::NO;
+    if let Some(mismatch) = node_mismatch(node, &spec) {
+        return (Placement::NO, Some(Exclusion::Affinity(mismatch)));
     }
 
     // 3./4. Taints.
@@ -58,14 +114,21 @@ pub fn placement(node: &Node, ds: &DaemonSet) -> Placement {
         .and_then(|s| s.taints.as_deref())
         .unwrap_or_default();
     let tolerations = spec.tolerations.as_deref().unwrap_or_default();
-    if find_untolerated(taints, tolerations, |_| true).is_none() {
-        return Placement::YES;
-    }
-    Placement {
+    let Some(untolerated) = find_untolerated(taints, tolerations, |_| true) else {
+        return (Placement::YES, None);
+    };
+    let evicting = find_untolerated(taints, tolerations, |e| e == NO_EXECUTE);
+    let why = evicting.unwrap_or(untolerated);
+    let fit = Placement {
         should_run: false,
-        should_continue_running: find_untolerated(taints, tolerations, |e| e == NO_EXECUTE)
-            .is_none(),
-    }
+        should_continue_running: evicting.is_none(),
+    };
+    let why = Exclusion::Taint {
+        key: why.key.clone(),
+        value: why.value.clone().unwrap_or_default(),
+        effect: why.effect.clone(),
+    };
+    (fit, Some(why))
 }
 
 #[cfg(test)]

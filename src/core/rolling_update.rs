@@ -88,6 +88,30 @@ pub struct RollingUpdatePlan {
     pub pods_to_delete: Vec<String>,
     /// Nodes to create an updated (surge) pod on, in decision order (not truncated either).
     pub nodes_to_create: Vec<String>,
+    /// Why each outdated node that this plan does not touch waits, by node name (the decision's
+    /// reasons; the decision itself is in the two lists above).
+    pub waiting: BTreeMap<String, UpdateWait>,
+    /// The nodes that hold the budget the waiting nodes wait for: those counted unavailable (no
+    /// surge) or surging (surge), in node-name order.
+    pub held_by: Vec<String>,
+    /// The budgets of this sync.
+    pub budget: Budget,
+}
+
+/// Why an outdated pod is not replaced in this sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UpdateWait {
+    /// `maxUnavailable` is used up by the nodes in [`RollingUpdatePlan::held_by`].
+    MaxUnavailable,
+    /// `maxSurge` is used up by the nodes in [`RollingUpdatePlan::held_by`], whose new pods are not
+    /// yet available.
+    MaxSurge,
+    /// The node's new (surge) pod is not yet available; the old one goes when it is.
+    NewPodNotAvailable,
+    /// The node should no longer run a pod; its available old pod goes only while more pods are
+    /// available than desired.
+    AvailabilityFloor,
 }
 
 /// The node list as the rolling update sees it: `should_run` per named node, `desired`, and every
@@ -287,17 +311,24 @@ fn plan_without_surge(survey: &Survey, budget: &Budget, view: &NodeView) -> Roll
     let mut num_unavailable = 0i64;
     let mut replacements = Vec::new();
     let mut candidates = Vec::new();
-    for pods in survey.entries.values() {
+    let mut held_by = Vec::new();
+    let mut over_budget = Vec::new();
+    for (&node, pods) in &survey.entries {
         let Some((new, old)) = find_updated_pods_on_node(pods, view.hash, view.generation) else {
             // Excess pods: manage prunes them; the node counts as unavailable meanwhile.
             num_unavailable += 1;
+            held_by.push(node.to_string());
             continue;
         };
         match (new, old) {
-            (None, None) | (Some(_), Some(_)) => num_unavailable += 1,
+            (None, None) | (Some(_), Some(_)) => {
+                num_unavailable += 1;
+                held_by.push(node.to_string());
+            }
             (Some(new), None) => {
                 if !view.available(new) {
                     num_unavailable += 1;
+                    held_by.push(node.to_string());
                 }
             }
             (None, Some(old)) => {
@@ -305,17 +336,28 @@ fn plan_without_surge(survey: &Survey, budget: &Budget, view: &NodeView) -> Roll
                     // An outdated pod that is not available is always replaced.
                     replacements.push(name_of(old));
                     num_unavailable += 1;
+                    held_by.push(node.to_string());
                 } else if num_unavailable < budget.max_unavailable {
-                    candidates.push(name_of(old));
+                    candidates.push((node, name_of(old)));
+                } else {
+                    over_budget.push(node);
                 }
             }
         }
     }
     let take = at_most(budget.max_unavailable - num_unavailable, candidates.len());
-    replacements.extend(candidates.into_iter().take(take));
+    let waiting: BTreeMap<String, UpdateWait> = over_budget
+        .into_iter()
+        .chain(candidates.iter().skip(take).map(|(node, _)| *node))
+        .map(|node| (node.to_string(), UpdateWait::MaxUnavailable))
+        .collect();
+    replacements.extend(candidates.into_iter().take(take).map(|(_, pod)| pod));
     RollingUpdatePlan {
         pods_to_delete: replacements,
         nodes_to_create: Vec::new(),
+        waiting,
+        held_by,
+        budget: *budget,
     }
 }
 
@@ -329,11 +371,14 @@ fn plan_with_surge(
     let mut should_not_run_pods = Vec::new();
     let mut allowed_new_nodes = Vec::new();
     let mut candidate_new_nodes = Vec::new();
+    let mut waiting = BTreeMap::new();
+    let mut held_by = Vec::new();
     let (mut num_surge, mut num_available) = (0i64, 0i64);
     for (&node, pods) in &survey.entries {
         let Some((new, old)) = find_updated_pods_on_node(pods, view.hash, view.generation) else {
             // Excess pods: manage prunes them; the node counts as surging meanwhile.
             num_surge += 1;
+            held_by.push(node.to_string());
             continue;
         };
         // Availability over every node, including those that should no longer run a pod.
@@ -360,9 +405,11 @@ fn plan_with_surge(
                         pods_to_delete.push(name_of(old));
                     }
                 } else if !should_run {
-                    should_not_run_pods.push(name_of(old));
+                    should_not_run_pods.push((node, name_of(old)));
                 } else if num_surge < budget.max_surge {
                     candidate_new_nodes.push(node.to_string());
+                } else {
+                    waiting.insert(node.to_string(), UpdateWait::MaxSurge);
                 }
             }
             (Some(old), Some(new)) => {
@@ -371,6 +418,8 @@ fn plan_with_surge(
                 } else {
                     // Waiting for the new pod to become available.
                     num_surge += 1;
+                    held_by.push(node.to_string());
+                    waiting.insert(node.to_string(), UpdateWait::NewPodNotAvailable);
                 }
             }
         }
@@ -378,13 +427,27 @@ fn plan_with_surge(
     // Scheduling constraints changed (PR #119317): old pods on nodes that no longer qualify go
     // only while more pods are available than desired, so availability never drops.
     let deletable = at_most(num_available - budget.desired, should_not_run_pods.len());
-    pods_to_delete.extend(should_not_run_pods.into_iter().take(deletable));
+    for (node, _) in should_not_run_pods.iter().skip(deletable) {
+        waiting.insert(node.to_string(), UpdateWait::AvailabilityFloor);
+    }
+    pods_to_delete.extend(
+        should_not_run_pods
+            .into_iter()
+            .take(deletable)
+            .map(|(_, pod)| pod),
+    );
 
     let take = at_most(budget.max_surge - num_surge, candidate_new_nodes.len());
+    for node in candidate_new_nodes.iter().skip(take) {
+        waiting.insert(node.clone(), UpdateWait::MaxSurge);
+    }
     allowed_new_nodes.extend(candidate_new_nodes.into_iter().take(take));
     Ok(RollingUpdatePlan {
         pods_to_delete,
         nodes_to_create: allowed_new_nodes,
+        waiting,
+        held_by,
+        budget: *budget,
     })
 }
 
@@ -454,8 +517,13 @@ mod tests {
         hash: &str,
         now: i64,
     ) -> RollingUpdatePlan {
+        // The decisions only; the reasons beside them are checked by the `waiting_*` tests.
         match plan_rolling_update(ds, nodes, pods, hash, crate::core::fixtures::ts(now)) {
-            Ok(plan) => plan,
+            Ok(plan) => RollingUpdatePlan {
+                pods_to_delete: plan.pods_to_delete,
+                nodes_to_create: plan.nodes_to_create,
+                ..RollingUpdatePlan::default()
+            },
             Err(error) => panic!("rolling update failed: {error}"),
         }
     }

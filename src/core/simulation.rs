@@ -302,6 +302,7 @@ impl Sim {
         let plan = RollingUpdatePlan {
             pods_to_delete: truncated(plan.pods_to_delete),
             nodes_to_create: truncated(plan.nodes_to_create),
+            ..plan
         };
         self.apply(&plan.nodes_to_create, &plan.pods_to_delete);
         outcome.rolling = Some(RollingStep { before, plan });

@@ -11,7 +11,8 @@ use std::borrow::Borrow;
 use std::time::Duration;
 
 /// The seven status counters of §6.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusCounters {
     pub desired_number_scheduled: i32,
     pub current_number_scheduled: i32,

@@ -20,9 +20,9 @@ pub enum Command {
     Run(RunArgs),
 }
 
-/// Flags of `everynode run`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
+/// Which cluster to talk to: the kubeconfig flags every command shares.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KubeconfigArgs {
     /// Path to a kubeconfig file. Without it: $KUBECONFIG, then ~/.kube/config, then the in-cluster
     /// service account.
     #[arg(long, value_name = "PATH")]
@@ -31,6 +31,13 @@ pub struct RunArgs {
     /// The kubeconfig context to use (default: its current-context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+/// Flags of `everynode run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub cluster: KubeconfigArgs,
 
     /// Log format: human-readable text or one JSON object per line. The level comes from RUST_LOG
     /// (default: info).
@@ -227,7 +234,9 @@ impl RunArgs {
         }
         Ok(())
     }
+}
 
+impl KubeconfigArgs {
     /// The user the kubeconfig's context names (for error messages), or `in-cluster`.
     pub fn kubeconfig_user(&self) -> String {
         let path = self

@@ -1,0 +1,677 @@
+//! Why each node has, lacks or waits for a DaemonSet's pod: one structured reason per node, built
+//! from the same placement, manage and rolling-update decisions the controller acts on.
+//!
+//! `everynode explain` and `everynode status` print these rows, and the controller turns them into
+//! the `everynode_daemonset_nodes` gauge and its events. Nothing here decides anything: the reasons
+//! come from [`placement_explained`], manage's failed-pod backoff ([`ManagePlan::backoff_until`])
+//! and the rolling-update plan's waiting nodes ([`RollingUpdatePlan::waiting`]); the rest are facts
+//! read off the node's pods.
+//!
+//! [`ManagePlan::backoff_until`]: crate::core::manage::ManagePlan::backoff_until
+
+use crate::core::Timestamp;
+use crate::core::placement::{Exclusion, placement_explained};
+use crate::core::pod_state::{
+    hash_label, is_available, is_ready, is_terminating, is_updated, oldest_scheduled_first, phase,
+};
+use crate::core::pod_template::template_generation;
+use crate::core::pods_by_node::NodePods;
+use crate::core::rolling_update::{
+    RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update,
+};
+use crate::core::status::{StatusCounters, compute_counters, min_ready_seconds};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::jiff::SignedDuration;
+use serde::Serialize;
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Container waiting reasons that mean the pod will not become ready by waiting.
+pub const FAILING_CONTAINER_REASONS: [&str; 8] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RunContainerError",
+];
+
+/// The coarse class of a reason, as the `everynode_daemonset_nodes` gauge counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReasonClass {
+    /// The node runs an up-to-date, available pod.
+    Ok,
+    /// The node does not qualify for a pod (any pod still there is misscheduled or being removed).
+    Excluded,
+    /// The node qualifies and is on its way: no pod yet, starting, outdated, terminating.
+    Waiting,
+    /// The node qualifies but its pod will not become available by waiting.
+    Failed,
+}
+
+impl ReasonClass {
+    pub const ALL: [ReasonClass; 4] = [
+        ReasonClass::Ok,
+        ReasonClass::Excluded,
+        ReasonClass::Waiting,
+        ReasonClass::Failed,
+    ];
+
+    /// The label value: `ok`, `excluded`, `waiting` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonClass::Ok => "ok",
+            ReasonClass::Excluded => "excluded",
+            ReasonClass::Waiting => "waiting",
+            ReasonClass::Failed => "failed",
+        }
+    }
+}
+
+/// Why an outdated pod is still there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "wait", rename_all = "camelCase")]
+pub enum OutdatedWait {
+    /// The rolling update replaces it in this sync.
+    BeingReplaced,
+    /// A budget or availability rule of the rolling update holds it (see [`UpdateWait`]).
+    #[serde(rename_all = "camelCase")]
+    Rollout {
+        rule: UpdateWait,
+        /// The budget's value in pods (maxUnavailable or maxSurge, scaled).
+        limit: i64,
+        /// The first few nodes holding the budget.
+        held_by: Vec<String>,
+        /// How many nodes hold it in all.
+        held_by_total: usize,
+    },
+    /// `updateStrategy: OnDelete`: replaced only when someone deletes it.
+    OnDelete,
+    /// Nothing holds it; the controller replaces it in its next sync.
+    NextSync,
+}
+
+/// How many holders a reason names.
+const NAMED_HOLDERS: usize = 3;
+
+/// Why a node is where it is. The variant decides the [`ReasonClass`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Reason {
+    /// Runs an up-to-date, available pod.
+    UpToDate,
+    /// Does not qualify, and has no pod.
+    Excluded { exclusion: Exclusion },
+    /// Does not qualify for a new pod, but its pod may keep running (a NoSchedule taint): counted
+    /// in `numberMisscheduled`.
+    Misscheduled { exclusion: Exclusion },
+    /// Does not qualify; its pod is being deleted.
+    Removing { exclusion: Exclusion },
+    /// Qualifies and has no pod: the controller creates one.
+    NoPod,
+    /// Its only pod is terminating; a replacement follows.
+    Terminating,
+    /// The pod is scheduled but not Ready yet (`waiting_reason`: the first container's, such as
+    /// ContainerCreating).
+    #[serde(rename_all = "camelCase")]
+    Starting { waiting_reason: Option<String> },
+    /// Ready, but not yet for `spec.minReadySeconds`.
+    #[serde(rename_all = "camelCase")]
+    NotYetAvailable { available_at: Timestamp },
+    /// Runs a pod of an older revision.
+    Outdated(OutdatedWait),
+    /// The scheduler cannot place the pod (its PodScheduled condition's message).
+    Unschedulable { message: String },
+    /// A container of the pod is failing (CrashLoopBackOff, ImagePullBackOff, ...).
+    ContainerFailing {
+        container: String,
+        reason: String,
+        message: String,
+    },
+    /// The pod failed; the controller deletes it and creates another, with a backoff.
+    #[serde(rename_all = "camelCase")]
+    PodFailed {
+        message: String,
+        backoff_until: Option<Timestamp>,
+    },
+}
+
+impl Reason {
+    pub fn class(&self) -> ReasonClass {
+        match self {
+            Reason::UpToDate => ReasonClass::Ok,
+            Reason::Excluded { .. } | Reason::Misscheduled { .. } | Reason::Removing { .. } => {
+                ReasonClass::Excluded
+            }
+            Reason::NoPod
+            | Reason::Terminating
+            | Reason::Starting { .. }
+            | Reason::NotYetAvailable { .. }
+            | Reason::Outdated(_) => ReasonClass::Waiting,
+            Reason::Unschedulable { .. }
+            | Reason::ContainerFailing { .. }
+            | Reason::PodFailed { .. } => ReasonClass::Failed,
+        }
+    }
+
+    /// The STATE column: one word.
+    pub fn state(&self) -> &str {
+        match self {
+            Reason::UpToDate => "Available",
+            Reason::Excluded { .. } => "Excluded",
+            Reason::Misscheduled { .. } => "Misscheduled",
+            Reason::Removing { .. } => "Removing",
+            Reason::NoPod => "Missing",
+            Reason::Terminating => "Terminating",
+            Reason::Starting { .. } => "Starting",
+            Reason::NotYetAvailable { .. } => "Ready",
+            Reason::Outdated(_) => "Outdated",
+            Reason::Unschedulable { .. } => "Unschedulable",
+            Reason::ContainerFailing { reason, .. } => reason,
+            Reason::PodFailed { .. } => "Failed",
+        }
+    }
+
+    /// The summary phrase this reason is counted under, singular and plural ("1 runs ...",
+    /// "2 run ...").
+    fn summary_phrase(&self) -> (String, String) {
+        let same = |s: String| (s.clone(), s);
+        match self {
+            Reason::UpToDate => (
+                "runs an up-to-date available pod".into(),
+                "run an up-to-date available pod".into(),
+            ),
+            Reason::Excluded { exclusion } => {
+                same(format!("excluded by {}", rule_words(exclusion)))
+            }
+            Reason::Misscheduled { exclusion } => same(format!(
+                "misscheduled (pod kept despite {})",
+                rule_words(exclusion)
+            )),
+            Reason::Removing { exclusion } => {
+                same(format!("losing their pod ({})", rule_words(exclusion)))
+            }
+            Reason::NoPod => same("waiting for a pod to be created".into()),
+            Reason::Terminating => same("waiting for a terminating pod to go".into()),
+            Reason::Starting { .. } => same("starting a pod".into()),
+            Reason::NotYetAvailable { .. } => same("waiting for minReadySeconds".into()),
+            Reason::Outdated(OutdatedWait::BeingReplaced) => same("being updated".into()),
+            Reason::Outdated(OutdatedWait::Rollout { rule, .. }) => same(
+                match rule {
+                    UpdateWait::MaxUnavailable | UpdateWait::MaxSurge => "waiting for the budget",
+                    UpdateWait::NewPodNotAvailable => "waiting for a new pod to become available",
+                    UpdateWait::AvailabilityFloor => "waiting for enough available pods",
+                }
+                .into(),
+            ),
+            Reason::Outdated(OutdatedWait::OnDelete) => {
+                same("waiting for a manual delete (OnDelete)".into())
+            }
+            Reason::Outdated(OutdatedWait::NextSync) => {
+                same("outdated, waiting for the controller".into())
+            }
+            Reason::Unschedulable { .. } => same("unschedulable".into()),
+            Reason::ContainerFailing { reason, .. } => same(format!("failing ({reason})")),
+            Reason::PodFailed { .. } => same("with a failed pod".into()),
+        }
+    }
+}
+
+fn rule_words(exclusion: &Exclusion) -> &'static str {
+    match exclusion.rule() {
+        "nodeName" => "nodeName",
+        "nodeSelector" => "nodeSelector",
+        "nodeAffinity" => "node affinity",
+        _ => "taint",
+    }
+}
+
+fn holders(held_by: &[String], total: usize) -> String {
+    match total.saturating_sub(held_by.len()) {
+        0 => held_by.join(", "),
+        more => format!("{} and {more} more", held_by.join(", ")),
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::UpToDate => write!(f, "up to date"),
+            Reason::Excluded { exclusion } => write!(f, "{exclusion}"),
+            Reason::Misscheduled { exclusion } => {
+                write!(f, "{exclusion}: no new pod here, the running one stays")
+            }
+            Reason::Removing { exclusion } => write!(f, "{exclusion}: the pod is being deleted"),
+            Reason::NoPod => write!(f, "no pod yet: the controller creates one"),
+            Reason::Terminating => {
+                write!(
+                    f,
+                    "the pod is terminating; a new one follows once it is gone"
+                )
+            }
+            Reason::Starting {
+                waiting_reason: Some(r),
+            } => write!(f, "not Ready yet ({r})"),
+            Reason::Starting {
+                waiting_reason: None,
+            } => write!(f, "not Ready yet"),
+            Reason::NotYetAvailable { available_at } => write!(
+                f,
+                "Ready, available at {} (minReadySeconds)",
+                available_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            Reason::Outdated(OutdatedWait::BeingReplaced) => {
+                write!(f, "outdated: being replaced now")
+            }
+            Reason::Outdated(OutdatedWait::Rollout {
+                rule,
+                limit,
+                held_by,
+                held_by_total,
+            }) => match rule {
+                UpdateWait::MaxUnavailable => write!(
+                    f,
+                    "outdated, waiting: the budget maxUnavailable={limit} is held by {}",
+                    holders(held_by, *held_by_total)
+                ),
+                UpdateWait::MaxSurge => write!(
+                    f,
+                    "outdated, waiting: the budget maxSurge={limit} is held by {}, whose new pods are not available yet",
+                    holders(held_by, *held_by_total)
+                ),
+                UpdateWait::NewPodNotAvailable => write!(
+                    f,
+                    "outdated, waiting: its surge pod is not available yet; the old pod goes when it is"
+                ),
+                UpdateWait::AvailabilityFloor => write!(
+                    f,
+                    "outdated and no longer wanted, waiting: the old pod goes once more pods than desired are available"
+                ),
+            },
+            Reason::Outdated(OutdatedWait::OnDelete) => write!(
+                f,
+                "outdated, waiting for a manual delete (updateStrategy OnDelete)"
+            ),
+            Reason::Outdated(OutdatedWait::NextSync) => {
+                write!(f, "outdated: the controller replaces it in its next sync")
+            }
+            Reason::Unschedulable { message } => {
+                write!(f, "the scheduler cannot place the pod: {message}")
+            }
+            Reason::ContainerFailing {
+                container,
+                reason,
+                message,
+            } if message.is_empty() => write!(f, "container {container}: {reason}"),
+            Reason::ContainerFailing {
+                container,
+                reason,
+                message,
+            } => write!(f, "container {container}: {reason}: {message}"),
+            Reason::PodFailed {
+                message,
+                backoff_until,
+            } => {
+                write!(f, "the pod failed")?;
+                if !message.is_empty() {
+                    write!(f, " ({message})")?;
+                }
+                match backoff_until {
+                    Some(t) => write!(
+                        f,
+                        "; it is replaced after its backoff, at {}",
+                        t.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    ),
+                    None => write!(f, "; it is deleted and replaced"),
+                }
+            }
+        }
+    }
+}
+
+/// The facts of the pod a row is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFacts {
+    pub name: String,
+    /// The pod's `controller-revision-hash` label.
+    pub revision: Option<String>,
+    /// Of the DaemonSet's current revision.
+    pub updated: bool,
+    pub phase: String,
+    /// When its Ready condition last became True, if it is Ready.
+    pub ready_since: Option<Timestamp>,
+    pub available: bool,
+    /// Container restarts, summed.
+    pub restarts: i32,
+}
+
+/// One node's row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRow {
+    pub node: String,
+    /// The node qualifies for a new pod (placement's `should_run`).
+    pub wanted: bool,
+    /// The pod the row is about: the updated one if any, else the oldest.
+    pub pod: Option<PodFacts>,
+    pub reason: Reason,
+}
+
+impl NodeRow {
+    pub fn class(&self) -> ReasonClass {
+        self.reason.class()
+    }
+}
+
+/// Every node's row, and the status counters over the same inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    pub rows: Vec<NodeRow>,
+    pub counters: StatusCounters,
+}
+
+/// The facts of `pod`.
+pub fn pod_facts(
+    pod: &Pod,
+    hash: &str,
+    generation: Option<i64>,
+    min_ready: i32,
+    now: Timestamp,
+) -> PodFacts {
+    let status = pod.status.as_ref();
+    let ready_since = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .filter(|c| c.status == "True")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0);
+    let restarts = status
+        .into_iter()
+        .flat_map(|s| {
+            s.container_statuses
+                .iter()
+                .flatten()
+                .chain(s.init_container_statuses.iter().flatten())
+        })
+        .map(|c| c.restart_count)
+        .fold(0i32, i32::saturating_add);
+    PodFacts {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        revision: hash_label(pod).map(str::to_string),
+        updated: is_updated(pod, hash, generation),
+        phase: phase(pod).to_string(),
+        ready_since,
+        available: is_available(pod, min_ready, now),
+        restarts,
+    }
+}
+
+/// The scheduler's message when it cannot place `pod` (PodScheduled False, reason Unschedulable).
+pub fn unschedulable_message(pod: &Pod) -> Option<String> {
+    let spec_node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+    if spec_node.is_some_and(|n| !n.is_empty()) {
+        return None;
+    }
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        .filter(|c| c.reason.as_deref() == Some("Unschedulable"))
+        .map(|c| c.message.clone().unwrap_or_default())
+}
+
+/// The first container (init containers first) waiting for a reason in
+/// [`FAILING_CONTAINER_REASONS`]: (container, reason, message).
+pub fn failing_container(pod: &Pod) -> Option<(String, String, String)> {
+    let status = pod.status.as_ref()?;
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .find_map(|c| {
+            let waiting = c.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.as_deref()?;
+            FAILING_CONTAINER_REASONS.contains(&reason).then(|| {
+                (
+                    c.name.clone(),
+                    reason.to_string(),
+                    waiting.message.clone().unwrap_or_default(),
+                )
+            })
+        })
+}
+
+/// The first container's waiting reason (ContainerCreating, PodInitializing, ...).
+fn waiting_reason(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+}
+
+/// Why a pod of the current revision is where it is.
+fn updated_pod_reason(
+    pod: &Pod,
+    min_ready: i32,
+    now: Timestamp,
+    backoff_until: Option<Timestamp>,
+) -> Reason {
+    if phase(pod) == "Failed" {
+        return failed(pod, backoff_until);
+    }
+    if let Some(message) = unschedulable_message(pod) {
+        return Reason::Unschedulable { message };
+    }
+    if let Some((container, reason, message)) = failing_container(pod) {
+        return Reason::ContainerFailing {
+            container,
+            reason,
+            message,
+        };
+    }
+    if is_available(pod, min_ready, now) {
+        return Reason::UpToDate;
+    }
+    if is_ready(pod) {
+        let since = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0);
+        if let Some(at) = since.and_then(|t| {
+            t.checked_add(SignedDuration::from_secs(i64::from(min_ready)))
+                .ok()
+        }) {
+            return Reason::NotYetAvailable { available_at: at };
+        }
+    }
+    Reason::Starting {
+        waiting_reason: waiting_reason(pod),
+    }
+}
+
+fn failed(pod: &Pod, backoff_until: Option<Timestamp>) -> Reason {
+    let status = pod.status.as_ref();
+    let message = status
+        .and_then(|s| s.message.clone().or_else(|| s.reason.clone()))
+        .unwrap_or_default();
+    Reason::PodFailed {
+        message,
+        backoff_until,
+    }
+}
+
+/// The inputs of [`explain`] beyond the DaemonSet, nodes and pods.
+#[derive(Debug, Clone, Default)]
+pub struct Context<'a> {
+    /// Manage's failed-pod backoffs by node (the controller's; empty outside it).
+    pub backoff_until: Option<&'a BTreeMap<String, Timestamp>>,
+}
+
+/// The row of every named node of `nodes` for `ds`, with its claimed pods by node (`node_pods`,
+/// terminal+terminating pods excluded as for manage), the current revision `hash`, at `now`.
+/// Rows are in `nodes` order.
+pub fn explain<N: Borrow<Node>>(
+    ds: &DaemonSet,
+    nodes: &[N],
+    node_pods: &NodePods,
+    hash: &str,
+    now: Timestamp,
+    context: &Context,
+) -> Explanation {
+    let rolling: Option<RollingUpdatePlan> = is_rolling_update(ds)
+        .then(|| plan_rolling_update(ds, nodes, node_pods, hash, now).ok())
+        .flatten();
+    let on_delete = !is_rolling_update(ds);
+    let generation = template_generation(ds);
+    let min_ready = min_ready_seconds(ds);
+    let empty = BTreeMap::new();
+    let backoffs = context.backoff_until.unwrap_or(&empty);
+    let mut rows = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let node = node.borrow();
+        let Some(name) = node.metadata.name.as_deref() else {
+            continue;
+        };
+        let (fit, exclusion) = placement_explained(node, ds);
+        let pods: Vec<&Pod> = node_pods
+            .get(name)
+            .map(|ps| ps.iter().map(|p| p.as_ref()).collect())
+            .unwrap_or_default();
+        let mut live: Vec<&Pod> = pods
+            .iter()
+            .copied()
+            .filter(|p| !is_terminating(p))
+            .collect();
+        live.sort_by(|a, b| oldest_scheduled_first(a, b));
+        let updated = live
+            .iter()
+            .copied()
+            .find(|p| is_updated(p, hash, generation));
+        let main = updated.or(live.first().copied()).or(pods.first().copied());
+        let facts = main.map(|p| pod_facts(p, hash, generation, min_ready, now));
+        let backoff_until = backoffs.get(name).copied();
+        let reason = match (fit.should_run, exclusion) {
+            (false, Some(exclusion)) => {
+                if live.is_empty() && pods.is_empty() {
+                    Reason::Excluded { exclusion }
+                } else if fit.should_continue_running && !live.is_empty() {
+                    Reason::Misscheduled { exclusion }
+                } else if live.is_empty() {
+                    Reason::Excluded { exclusion }
+                } else {
+                    Reason::Removing { exclusion }
+                }
+            }
+            _ => match (updated, live.first()) {
+                (Some(pod), _) => updated_pod_reason(pod, min_ready, now, backoff_until),
+                (None, None) if pods.is_empty() => Reason::NoPod,
+                (None, None) => Reason::Terminating,
+                (None, Some(old)) if phase(old) == "Failed" => failed(old, backoff_until),
+                (None, Some(old)) => {
+                    if on_delete {
+                        Reason::Outdated(OutdatedWait::OnDelete)
+                    } else {
+                        Reason::Outdated(outdated_wait(rolling.as_ref(), name, old))
+                    }
+                }
+            },
+        };
+        rows.push(NodeRow {
+            node: name.to_string(),
+            wanted: fit.should_run,
+            pod: facts,
+            reason,
+        });
+    }
+    Explanation {
+        rows,
+        counters: compute_counters(ds, nodes, node_pods, hash, now),
+    }
+}
+
+fn outdated_wait(plan: Option<&RollingUpdatePlan>, node: &str, old: &Pod) -> OutdatedWait {
+    let Some(plan) = plan else {
+        return OutdatedWait::NextSync;
+    };
+    let old_name = old.metadata.name.as_deref().unwrap_or_default();
+    if plan.pods_to_delete.iter().any(|p| p == old_name)
+        || plan.nodes_to_create.iter().any(|n| n == node)
+    {
+        return OutdatedWait::BeingReplaced;
+    }
+    match plan.waiting.get(node) {
+        Some(&rule) => OutdatedWait::Rollout {
+            rule,
+            limit: match rule {
+                UpdateWait::MaxSurge => plan.budget.max_surge,
+                _ => plan.budget.max_unavailable,
+            },
+            held_by: plan.held_by.iter().take(NAMED_HOLDERS).cloned().collect(),
+            held_by_total: plan.held_by.len(),
+        },
+        None => OutdatedWait::NextSync,
+    }
+}
+
+impl Explanation {
+    /// How many rows fall in each class.
+    pub fn by_class(&self) -> BTreeMap<ReasonClass, usize> {
+        let mut out: BTreeMap<ReasonClass, usize> =
+            ReasonClass::ALL.iter().map(|c| (*c, 0)).collect();
+        for row in &self.rows {
+            *out.entry(row.class()).or_default() += 1;
+        }
+        out
+    }
+
+    /// The one-line summary, e.g. `13 nodes: 11 run an up-to-date available pod, 1 excluded by
+    /// taint, 1 waiting for the budget`. Phrases in order of first appearance by class (ok,
+    /// excluded, waiting, failed).
+    pub fn summary(&self) -> String {
+        let mut groups: Vec<(ReasonClass, (String, String), usize)> = Vec::new();
+        for row in &self.rows {
+            let phrase = row.reason.summary_phrase();
+            match groups.iter_mut().find(|(_, p, _)| *p == phrase) {
+                Some(g) => g.2 += 1,
+                None => groups.push((row.class(), phrase, 1)),
+            }
+        }
+        groups.sort_by_key(|(class, _, _)| *class);
+        let parts: Vec<String> = groups
+            .into_iter()
+            .map(|(_, (one, many), n)| {
+                if n == 1 {
+                    format!("1 {one}")
+                } else {
+                    format!("{n} {many}")
+                }
+            })
+            .collect();
+        let n = self.rows.len();
+        let nodes = if n == 1 { "node" } else { "nodes" };
+        if parts.is_empty() {
+            format!("{n} {nodes}")
+        } else {
+            format!("{n} {nodes}: {}", parts.join(", "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

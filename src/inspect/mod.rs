@@ -1,0 +1,39 @@
+//! Operator commands that read the cluster and say why: `everynode explain` and `everynode status`
+//! (also `kubectl everynode explain|status` when the binary is installed as `kubectl-everynode`).
+//! They only get and list, with the user's kubeconfig, and explain with the controller's own core.
+//!
+//! - [`snapshot`]: reads one DaemonSet with its nodes, pods and revisions.
+
+pub mod snapshot;
+
+/// Why a command could not read what it needs: one sentence each.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("namespace {0:?} not found")]
+    NamespaceNotFound(String),
+    #[error("daemonset {name:?} not found in namespace {namespace:?}")]
+    DaemonSetNotFound { namespace: String, name: String },
+    #[error("node {0:?} not found")]
+    NodeNotFound(String),
+    #[error("the DaemonSet's selector cannot be used: {0}")]
+    InvalidSelector(String),
+    #[error("cannot read the DaemonSet: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Api(kube::Error),
+}
+
+impl InspectError {
+    pub fn api(e: kube::Error) -> Self {
+        InspectError::Api(e)
+    }
+
+    /// Whether trying again may help (`status --watch` keeps trying on these).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            InspectError::Api(kube::Error::Api(s)) => s.code == 429 || s.code >= 500,
+            InspectError::Api(_) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! What `everynode explain` and `everynode status` read from the cluster: one DaemonSet with the
+//! nodes, its pods and its revisions, read with the user's kubeconfig (get and list only).
+
+use super::InspectError;
+use crate::core::Timestamp;
+use crate::core::history::plan_history;
+use crate::core::node_reason::{Context, Explanation, explain};
+use crate::core::ownership::controller_uid;
+use crate::core::pods_by_node::{NodePods, group_by_node};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, ListParams};
+use kube::core::Selector;
+use std::sync::Arc;
+
+/// A DaemonSet named on the command line: `daemonset/NAME` (also `ds/`, `daemonsets/`,
+/// `daemonset.apps/`), or a bare `NAME`.
+pub fn parse_target(target: &str) -> Result<String, String> {
+    let name = match target.split_once('/') {
+        None => target,
+        Some((kind, name)) => {
+            let kind = kind.to_ascii_lowercase();
+            let known = ["daemonset", "daemonsets", "ds"];
+            let kind = kind.strip_suffix(".apps").unwrap_or(&kind);
+            if !known.contains(&kind) {
+                return Err(format!(
+                    "{target:?} is not a DaemonSet: give daemonset/NAME or NAME"
+                ));
+            }
+            name
+        }
+    };
+    if name.is_empty() || name.contains('/') {
+        return Err(format!(
+            "{target:?} is not a DaemonSet: give daemonset/NAME or NAME"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// One DaemonSet and what it is explained with.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub daemonset: DaemonSet,
+    /// Every node, in name order.
+    pub nodes: Vec<Node>,
+    /// The pods the DaemonSet controls.
+    pub pods: Vec<Arc<Pod>>,
+    /// The current revision's hash (what the controller labels the pods of the current template
+    /// with; computed as the controller does when the revision does not exist yet).
+    pub hash: String,
+}
+
+impl Snapshot {
+    /// The DaemonSet's pods by node, as the controller groups them.
+    pub fn node_pods(&self) -> NodePods {
+        group_by_node(self.pods.iter(), false)
+    }
+
+    /// Every node's row at `now`, from the same core functions the controller decides with.
+    pub fn explain(&self, now: Timestamp) -> Explanation {
+        explain(
+            &self.daemonset,
+            &self.nodes,
+            &self.node_pods(),
+            &self.hash,
+            now,
+            &Context::default(),
+        )
+    }
+}
+
+/// Reads the DaemonSet `namespace/name`, the nodes, its pods and its revisions.
+pub async fn read(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Snapshot, InspectError> {
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &kube::api::ApiResource::erase::<DaemonSet>(&()),
+    );
+    let Some(object) = raw.get_opt(name).await.map_err(InspectError::api)? else {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        return Err(match namespaces.get_opt(namespace).await {
+            Ok(None) => InspectError::NamespaceNotFound(namespace.to_string()),
+            _ => InspectError::DaemonSetNotFound {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            },
+        });
+    };
+    let value = serde_json::to_value(&object).map_err(|e| InspectError::Decode(e.to_string()))?;
+    let raw_template = value
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let daemonset: DaemonSet =
+        serde_json::from_value(value).map_err(|e| InspectError::Decode(e.to_string()))?;
+    let uid = daemonset.metadata.uid.clone().unwrap_or_default();
+    let selector = daemonset
+        .spec
+        .as_ref()
+        .map(|s| s.selector.clone())
+        .unwrap_or_default();
+    let selector =
+        Selector::try_from(selector).map_err(|e| InspectError::InvalidSelector(e.to_string()))?;
+    let params = ListParams::default().labels_from(&selector);
+
+    let mut nodes: Vec<Node> = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(InspectError::api)?
+        .items;
+    nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let pods: Vec<Arc<Pod>> = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&params)
+        .await
+        .map_err(InspectError::api)?
+        .items
+        .into_iter()
+        .filter(|p| controller_uid(&p.metadata) == Some(uid.as_str()))
+        .map(Arc::new)
+        .collect();
+    let mut revisions: Vec<ControllerRevision> =
+        Api::<ControllerRevision>::namespaced(client.clone(), namespace)
+            .list(&params)
+            .await
+            .map_err(InspectError::api)?
+            .items
+            .into_iter()
+            .filter(|r| controller_uid(&r.metadata) == Some(uid.as_str()))
+            .collect();
+    revisions.sort_by_key(|r| (r.revision, r.metadata.name.clone()));
+    let history = plan_history(
+        &daemonset,
+        &raw_template,
+        revisions.iter(),
+        pods.iter().map(|p| p.as_ref()),
+    )
+    .map_err(|e| InspectError::Decode(e.to_string()))?;
+    let hash = history.hash().to_string();
+    Ok(Snapshot {
+        daemonset,
+        nodes,
+        pods,
+        hash,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_target;
+
+    #[test]
+    fn targets_name_a_daemonset() {
+        for ok in [
+            "foo",
+            "daemonset/foo",
+            "ds/foo",
+            "daemonsets/foo",
+            "daemonset.apps/foo",
+            "DaemonSet/foo",
+        ] {
+            assert_eq!(parse_target(ok).as_deref(), Ok("foo"), "{ok}");
+        }
+        for bad in ["deployment/foo", "", "ds/", "ds/a/b"] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+}
