@@ -1062,6 +1062,98 @@ mod tests {
         );
     }
 
+    /// The whole plan, reasons included.
+    fn full_plan(ds: &DaemonSet, nodes: &[Node], pods: &NodePods, hash: &str) -> RollingUpdatePlan {
+        match plan_rolling_update(ds, nodes, pods, hash, crate::core::fixtures::ts(100)) {
+            Ok(plan) => plan,
+            Err(error) => panic!("rolling update failed: {error}"),
+        }
+    }
+
+    fn waits(plan: &RollingUpdatePlan) -> Vec<(&str, UpdateWait)> {
+        plan.waiting.iter().map(|(n, w)| (n.as_str(), *w)).collect()
+    }
+
+    #[test]
+    fn waiting_without_surge_names_the_nodes_that_hold_max_unavailable() {
+        let ds = daemonset("foo"); // maxUnavailable 1
+        // node-0 runs a new pod that is not ready: it holds the budget; node-1 and node-2 wait.
+        let pods = pods_by_node(vec![
+            ("node-0", pod(&ds, "node-0", "a", "new")),
+            ("node-1", ready_pod(&ds, "node-1", "b", "old")),
+            ("node-2", ready_pod(&ds, "node-2", "c", "old")),
+        ]);
+        let plan = full_plan(&ds, &nodes(3), &pods, "new");
+        assert!(plan.pods_to_delete.is_empty());
+        assert_eq!(plan.held_by, vec!["node-0"]);
+        assert_eq!(plan.budget.max_unavailable, 1);
+        assert_eq!(
+            waits(&plan),
+            vec![
+                ("node-1", UpdateWait::MaxUnavailable),
+                ("node-2", UpdateWait::MaxUnavailable)
+            ]
+        );
+        // All available: one old pod goes, the other waits; nobody holds the budget yet.
+        let pods = pods_by_node(vec![
+            ("node-0", ready_pod(&ds, "node-0", "a", "old")),
+            ("node-1", ready_pod(&ds, "node-1", "b", "old")),
+        ]);
+        let plan = full_plan(&ds, &nodes(2), &pods, "new");
+        assert_eq!(plan.pods_to_delete, vec!["a"]);
+        assert!(plan.held_by.is_empty());
+        assert_eq!(waits(&plan), vec![("node-1", UpdateWait::MaxUnavailable)]);
+    }
+
+    #[test]
+    fn waiting_with_surge_names_surging_nodes_and_pending_new_pods() {
+        let ds = with_rolling_update(
+            daemonset("foo"),
+            Some(IntOrString::Int(0)),
+            Some(IntOrString::Int(1)),
+        );
+        // node-0 surges (new pod not available beside the old); node-1 waits for maxSurge.
+        let pods = pods_by_node(vec![
+            ("node-0", ready_pod(&ds, "node-0", "a", "old")),
+            ("node-0", pod(&ds, "node-0", "a2", "new")),
+            ("node-1", ready_pod(&ds, "node-1", "b", "old")),
+        ]);
+        let plan = full_plan(&ds, &nodes(2), &pods, "new");
+        assert!(plan.pods_to_delete.is_empty() && plan.nodes_to_create.is_empty());
+        assert_eq!(plan.held_by, vec!["node-0"]);
+        assert_eq!(
+            waits(&plan),
+            vec![
+                ("node-0", UpdateWait::NewPodNotAvailable),
+                ("node-1", UpdateWait::MaxSurge)
+            ]
+        );
+        // An old pod on a node that no longer qualifies waits while availability is at the floor.
+        let ds = with_node_selector(ds, &[("want", "yes")]);
+        let nodes = vec![
+            node_with_labels("node-0", &[("want", "yes")]),
+            node("node-1"),
+        ];
+        let pods = pods_by_node(vec![
+            ("node-0", pod(&ds, "node-0", "a", "new")),
+            ("node-1", ready_pod(&ds, "node-1", "b", "old")),
+        ]);
+        let plan = full_plan(&ds, &nodes, &pods, "new");
+        assert!(plan.pods_to_delete.is_empty());
+        assert_eq!(
+            waits(&plan),
+            vec![("node-1", UpdateWait::AvailabilityFloor)]
+        );
+        // Once node-0's new pod is available, node-1's old pod goes.
+        let pods = pods_by_node(vec![
+            ("node-0", ready_pod(&ds, "node-0", "a", "new")),
+            ("node-1", ready_pod(&ds, "node-1", "b", "old")),
+        ]);
+        let plan = full_plan(&ds, &nodes, &pods, "new");
+        assert_eq!(plan.pods_to_delete, vec!["b"]);
+        assert!(plan.waiting.is_empty());
+    }
+
     #[test]
     fn without_surge_terminating_pods_are_ignored_and_their_node_counts_as_unavailable() {
         let ds = daemonset("foo"); // maxUnavailable 1
