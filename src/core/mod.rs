@@ -16,6 +16,8 @@ pub fn earliest(delays: impl IntoIterator<Item = Option<Duration>>) -> Option<Du
 pub mod backoff;
 pub mod budget;
 pub mod claimed_view;
+#[cfg(test)]
+pub mod decision_corpus;
 pub mod events;
 pub mod expectations;
 #[cfg(test)]
