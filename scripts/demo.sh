@@ -50,14 +50,24 @@ fi
 
 echo
 "$kubectl" get nodes,ds,pods -o wide
+
+# The kubectl plugin: the same binary, found by kubectl as kubectl-everynode on PATH.
+mkdir -p "$dir/bin"
+ln -sf "$everynode" "$dir/bin/kubectl-everynode"
+ln -sf "$kubectl" "$dir/bin/kubectl"
+echo
+echo "==> kubectl everynode explain node-agent   (why each node has, lacks or waits for its pod)"
+PATH="$dir/bin:$PATH" kubectl everynode explain node-agent || true
 cat <<EOT
 
 everynode is running against the local control plane. In another terminal:
 
-  export KUBECONFIG=$KUBECONFIG
-  alias kubectl=$kubectl
+  export KUBECONFIG=$KUBECONFIG PATH=$dir/bin:\$PATH   # kubectl and the kubectl everynode plugin
   kubectl get ds,pods -o wide
   kubectl apply -f examples/fake-node.yaml     # a 4th fake node: it gets a node-agent pod
+  kubectl taint node kwok-node-0 demo=yes:NoExecute
+  kubectl everynode explain node-agent         # kwok-node-0: untolerated taint demo=yes:NoExecute
+  kubectl everynode status node-agent          # rollout status that cannot hang (exit 0/1/2)
   kubectl describe ds node-agent               # events from everynode
 
 Logs: everynode $dir/everynode.log, control plane $dir/logs/
