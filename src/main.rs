@@ -1,6 +1,7 @@
 //! The `everynode` binary: parses flags, sets up logging, serves metrics and health, connects to the
 //! API server, waits for the leader lease and runs the controller until SIGTERM or SIGINT (or, as
-//! leader, until it loses the lease: then it exits with a non-zero code).
+//! leader, until it loses the lease: then it exits with a non-zero code). `everynode status` reads
+//! one DaemonSet's rollout instead ([`everynode::inspect::status`]) and exits with its verdict.
 
 use clap::Parser;
 use everynode::controller::Clients;
@@ -173,5 +174,6 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Status(args) => ExitCode::from(everynode::inspect::status::run(args).await),
     }
 }

@@ -271,6 +271,21 @@ impl fmt::Display for Reason {
             Reason::Outdated(OutdatedWait::Rollout {
                 rule,
                 limit,
+                held_by_total: 0,
+                ..
+            }) if matches!(rule, UpdateWait::MaxUnavailable | UpdateWait::MaxSurge) => {
+                let budget = match rule {
+                    UpdateWait::MaxSurge => "maxSurge",
+                    _ => "maxUnavailable",
+                };
+                write!(
+                    f,
+                    "outdated, waiting: the budget {budget}={limit} is used up"
+                )
+            }
+            Reason::Outdated(OutdatedWait::Rollout {
+                rule,
+                limit,
                 held_by,
                 held_by_total,
             }) => match rule {
@@ -537,6 +552,24 @@ pub fn explain<N: Borrow<Node>>(
     let rolling: Option<RollingUpdatePlan> = is_rolling_update(ds)
         .then(|| plan_rolling_update(ds, nodes, node_pods, hash, now).ok())
         .flatten();
+    // Nodes whose old pod the plan deletes in this sync: they hold maxUnavailable too.
+    let replaced: Vec<&str> = rolling
+        .as_ref()
+        .map(|plan| {
+            node_pods
+                .iter()
+                .filter(|(_, pods)| {
+                    pods.iter().any(|p| {
+                        p.metadata
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| plan.pods_to_delete.iter().any(|d| d == n))
+                    })
+                })
+                .map(|(node, _)| node.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
     let on_delete = !is_rolling_update(ds);
     let generation = template_generation(ds);
     let min_ready = min_ready_seconds(ds);
@@ -586,7 +619,7 @@ pub fn explain<N: Borrow<Node>>(
                     if on_delete {
                         Reason::Outdated(OutdatedWait::OnDelete)
                     } else {
-                        Reason::Outdated(outdated_wait(rolling.as_ref(), name, old))
+                        Reason::Outdated(outdated_wait(rolling.as_ref(), &replaced, name, old))
                     }
                 }
             },
@@ -604,7 +637,15 @@ pub fn explain<N: Borrow<Node>>(
     }
 }
 
-fn outdated_wait(plan: Option<&RollingUpdatePlan>, node: &str, old: &Pod) -> OutdatedWait {
+/// Why the outdated pod `old` on `node` waits. `replaced`: the nodes whose old pod `plan` deletes
+/// now, which hold maxUnavailable beside the plan's `held_by` (the nodes already unavailable);
+/// surge pods created now hold maxSurge likewise.
+fn outdated_wait(
+    plan: Option<&RollingUpdatePlan>,
+    replaced: &[&str],
+    node: &str,
+    old: &Pod,
+) -> OutdatedWait {
     let Some(plan) = plan else {
         return OutdatedWait::NextSync;
     };
@@ -615,15 +656,28 @@ fn outdated_wait(plan: Option<&RollingUpdatePlan>, node: &str, old: &Pod) -> Out
         return OutdatedWait::BeingReplaced;
     }
     match plan.waiting.get(node) {
-        Some(&rule) => OutdatedWait::Rollout {
-            rule,
-            limit: match rule {
-                UpdateWait::MaxSurge => plan.budget.max_surge,
-                _ => plan.budget.max_unavailable,
-            },
-            held_by: plan.held_by.iter().take(NAMED_HOLDERS).cloned().collect(),
-            held_by_total: plan.held_by.len(),
-        },
+        Some(&rule) => {
+            let now: Vec<&str> = match rule {
+                UpdateWait::MaxUnavailable => replaced.to_vec(),
+                UpdateWait::MaxSurge => plan.nodes_to_create.iter().map(String::as_str).collect(),
+                _ => Vec::new(),
+            };
+            let holders: std::collections::BTreeSet<&str> =
+                plan.held_by.iter().map(String::as_str).chain(now).collect();
+            OutdatedWait::Rollout {
+                rule,
+                limit: match rule {
+                    UpdateWait::MaxSurge => plan.budget.max_surge,
+                    _ => plan.budget.max_unavailable,
+                },
+                held_by: holders
+                    .iter()
+                    .take(NAMED_HOLDERS)
+                    .map(|n| n.to_string())
+                    .collect(),
+                held_by_total: holders.len(),
+            }
+        }
         None => OutdatedWait::NextSync,
     }
 }

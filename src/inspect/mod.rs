@@ -3,8 +3,10 @@
 //! They only get and list, with the user's kubeconfig, and explain with the controller's own core.
 //!
 //! - [`snapshot`]: reads one DaemonSet with its nodes, pods and revisions.
+//! - [`status`]: `everynode status`, the rollout status that cannot hang.
 
 pub mod snapshot;
+pub mod status;
 
 /// Why a command could not read what it needs: one sentence each.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller until SIGTERM or SIGINT.
     Run(RunArgs),
+    /// Wait for a DaemonSet's rollout to finish, and say why when it cannot (a rollout status that
+    /// cannot hang).
+    #[command(after_help = crate::inspect::status::EXIT_CODES)]
+    Status(crate::inspect::status::StatusArgs),
 }
 
 /// Which cluster to talk to: the kubeconfig flags every command shares.
