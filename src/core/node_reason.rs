@@ -556,6 +556,8 @@ pub fn explain<N: Borrow<Node>>(
     let replaced: Vec<&str> = rolling
         .as_ref()
         .map(|plan| {
+            let deleted: std::collections::HashSet<&str> =
+                plan.pods_to_delete.iter().map(String::as_str).collect();
             node_pods
                 .iter()
                 .filter(|(_, pods)| {
@@ -563,7 +565,7 @@ pub fn explain<N: Borrow<Node>>(
                         p.metadata
                             .name
                             .as_deref()
-                            .is_some_and(|n| plan.pods_to_delete.iter().any(|d| d == n))
+                            .is_some_and(|n| deleted.contains(n))
                     })
                 })
                 .map(|(node, _)| node.as_str())
