@@ -33,7 +33,9 @@ pub mod pods_by_node;
 pub mod progress;
 pub mod revision_data;
 pub mod rolling_update;
+pub mod said;
 pub mod selector;
+pub mod shrink;
 #[cfg(test)]
 pub mod simulation;
 pub mod slow_start;
@@ -41,3 +43,4 @@ pub mod spec_check;
 pub mod status;
 pub mod tolerations;
 pub mod triggers;
+pub mod unschedulable;

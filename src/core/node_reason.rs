@@ -19,7 +19,7 @@ use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::{
     RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update,
 };
-use crate::core::status::{StatusCounters, compute_counters, min_ready_seconds};
+use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::SignedDuration;
@@ -526,6 +526,9 @@ pub struct Context<'a> {
 /// The row of every named node of `nodes` for `ds`, with its claimed pods by node (`node_pods`,
 /// terminal+terminating pods excluded as for manage), the current revision `hash`, at `now`.
 /// Rows are in `nodes` order.
+///
+/// One placement per node, shared by the rows and the counters (the controller runs this at the
+/// end of every sync); the rolling update is planned only when a row has an outdated pod.
 pub fn explain<N: Borrow<Node>>(
     ds: &DaemonSet,
     nodes: &[N],
@@ -534,10 +537,10 @@ pub fn explain<N: Borrow<Node>>(
     now: Timestamp,
     context: &Context,
 ) -> Explanation {
-    let rolling: Option<RollingUpdatePlan> = is_rolling_update(ds)
-        .then(|| plan_rolling_update(ds, nodes, node_pods, hash, now).ok())
-        .flatten();
+    // Planned on first need: only outdated pods' reasons read it.
+    let mut rolling: Option<Option<RollingUpdatePlan>> = None;
     let on_delete = !is_rolling_update(ds);
+    let mut tally = CounterTally::new(ds, hash, now);
     let generation = template_generation(ds);
     let min_ready = min_ready_seconds(ds);
     let empty = BTreeMap::new();
@@ -549,6 +552,7 @@ pub fn explain<N: Borrow<Node>>(
             continue;
         };
         let (fit, exclusion) = placement_explained(node, ds);
+        tally.add(fit.should_run, node_pods.get(name).map(Vec::as_slice));
         let pods: Vec<&Pod> = node_pods
             .get(name)
             .map(|ps| ps.iter().map(|p| p.as_ref()).collect())
@@ -587,7 +591,10 @@ pub fn explain<N: Borrow<Node>>(
                     if on_delete {
                         Reason::Outdated(OutdatedWait::OnDelete)
                     } else {
-                        Reason::Outdated(outdated_wait(rolling.as_ref(), name, old))
+                        let plan = rolling.get_or_insert_with(|| {
+                            plan_rolling_update(ds, nodes, node_pods, hash, now).ok()
+                        });
+                        Reason::Outdated(outdated_wait(plan.as_ref(), name, old))
                     }
                 }
             },
@@ -601,7 +608,7 @@ pub fn explain<N: Borrow<Node>>(
     }
     Explanation {
         rows,
-        counters: compute_counters(ds, nodes, node_pods, hash, now),
+        counters: tally.counters(),
     }
 }
 
