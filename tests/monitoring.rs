@@ -9,6 +9,9 @@
 //!   15 s so that the test takes seconds), is silent while a DaemonSet's rollout is complete and fires
 //!   EverynodeRolloutStuck for that DaemonSet once a template change rolls out pods that never become
 //!   Ready (`controlplane::NEVER_READY_LABEL`: kwok leaves them Pending); no other alert fires;
+//! - `everynode_daemonset_nodes` has the DaemonSet's four classes: its node `ok` and every other node
+//!   `excluded` while the rollout is complete, the node `waiting` once its new pod never becomes
+//!   Ready;
 //! - every dashboard panel's query returns data, the template variables substituted with the test's
 //!   namespace and DaemonSet, and the variables' own queries offer them;
 //! - the pack's ServiceMonitor, PrometheusRule (also with an evaluation interval) and dashboard
@@ -18,7 +21,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use support::prometheus::{
     DASHBOARD, JOB, Prometheus, RULES, dashboard, dashboard_queries, operator_crds, read, repo,
@@ -50,11 +53,12 @@ const HISTOGRAMS: [&str; 3] = [
     "everynode_api_request_duration_seconds",
     "everynode_rate_limiter_duration_seconds",
 ];
-const GAUGES: [&str; 6] = [
+const GAUGES: [&str; 7] = [
     "everynode_leader",
     "everynode_watch_healthy",
     "everynode_workqueue_depth",
     "everynode_daemonset_pods",
+    "everynode_daemonset_nodes",
     "everynode_daemonset_rollout_stalled_seconds",
     "process_resident_memory_bytes",
 ];
@@ -91,6 +95,60 @@ fn metadata_type(metadata: &Value, name: &str) -> Option<String> {
             .collect::<Vec<_>>()
             .join(",")
     })
+}
+
+/// `everynode_daemonset_nodes` of the test's DaemonSet `agent` as Prometheus has it: class -> value.
+async fn nodes_by_class(p: &Prometheus, ns: &str) -> Result<BTreeMap<String, f64>, String> {
+    let r = p
+        .query(&format!(
+            r#"everynode_daemonset_nodes{{job="{JOB}", namespace="{ns}", name="agent"}}"#
+        ))
+        .await?;
+    Ok(r.iter()
+        .map(|s| {
+            let class = s["metric"]["class"].as_str().unwrap_or("?").to_string();
+            let value = s["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
+            (class, value)
+        })
+        .collect())
+}
+
+/// Waits until Prometheus has the four classes of `agent` with these values (excluded: every node
+/// of the cluster but the test's one).
+async fn wait_nodes_by_class(p: &Prometheus, env: &TestEnv, ok: f64, waiting: f64) {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(env.client.clone());
+    wait_for(
+        &format!("everynode_daemonset_nodes of agent: ok {ok}, waiting {waiting}, failed 0, excluded the other nodes"),
+        Duration::from_secs(30),
+        || async {
+            let all = nodes
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .len();
+            let want: BTreeMap<String, f64> = [
+                ("excluded", all as f64 - 1.0),
+                ("failed", 0.0),
+                ("ok", ok),
+                ("waiting", waiting),
+            ]
+            .into_iter()
+            .map(|(c, v)| (c.to_string(), v))
+            .collect();
+            let got = nodes_by_class(p, &env.ns).await?;
+            if got == want {
+                eprintln!("everynode_daemonset_nodes of agent: {got:?}");
+                Ok(())
+            } else {
+                Err(format!("{got:?}, want {want:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 /// The alerts Prometheus has, as (name, state, labels).
@@ -233,6 +291,8 @@ async fn prometheus_scrapes_everynode_alerts_on_a_stuck_rollout_and_feeds_every_
         },
     )
     .await;
+    // Every node of the cluster is in one class: agent's own runs its pod, the rest are excluded.
+    wait_nodes_by_class(&p, &env, 1.0, 0.0).await;
     let before = alerts(&p).await.expect("alerts");
     assert!(
         !before
@@ -293,6 +353,9 @@ async fn prometheus_scrapes_everynode_alerts_on_a_stuck_rollout_and_feeds_every_
         .filter(|(name, state, _)| name != "EverynodeRolloutStuck" && state == "firing")
         .collect();
     assert!(others.is_empty(), "other alerts fire: {others:?}");
+    // The node's new pod never becomes Ready: waiting (not failed: kwok leaves it Pending, as a
+    // starting pod).
+    wait_nodes_by_class(&p, &env, 0.0, 1.0).await;
 
     // Every dashboard panel's query returns data for the test's namespace and DaemonSet.
     let d = dashboard();

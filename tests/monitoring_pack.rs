@@ -4,11 +4,13 @@
 //!   (`deploy/monitoring/tests/*.yaml`), which fire every alert at least once and keep every alert
 //!   silent at least once;
 //! - the PrometheusRule (`deploy/monitoring/prometheusrule.yaml`, the chart's template) carries the
-//!   rule file's groups, and the chart's `files/` hold the same bytes as the pack's sources;
+//!   rule file's groups, and the chart's `files/` hold the same bytes as the pack's sources; nodes in
+//!   class failed alert after 15 minutes (`EverynodeDaemonSetPodsFailing`);
 //! - the Grafana dashboard is a valid dashboard: schemaVersion, panels with id, type, title, gridPos
 //!   and targets, the templating list; the `${datasource}` variable as the datasource of every panel,
 //!   every target and every query variable; only defined variables used; every query parsed by
-//!   promtool (as a recording rule) after substituting the variables.
+//!   promtool (as a recording rule) after substituting the variables; the nodes of each DaemonSet
+//!   by class as a table, and those waiting or failed over time.
 //!
 //! tests/monitoring.rs runs the same rules and queries on a real Prometheus scraping everynode.
 
@@ -55,7 +57,7 @@ fn promtool_checks_the_rule_file() {
         RULES,
     ]));
     assert!(ok, "promtool check rules {RULES}:\n{out}");
-    assert!(out.contains("SUCCESS: 6 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 7 rules found"), "{out}");
 }
 
 #[test]
@@ -97,7 +99,7 @@ fn promtool_unit_tests_fire_and_silence_every_alert() {
         }
     }
     let all = alerts(&yaml(RULES));
-    assert_eq!(all.len(), 6, "{all:?}");
+    assert_eq!(all.len(), 7, "{all:?}");
     for alert in &all {
         assert!(fires.contains(alert), "no unit test fires {alert}");
         assert!(silent.contains(alert), "no unit test keeps {alert} silent");
@@ -131,13 +133,23 @@ fn the_prometheus_rule_carries_the_rule_files_groups() {
         stuck["expr"].as_str().unwrap_or("").ends_with("> 600"),
         "{stuck}"
     );
-    // Every expression selects everynode's job.
+    // Nodes in class failed alert after 15 minutes, per DaemonSet.
+    let failing = rules["groups"][0]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["alert"] == "EverynodeDaemonSetPodsFailing")
+        .expect("EverynodeDaemonSetPodsFailing");
+    assert_eq!(
+        failing["expr"],
+        r#"max by (namespace, name) (everynode_daemonset_nodes{job="everynode", class="failed"}) > 0"#
+    );
+    assert_eq!(failing["for"], "15m");
+    // Every expression selects everynode's job (first, alone or with other matchers).
     for r in rules["groups"][0]["rules"].as_array().into_iter().flatten() {
+        let expr = r["expr"].as_str().unwrap_or("");
         assert!(
-            r["expr"]
-                .as_str()
-                .unwrap_or("")
-                .contains(r#"{job="everynode"}"#),
+            expr.contains(r#"{job="everynode"}"#) || expr.contains(r#"{job="everynode", "#),
             "{} does not select job=\"everynode\"",
             r["alert"]
         );
@@ -198,6 +210,31 @@ fn the_dashboard_is_valid_and_every_query_parses() {
 
     // The panels.
     let panels = d["panels"].as_array().expect("panels");
+    // Nodes by class per DaemonSet: a table with a column per class, one row per DaemonSet.
+    let by_class = panels
+        .iter()
+        .find(|p| p["title"] == "Nodes by class")
+        .expect("a \"Nodes by class\" panel");
+    assert_eq!(by_class["type"], "table");
+    assert_eq!(
+        by_class["targets"][0]["expr"],
+        r#"sum by (namespace, name, class) (everynode_daemonset_nodes{job="everynode", namespace=~"$namespace", name=~"$daemonset"})"#
+    );
+    assert_eq!(
+        by_class["transformations"][0]["options"]["columnField"],
+        "class"
+    );
+    let failing_panel = panels
+        .iter()
+        .find(|p| p["title"] == "Nodes waiting or failed")
+        .expect("a \"Nodes waiting or failed\" panel");
+    assert!(
+        failing_panel["targets"][0]["expr"]
+            .as_str()
+            .is_some_and(|e| e.contains("everynode_daemonset_nodes{")
+                && e.contains(r#"class=~"waiting|failed""#)),
+        "{failing_panel}"
+    );
     assert!(panels.len() >= 10, "only {} panels", panels.len());
     let mut ids = BTreeSet::new();
     for p in panels {

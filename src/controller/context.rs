@@ -1,5 +1,5 @@
 //! What every sync shares: the client, the caches, expectations, the failed-pod backoff, the event
-//! sink, the work queue, the metrics and the readiness state.
+//! sink and what it last said, the work queue, the metrics and the readiness state.
 
 use super::daemonset_object::CachedDaemonSet;
 use super::events::EventSink;
@@ -7,6 +7,7 @@ use super::object_cache::ObjectCache;
 use super::pod_index::PodIndex;
 use crate::core::backoff::FailedPodBackoff;
 use crate::core::expectations::Expectations;
+use crate::core::said::Said;
 use crate::runtime::metrics::{DaemonSetLabels, Metrics};
 use crate::runtime::readiness::Readiness;
 use futures::channel::mpsc;
@@ -32,6 +33,8 @@ pub struct Context {
     pub expectations: Mutex<Expectations>,
     pub backoff: Mutex<FailedPodBackoff>,
     pub events: EventSink,
+    /// What the controller's own warnings last said about each DaemonSet (`core::said`).
+    pub said: Mutex<Said>,
     pub queue: mpsc::UnboundedSender<ObjectRef<CachedDaemonSet>>,
     /// Consecutive failed syncs per DaemonSet key, for the rate-limited retry.
     pub failures: Mutex<HashMap<String, u32>>,

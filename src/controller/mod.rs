@@ -284,6 +284,7 @@ pub async fn run(
         expectations: Default::default(),
         backoff: Default::default(),
         events: events::EventSink::start(client.clone(), instance, metrics.clone()),
+        said: Default::default(),
         queue: queue_tx,
         failures: Default::default(),
         overlaps_logged: Default::default(),
@@ -359,6 +360,7 @@ pub async fn run(
                 .map(|ds| ds.uid().to_string())
                 .collect();
             lock(&c.expectations).retain(|uid| live.contains(uid));
+            lock(&c.said).retain(|uid| live.contains(uid));
         }
     });
     // The expectations gauges follow the watch handlers' observations too, not only syncs.

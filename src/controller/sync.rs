@@ -11,11 +11,14 @@ use super::status_writer::write_status;
 use crate::core::claimed_view::{claimed_now, uids};
 use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
 use crate::core::manage::{plan_manage, selecting_all_event};
+use crate::core::node_reason::{self, explain};
 use crate::core::pods_by_node::{NodePods, group_by_node};
 use crate::core::rolling_update::is_rolling_update;
 use crate::core::rolling_update::{RollingUpdateError, plan_rolling_update};
+use crate::core::shrink::selects_few_nodes;
 use crate::core::spec_check::check_spec;
 use crate::core::status::{compute_counters, min_ready_requeue};
+use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::controller::Action;
@@ -121,6 +124,14 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     // `/readyz` says why (docs/differences.md).
     let watches_ok = ctx.readiness.watches_ok(&ACTING_WATCHES);
     let nodes = nodes(ctx);
+    // [difference] A spec change that leaves the DaemonSet wanting no node, or fewer than half of
+    // the nodes it wanted, is said once, before its pods go (docs/differences.md).
+    let generation = d.metadata.generation.unwrap_or(0);
+    let few = lock(&ctx.said).once_per_generation(uid, generation, selects_few_nodes(d, &nodes));
+    if let Some(event) = few {
+        warn!(daemonset = %key, "{}", event.message);
+        ctx.events.publish(&ds, event);
+    }
     let ns = d.metadata.namespace.as_deref().unwrap_or_default();
     let candidates = read(&ctx.caches.pods).candidates(ns, uid);
     let seen = uids(&candidates);
@@ -191,10 +202,23 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         sync_result = revisions::cleanup(ctx, &ds, &history.old, &owned).await;
     }
 
-    // Status from the cache as it is now, with observedGeneration.
+    // Status from the cache as it is now, with observedGeneration, and every node's reason from
+    // the same pass: its class for `everynode_daemonset_nodes`, unschedulable pods for the
+    // `PodsUnschedulable` summary ([difference], docs/differences.md).
     let now = Timestamp::now();
     let node_pods = group_by_node(owned.iter(), false);
-    let counters = compute_counters(d, &nodes, &node_pods, hash, now);
+    let reasons = node_reason::Context {
+        backoff_until: Some(&plan.backoff_until),
+    };
+    let explanation = explain(d, &nodes, &node_pods, hash, now, &reasons);
+    let counters = explanation.counters;
+    ctx.metrics
+        .set_nodes(&ds_labels(&ds), &explanation.by_class());
+    let saying = lock(&ctx.said).unschedulable(uid, unschedulable::summary(&explanation.rows), now);
+    if let Some(event) = saying.event {
+        warn!(daemonset = %key, "{}", event.message);
+        ctx.events.publish(&ds, event);
+    }
     let status_result = write_status(&ctx.client, &ds, &counters, true).await;
     if status_result.is_ok() {
         ctx.metrics.set_rollout(&ds_labels(&ds), &counters, now);
@@ -203,6 +227,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         plan.requeue_after,
         min_ready_requeue(d, &counters),
         expectations_requeue(ctx, uid, now),
+        saying.requeue_after,
     ]);
     match (sync_result, status_result) {
         (Err(e), Err(s)) => {

@@ -30,6 +30,13 @@ pub const INVALID_SELECTOR: &str = "InvalidSelector";
 pub const INVALID_SPEC: &str = "InvalidSpec";
 /// [difference] Not emitted upstream: revision numbers reached the largest number they can hold.
 pub const REVISION_NUMBER_OVERFLOW: &str = "RevisionNumberOverflow";
+/// [difference] Not emitted upstream: a spec change left the DaemonSet wanting no node, or fewer
+/// than half of the nodes it wanted (`core::shrink`).
+pub const SELECTS_FEW_NODES: &str = "SelectsFewNodes";
+/// [difference] Not emitted upstream: the DaemonSet's pods the scheduler cannot place, by the
+/// scheduler's message (`core::unschedulable`). Not `FailedScheduling`, the scheduler's own reason
+/// on each pod.
+pub const PODS_UNSCHEDULABLE: &str = "PodsUnschedulable";
 
 impl PlannedEvent {
     pub fn normal(reason: &'static str, message: impl Into<String>) -> Self {

@@ -36,7 +36,9 @@ pub mod progress;
 pub mod revision_data;
 pub mod rolling_update;
 pub mod rollout_status;
+pub mod said;
 pub mod selector;
+pub mod shrink;
 #[cfg(test)]
 pub mod simulation;
 pub mod slow_start;
@@ -44,3 +46,4 @@ pub mod spec_check;
 pub mod status;
 pub mod tolerations;
 pub mod triggers;
+pub mod unschedulable;

@@ -19,7 +19,7 @@ use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::{
     RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update,
 };
-use crate::core::status::{StatusCounters, compute_counters, min_ready_seconds};
+use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::SignedDuration;
@@ -541,6 +541,9 @@ pub struct Context<'a> {
 /// The row of every named node of `nodes` for `ds`, with its claimed pods by node (`node_pods`,
 /// terminal+terminating pods excluded as for manage), the current revision `hash`, at `now`.
 /// Rows are in `nodes` order.
+///
+/// One placement per node, shared by the rows and the counters (the controller runs this at the
+/// end of every sync); the rolling update is planned only when a row has an outdated pod.
 pub fn explain<N: Borrow<Node>>(
     ds: &DaemonSet,
     nodes: &[N],
@@ -549,30 +552,10 @@ pub fn explain<N: Borrow<Node>>(
     now: Timestamp,
     context: &Context,
 ) -> Explanation {
-    let rolling: Option<RollingUpdatePlan> = is_rolling_update(ds)
-        .then(|| plan_rolling_update(ds, nodes, node_pods, hash, now).ok())
-        .flatten();
-    // Nodes whose old pod the plan deletes in this sync: they hold maxUnavailable too.
-    let replaced: Vec<&str> = rolling
-        .as_ref()
-        .map(|plan| {
-            let deleted: std::collections::HashSet<&str> =
-                plan.pods_to_delete.iter().map(String::as_str).collect();
-            node_pods
-                .iter()
-                .filter(|(_, pods)| {
-                    pods.iter().any(|p| {
-                        p.metadata
-                            .name
-                            .as_deref()
-                            .is_some_and(|n| deleted.contains(n))
-                    })
-                })
-                .map(|(node, _)| node.as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    // Planned on first need: only outdated pods' reasons read it.
+    let mut rolling: Option<Option<Rolling>> = None;
     let on_delete = !is_rolling_update(ds);
+    let mut tally = CounterTally::new(ds, hash, now);
     let generation = template_generation(ds);
     let min_ready = min_ready_seconds(ds);
     let empty = BTreeMap::new();
@@ -584,6 +567,7 @@ pub fn explain<N: Borrow<Node>>(
             continue;
         };
         let (fit, exclusion) = placement_explained(node, ds);
+        tally.add(fit.should_run, node_pods.get(name).map(Vec::as_slice));
         let pods: Vec<&Pod> = node_pods
             .get(name)
             .map(|ps| ps.iter().map(|p| p.as_ref()).collect())
@@ -621,7 +605,9 @@ pub fn explain<N: Borrow<Node>>(
                     if on_delete {
                         Reason::Outdated(OutdatedWait::OnDelete)
                     } else {
-                        Reason::Outdated(outdated_wait(rolling.as_ref(), &replaced, name, old))
+                        let rolling = rolling
+                            .get_or_insert_with(|| rolling_plan(ds, nodes, node_pods, hash, now));
+                        Reason::Outdated(outdated_wait(rolling.as_ref(), name, old))
                     }
                 }
             },
@@ -635,20 +621,62 @@ pub fn explain<N: Borrow<Node>>(
     }
     Explanation {
         rows,
-        counters: compute_counters(ds, nodes, node_pods, hash, now),
+        counters: tally.counters(),
     }
 }
 
-/// Why the outdated pod `old` on `node` waits. `replaced`: the nodes whose old pod `plan` deletes
-/// now, which hold maxUnavailable beside the plan's `held_by` (the nodes already unavailable);
-/// surge pods created now hold maxSurge likewise.
-fn outdated_wait(
-    plan: Option<&RollingUpdatePlan>,
-    replaced: &[&str],
-    node: &str,
-    old: &Pod,
-) -> OutdatedWait {
-    let Some(plan) = plan else {
+/// The rolling update's plan, with the nodes holding each budget, computed once per explanation.
+struct Rolling {
+    plan: RollingUpdatePlan,
+    /// maxUnavailable's holders: the plan's `held_by` (nodes already unavailable) and the nodes
+    /// whose old pod it deletes in this sync, in name order.
+    unavailable: Vec<String>,
+    /// maxSurge's holders: `held_by` and the nodes it creates a surge pod on, in name order.
+    surging: Vec<String>,
+}
+
+fn rolling_plan<N: Borrow<Node>>(
+    ds: &DaemonSet,
+    nodes: &[N],
+    node_pods: &NodePods,
+    hash: &str,
+    now: Timestamp,
+) -> Option<Rolling> {
+    use std::collections::{BTreeSet, HashSet};
+    let plan = plan_rolling_update(ds, nodes, node_pods, hash, now).ok()?;
+    let deleted: HashSet<&str> = plan.pods_to_delete.iter().map(String::as_str).collect();
+    let replaced = node_pods
+        .iter()
+        .filter(|(_, pods)| {
+            pods.iter().any(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| deleted.contains(n))
+            })
+        })
+        .map(|(node, _)| node.as_str());
+    let held = || plan.held_by.iter().map(String::as_str);
+    let unavailable: BTreeSet<&str> = held().chain(replaced).collect();
+    let surging: BTreeSet<&str> = held()
+        .chain(plan.nodes_to_create.iter().map(String::as_str))
+        .collect();
+    let owned = |set: BTreeSet<&str>| set.into_iter().map(str::to_string).collect();
+    Some(Rolling {
+        unavailable: owned(unavailable),
+        surging: owned(surging),
+        plan,
+    })
+}
+
+/// Why the outdated pod `old` on `node` waits.
+fn outdated_wait(rolling: Option<&Rolling>, node: &str, old: &Pod) -> OutdatedWait {
+    let Some(Rolling {
+        plan,
+        unavailable,
+        surging,
+    }) = rolling
+    else {
         return OutdatedWait::NextSync;
     };
     let old_name = old.metadata.name.as_deref().unwrap_or_default();
@@ -659,24 +687,15 @@ fn outdated_wait(
     }
     match plan.waiting.get(node) {
         Some(&rule) => {
-            let now: Vec<&str> = match rule {
-                UpdateWait::MaxUnavailable => replaced.to_vec(),
-                UpdateWait::MaxSurge => plan.nodes_to_create.iter().map(String::as_str).collect(),
-                _ => Vec::new(),
+            let (limit, holders) = match rule {
+                UpdateWait::MaxSurge => (plan.budget.max_surge, surging.as_slice()),
+                UpdateWait::MaxUnavailable => (plan.budget.max_unavailable, unavailable.as_slice()),
+                _ => (plan.budget.max_unavailable, &[][..]),
             };
-            let holders: std::collections::BTreeSet<&str> =
-                plan.held_by.iter().map(String::as_str).chain(now).collect();
             OutdatedWait::Rollout {
                 rule,
-                limit: match rule {
-                    UpdateWait::MaxSurge => plan.budget.max_surge,
-                    _ => plan.budget.max_unavailable,
-                },
-                held_by: holders
-                    .iter()
-                    .take(NAMED_HOLDERS)
-                    .map(|n| n.to_string())
-                    .collect(),
+                limit,
+                held_by: holders.iter().take(NAMED_HOLDERS).cloned().collect(),
                 held_by_total: holders.len(),
             }
         }

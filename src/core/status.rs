@@ -6,8 +6,9 @@ use crate::core::placement::placement;
 use crate::core::pod_state::{is_available, is_ready, is_updated, oldest_scheduled_first};
 use crate::core::pods_by_node::NodePods;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use std::borrow::Borrow;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The seven status counters of §6.
@@ -47,46 +48,87 @@ pub fn compute_counters<N: Borrow<Node>>(
     hash: &str,
     now: Timestamp,
 ) -> StatusCounters {
-    let min_ready = min_ready_seconds(ds);
-    let generation = template_generation(ds);
-    let (mut desired, mut current, mut misscheduled) = (0usize, 0usize, 0usize);
-    let (mut ready, mut available, mut updated) = (0usize, 0usize, 0usize);
+    let mut tally = CounterTally::new(ds, hash, now);
     for node in nodes {
         let node = node.borrow();
         let Some(name) = node.metadata.name.as_deref() else {
             continue;
         };
         let should_run = placement(node, ds).should_run;
-        let oldest = node_pods
-            .get(name)
-            .and_then(|pods| pods.iter().min_by(|a, b| oldest_scheduled_first(a, b)));
-        if !should_run {
-            if oldest.is_some() {
-                misscheduled += 1;
-            }
-            continue;
-        }
-        desired += 1;
-        let Some(pod) = oldest else { continue };
-        current += 1;
-        if is_ready(pod) {
-            ready += 1;
-            if is_available(pod, min_ready, now) {
-                available += 1;
-            }
-        }
-        if is_updated(pod, hash, generation) {
-            updated += 1;
+        tally.add(should_run, node_pods.get(name).map(Vec::as_slice));
+    }
+    tally.counters()
+}
+
+/// [`compute_counters`] node by node, for a caller that has each node's placement at hand already
+/// (`core::node_reason::explain`), so the nodes are not placed twice.
+#[derive(Debug)]
+pub struct CounterTally<'h> {
+    hash: &'h str,
+    now: Timestamp,
+    min_ready: i32,
+    generation: Option<i64>,
+    desired: usize,
+    current: usize,
+    misscheduled: usize,
+    ready: usize,
+    available: usize,
+    updated: usize,
+}
+
+impl<'h> CounterTally<'h> {
+    pub fn new(ds: &DaemonSet, hash: &'h str, now: Timestamp) -> Self {
+        Self {
+            hash,
+            now,
+            min_ready: min_ready_seconds(ds),
+            generation: template_generation(ds),
+            desired: 0,
+            current: 0,
+            misscheduled: 0,
+            ready: 0,
+            available: 0,
+            updated: 0,
         }
     }
-    StatusCounters {
-        desired_number_scheduled: saturating_i32(desired),
-        current_number_scheduled: saturating_i32(current),
-        number_misscheduled: saturating_i32(misscheduled),
-        number_ready: saturating_i32(ready),
-        updated_number_scheduled: saturating_i32(updated),
-        number_available: saturating_i32(available),
-        number_unavailable: saturating_i32(desired).saturating_sub(saturating_i32(available)),
+
+    /// One named node: whether it should run a pod (placement's `should_run`) and its claimed
+    /// pods, if any.
+    pub fn add(&mut self, should_run: bool, pods: Option<&[Arc<Pod>]>) {
+        let oldest = pods.and_then(|pods| pods.iter().min_by(|a, b| oldest_scheduled_first(a, b)));
+        if !should_run {
+            if oldest.is_some() {
+                self.misscheduled += 1;
+            }
+            return;
+        }
+        self.desired += 1;
+        let Some(pod) = oldest else { return };
+        self.current += 1;
+        if is_ready(pod) {
+            self.ready += 1;
+            if is_available(pod, self.min_ready, self.now) {
+                self.available += 1;
+            }
+        }
+        if is_updated(pod, self.hash, self.generation) {
+            self.updated += 1;
+        }
+    }
+
+    /// The counters of the nodes added so far.
+    pub fn counters(&self) -> StatusCounters {
+        let desired = saturating_i32(self.desired);
+        let available = saturating_i32(self.available);
+        StatusCounters {
+            desired_number_scheduled: desired,
+            current_number_scheduled: saturating_i32(self.current),
+            number_misscheduled: saturating_i32(self.misscheduled),
+            number_ready: saturating_i32(self.ready),
+            updated_number_scheduled: saturating_i32(self.updated),
+            number_available: available,
+            number_unavailable: desired.saturating_sub(available),
+        }
     }
 }
 
@@ -182,8 +224,21 @@ mod tests {
         group_by_node(pods.iter(), false)
     }
 
+    /// The counters, checked to be those `node_reason::explain` tallies from its rows' placements
+    /// (the controller writes explain's).
     fn counters(ds: &DaemonSet, nodes: &[Node], pods: Vec<Pod>, now: i64) -> StatusCounters {
-        compute_counters(ds, nodes, &grouped(pods), HASH, ts(now))
+        let grouped = grouped(pods);
+        let counted = compute_counters(ds, nodes, &grouped, HASH, ts(now));
+        let explained = crate::core::node_reason::explain(
+            ds,
+            nodes,
+            &grouped,
+            HASH,
+            ts(now),
+            &Default::default(),
+        );
+        assert_eq!(explained.counters, counted, "explain's counters");
+        counted
     }
 
     fn named(ds: &DaemonSet, node: &str, name: &str) -> Pod {

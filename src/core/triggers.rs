@@ -231,18 +231,19 @@ pub fn revision_change<'a, T: Borrow<DaemonSet>>(
 }
 
 /// Node changes (§1.5): an added node, or an existing node whose labels or taints changed, queues
-/// the DaemonSets that must act on it ([`node_needs_sync`]); `pods_on_node` are the pods bound or
-/// targeted to it. [difference] A deleted node queues the DaemonSets with pods there at once, so
-/// their status stops counting the node without waiting for the pod garbage collector; upstream has
-/// no node delete handler (docs/differences.md).
+/// the DaemonSets that must act on it ([`node_needs_sync`]), and those whose misscheduled count it
+/// changes ([`misscheduled_may_change`]); `pods_on_node` are the pods bound or targeted to it.
+/// [difference] A deleted node queues the DaemonSets with pods there at once, so their status stops
+/// counting the node without waiting for the pod garbage collector; upstream has no node delete
+/// handler (docs/differences.md).
 pub fn node_change<'a, T: Borrow<DaemonSet>>(
     change: &Change<Node>,
     daemonsets: &'a [T],
     pods_on_node: &[Arc<Pod>],
 ) -> Vec<&'a T> {
-    let node = match change {
-        Change::Added(node) => node,
-        Change::Updated { old, new } if node_update_is_relevant(old, new) => new,
+    let (old, node) = match change {
+        Change::Added(node) => (None, node),
+        Change::Updated { old, new } if node_update_is_relevant(old, new) => (Some(old), new),
         Change::Updated { .. } => return Vec::new(),
         Change::Deleted(_) => {
             let mut queue: Vec<&T> = Vec::new();
@@ -276,7 +277,9 @@ pub fn node_change<'a, T: Borrow<DaemonSet>>(
                 m.namespace.as_deref().unwrap_or_default(),
                 m.name.as_deref().unwrap_or_default(),
             );
-            node_needs_sync(d, node, scheduled.contains(&key))
+            let scheduled = scheduled.contains(&key);
+            node_needs_sync(d, node, scheduled)
+                || misscheduled_may_change(d, old.map(|o| o.as_ref()), node, scheduled)
         })
         .collect()
 }
@@ -310,6 +313,33 @@ pub fn node_needs_sync(ds: &DaemonSet, node: &Node, scheduled: bool) -> bool {
     let must_delete = !p.should_continue_running && scheduled;
     let fix_misscheduled = scheduled && misscheduled > 0;
     must_create || must_delete || fix_misscheduled
+}
+
+/// [difference] Whether a change of `node` (from `old`, `None` for a node just added) changes the
+/// DaemonSet's `numberMisscheduled`: it has a pod on the node (`scheduled`) and whether the node
+/// qualifies for a new pod (`shouldRun`) flipped. That count is the number of nodes with a pod where
+/// `shouldRun` is false, so a node update changes it exactly then.
+///
+/// Upstream's three conditions ([`node_needs_sync`]) miss the NoSchedule taint on a node that keeps
+/// its pod (`shouldRun` false, `shouldContinueRunning` true, misscheduled still 0): nothing is
+/// queued and `kubectl get ds` shows a stale MISSCHEDULED until the DaemonSet's next sync. This
+/// condition reads no cached status, so it also catches the way back when the status that counted
+/// the node has not reached the cache yet. It only queues syncs, never decides what they do
+/// (docs/differences.md).
+pub fn misscheduled_may_change(
+    ds: &DaemonSet,
+    old: Option<&Node>,
+    node: &Node,
+    scheduled: bool,
+) -> bool {
+    if !scheduled {
+        return false;
+    }
+    let now = placement(node, ds).should_run;
+    match old {
+        Some(old) => placement(old, ds).should_run != now,
+        None => !now,
+    }
 }
 
 /// When a pod turned Ready and the DaemonSet has minReadySeconds, upstream syncs again after

@@ -9,6 +9,7 @@
 //! family whose `# TYPE` line lacks the suffix as untyped.
 
 use crate::core::Timestamp;
+use crate::core::node_reason::ReasonClass;
 use crate::core::progress::{Progress, stalled_seconds, track};
 use crate::core::status::StatusCounters;
 use prometheus_client::collector::Collector;
@@ -22,7 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +41,15 @@ impl DaemonSetLabels {
             name: name.to_string(),
         }
     }
+}
+
+/// A DaemonSet's nodes of one reason class.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodesLabels {
+    pub namespace: String,
+    pub name: String,
+    /// ok, excluded, waiting or failed ([`ReasonClass::as_str`]).
+    pub class: &'static str,
 }
 
 /// The outcome of one reconcile.
@@ -138,6 +148,7 @@ pub struct Metrics {
     expectations_adds: Gauge,
     expectations_deletes: Gauge,
     rollout: Family<RolloutLabels, Gauge>,
+    nodes: Family<NodesLabels, Gauge>,
     leader: Gauge,
     api_requests: Family<RequestLabels, Counter>,
     api_request_duration: HistogramFamily<RequestLabels>,
@@ -171,6 +182,7 @@ impl Metrics {
             expectations_adds: Gauge::default(),
             expectations_deletes: Gauge::default(),
             rollout: Family::default(),
+            nodes: Family::default(),
             leader: Gauge::default(),
             api_requests: Family::default(),
             api_request_duration: Family::new_with_constructor(latency_histogram),
@@ -268,6 +280,11 @@ impl Metrics {
             "daemonset_pods",
             "Status counters of each DaemonSet as last written (state: desired, current, ready, updated, available, unavailable, misscheduled)",
             m.rollout.clone(),
+        );
+        registry.register(
+            "daemonset_nodes",
+            "Nodes of each DaemonSet by why they have or lack its pod, as of its last sync (class: ok = runs an up-to-date available pod; excluded = does not qualify for a pod: nodeSelector, node affinity, an untolerated taint or the template's nodeName; waiting = qualifies and its pod is on its way: not created yet, starting, outdated or terminating; failed = qualifies but its pod will not become available by waiting: the scheduler cannot place it, a container keeps failing, or the pod failed)",
+            m.nodes.clone(),
         );
         registry.register(
             "leader",
@@ -393,10 +410,24 @@ impl Metrics {
         }
     }
 
+    /// A DaemonSet's nodes by reason class (`core::node_reason::Explanation::by_class`), from a
+    /// full sync: every class is set, absent ones to 0.
+    pub fn set_nodes(&self, ds: &DaemonSetLabels, by_class: &BTreeMap<ReasonClass, usize>) {
+        for class in ReasonClass::ALL {
+            let n = by_class.get(&class).copied().unwrap_or(0);
+            self.nodes
+                .get_or_create(&nodes_labels(ds, class))
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Forgets a deleted DaemonSet's gauges (its counters stay: they are totals).
     pub fn forget_daemonset(&self, ds: &DaemonSetLabels) {
         for (state, _) in rollout_states(&StatusCounters::default()) {
             self.rollout.remove(&rollout_labels(ds, state));
+        }
+        for class in ReasonClass::ALL {
+            self.nodes.remove(&nodes_labels(ds, class));
         }
         self.progress.forget(ds);
     }
@@ -598,6 +629,14 @@ impl Collector for ProcessCollector {
     }
 }
 
+fn nodes_labels(ds: &DaemonSetLabels, class: ReasonClass) -> NodesLabels {
+    NodesLabels {
+        namespace: ds.namespace.clone(),
+        name: ds.name.clone(),
+        class: class.as_str(),
+    }
+}
+
 fn rollout_labels(ds: &DaemonSetLabels, state: &'static str) -> RolloutLabels {
     RolloutLabels {
         namespace: ds.namespace.clone(),
@@ -650,6 +689,12 @@ mod tests {
             },
             Timestamp::now(),
         );
+        m.set_nodes(
+            &ds,
+            &[(ReasonClass::Ok, 2), (ReasonClass::Excluded, 1)]
+                .into_iter()
+                .collect(),
+        );
         m.set_leader(true);
         m.api_request(
             &RequestLabels {
@@ -667,6 +712,10 @@ mod tests {
             r#"everynode_daemonset_pods{namespace="ns",name="agent",state="ready"} 2"#,
             r#"everynode_daemonset_pods{namespace="ns",name="agent",state="unavailable"} 1"#,
             r#"everynode_pods_create_failed_total{namespace="ns",name="agent"} 0"#,
+            r#"everynode_daemonset_nodes{namespace="ns",name="agent",class="ok"} 2"#,
+            r#"everynode_daemonset_nodes{namespace="ns",name="agent",class="excluded"} 1"#,
+            r#"everynode_daemonset_nodes{namespace="ns",name="agent",class="waiting"} 0"#,
+            r#"everynode_daemonset_nodes{namespace="ns",name="agent",class="failed"} 0"#,
             r#"everynode_pods_delete_failed_total{namespace="ns",name="agent"} 0"#,
             r#"everynode_reconcile_errors_total{reason="sync_nodes"} 0"#,
             r#"everynode_reconciles_total{result="error"} 0"#,
@@ -692,6 +741,7 @@ mod tests {
         m.forget_daemonset(&ds);
         let text = m.encode().expect("encode");
         assert!(!text.contains("everynode_daemonset_pods{"), "{text}");
+        assert!(!text.contains("everynode_daemonset_nodes{"), "{text}");
         assert!(!text.contains("rollout_stalled_seconds{"), "{text}");
     }
 

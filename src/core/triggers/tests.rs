@@ -457,3 +457,93 @@ fn a_deleted_node_queues_the_daemonsets_with_pods_there() {
     assert_eq!(q.len(), 2);
     assert_eq!(names(&q), vec!["bar", "foo1"]);
 }
+
+/// [difference] A NoSchedule taint landing on a node that keeps its pod queues the DaemonSet, so
+/// `numberMisscheduled` becomes 1 at once (upstream's three conditions queue nothing: shouldRun
+/// false, shouldContinueRunning true, misscheduled still 0); removing it queues it again even while
+/// the cached status still says 0; a DaemonSet without a pod there is not queued for it.
+#[test]
+fn a_no_schedule_taint_on_a_node_with_a_pod_queues_its_daemonset() {
+    let dss = three();
+    let clean = Arc::new(node("node-0"));
+    let taint_of = |n: &Node| tainted(n.clone(), "k", "NoSchedule");
+    let tainted_node = Arc::new(taint_of(&clean));
+    let there = [owned_by(&dss[0], "node-0")];
+    let taint_lands = Change::Updated {
+        old: clean.clone(),
+        new: tainted_node.clone(),
+    };
+    assert!(
+        !node_needs_sync(&dss[0], &tainted_node, true),
+        "upstream's rule alone queues nothing"
+    );
+    assert_eq!(
+        names(&node_change(&taint_lands, &dss, &there)),
+        vec!["foo1"]
+    );
+    let taint_goes = Change::Updated {
+        old: tainted_node.clone(),
+        new: clean.clone(),
+    };
+    // foo2 and bar have no pod on the untainted node: upstream's create rule queues them.
+    assert_eq!(
+        names(&node_change(&taint_goes, &dss, &there)),
+        vec!["bar", "foo1", "foo2"]
+    );
+    // A node added with a pod already bound and a NoSchedule taint (recreated under its name).
+    assert_eq!(
+        names(&node_change(&Change::Added(tainted_node), &dss, &there)),
+        vec!["foo1"]
+    );
+}
+
+/// [difference] The added condition is a flip of shouldRun on a node with a pod, nothing else.
+#[test]
+fn misscheduled_may_change_only_when_should_run_flips_under_a_pod() {
+    let ds = daemonset("foo");
+    let clean = node("node-0");
+    let no_schedule = tainted(node("node-0"), "k", "NoSchedule");
+    let relabelled = with_node_labels(no_schedule.clone(), &[("color", "blue")]);
+    // Flips, with a pod: yes; without one: no.
+    assert!(misscheduled_may_change(
+        &ds,
+        Some(&clean),
+        &no_schedule,
+        true
+    ));
+    assert!(misscheduled_may_change(
+        &ds,
+        Some(&no_schedule),
+        &clean,
+        true
+    ));
+    assert!(!misscheduled_may_change(
+        &ds,
+        Some(&clean),
+        &no_schedule,
+        false
+    ));
+    // No flip: a relabel of a node that stays tainted, or of a clean one.
+    assert!(!misscheduled_may_change(
+        &ds,
+        Some(&no_schedule),
+        &relabelled,
+        true
+    ));
+    let blue = with_node_labels(clean.clone(), &[("color", "blue")]);
+    assert!(!misscheduled_may_change(&ds, Some(&clean), &blue, true));
+    // A new node: only when it does not qualify and has a pod.
+    assert!(misscheduled_may_change(&ds, None, &no_schedule, true));
+    assert!(!misscheduled_may_change(&ds, None, &clean, true));
+    // A tolerating DaemonSet is not affected by the taint at all.
+    let tolerating = with_toleration(
+        daemonset("foo"),
+        toleration("k", "Exists", "", "NoSchedule"),
+    );
+    assert!(!misscheduled_may_change(
+        &tolerating,
+        Some(&clean),
+        &no_schedule,
+        true
+    ));
+}
