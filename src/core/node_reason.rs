@@ -106,12 +106,21 @@ pub enum Reason {
     /// Runs an up-to-date, available pod.
     UpToDate,
     /// Does not qualify, and has no pod.
-    Excluded { exclusion: Exclusion },
+    Excluded {
+        #[serde(serialize_with = "exclusion_json")]
+        exclusion: Exclusion,
+    },
     /// Does not qualify for a new pod, but its pod may keep running (a NoSchedule taint): counted
     /// in `numberMisscheduled`.
-    Misscheduled { exclusion: Exclusion },
+    Misscheduled {
+        #[serde(serialize_with = "exclusion_json")]
+        exclusion: Exclusion,
+    },
     /// Does not qualify; its pod is being deleted.
-    Removing { exclusion: Exclusion },
+    Removing {
+        #[serde(serialize_with = "exclusion_json")]
+        exclusion: Exclusion,
+    },
     /// Qualifies and has no pod: the controller creates one.
     NoPod,
     /// Its only pod is terminating; a replacement follows.
@@ -219,6 +228,25 @@ impl Reason {
             Reason::ContainerFailing { reason, .. } => same(format!("failing ({reason})")),
             Reason::PodFailed { .. } => same("with a failed pod".into()),
         }
+    }
+}
+
+/// An exclusion as one flat JSON object with a single `rule` key (`nodeName`, `nodeSelector`,
+/// `nodeAffinity` or `taint`, as [`Exclusion::rule`]) and camelCase fields. `Exclusion`'s own
+/// derived form writes `"rule"` twice for the nodeSelector and node affinity (`affinity`, then the
+/// mismatch's rule: a duplicate key that JSON readers resolve differently) and `node_name` in snake
+/// case.
+fn exclusion_json<S: serde::Serializer>(exclusion: &Exclusion, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match exclusion {
+        Exclusion::Affinity(mismatch) => mismatch.serialize(s),
+        Exclusion::NodeName { node_name } => {
+            let mut map = s.serialize_map(Some(2))?;
+            map.serialize_entry("rule", exclusion.rule())?;
+            map.serialize_entry("nodeName", node_name)?;
+            map.end()
+        }
+        Exclusion::Taint { .. } => exclusion.serialize(s),
     }
 }
 

@@ -2,9 +2,15 @@
 //! (also `kubectl everynode explain|status` when the binary is installed as `kubectl-everynode`).
 //! They only get and list, with the user's kubeconfig, and explain with the controller's own core.
 //!
-//! - [`snapshot`]: reads one DaemonSet with its nodes, pods and revisions.
+//! - [`snapshot`]: reads one DaemonSet with its nodes, pods and revisions;
+//! - [`connect`]: the client from the user's kubeconfig, the namespace, errors as one sentence;
+//! - [`explain`]: `everynode explain`, rendered by a pure function;
+//! - [`table`]: kubectl-style aligned tables.
 
+pub mod connect;
+pub mod explain;
 pub mod snapshot;
+pub mod table;
 
 /// Why a command could not read what it needs: one sentence each.
 #[derive(Debug, thiserror::Error)]
