@@ -595,13 +595,12 @@ pub fn explain<N: Borrow<Node>>(
         let facts = main.map(|p| pod_facts(p, hash, generation, min_ready, now));
         let backoff_until = backoffs.get(name).copied();
         let reason = match (fit.should_run, exclusion) {
+            // A pod still there (terminating included) is being removed unless it may stay.
             (false, Some(exclusion)) => {
-                if live.is_empty() && pods.is_empty() {
+                if pods.is_empty() {
                     Reason::Excluded { exclusion }
                 } else if fit.should_continue_running && !live.is_empty() {
                     Reason::Misscheduled { exclusion }
-                } else if live.is_empty() {
-                    Reason::Excluded { exclusion }
                 } else {
                     Reason::Removing { exclusion }
                 }

@@ -220,3 +220,35 @@ fn json_reasons_of_every_placement_rule_have_one_rule_key() {
     // the values above cannot show them.
     assert_eq!(text.matches("\"rule\":").count(), 6, "{text}");
 }
+
+#[test]
+fn an_excluded_node_says_removing_until_its_terminating_pod_is_gone() {
+    let ds = with_node_selector(daemonset("agent"), &[("disktype", "ssd")]);
+    let nodes = vec![node_with_labels("b", &[("disktype", "hdd")])];
+    let line = |pod: Option<Pod>| {
+        let pods: Vec<Arc<Pod>> = pod.into_iter().map(Arc::new).collect();
+        let e = explain(
+            &ds,
+            &nodes,
+            &group_by_node(pods.iter(), false),
+            "new",
+            ts(100),
+            &Context::default(),
+        );
+        let table = render(&e, &view(None, None)).unwrap_or_else(|e| panic!("{e}"));
+        table.lines().nth(1).unwrap_or_default().to_string()
+    };
+    let running = running_ready(ds_pod(&ds, "b", "new"), 10);
+    assert_eq!(
+        line(Some(running.clone())),
+        "b      no       agent-b   new        Removing   nodeSelector disktype=ssd: node has disktype=hdd: the pod is being deleted"
+    );
+    assert_eq!(
+        line(Some(with_deletion_timestamp(running, 90))),
+        "b      no       agent-b   new        Removing   nodeSelector disktype=ssd: node has disktype=hdd: the pod is being deleted"
+    );
+    assert_eq!(
+        line(None),
+        "b      no       -     -          Excluded   nodeSelector disktype=ssd: node has disktype=hdd"
+    );
+}
