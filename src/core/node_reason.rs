@@ -222,7 +222,7 @@ impl Reason {
                 same("waiting for a manual delete (OnDelete)".into())
             }
             Reason::Outdated(OutdatedWait::NextSync) => {
-                same("outdated, waiting for the controller".into())
+                same("waiting for the controller to update".into())
             }
             Reason::Unschedulable { .. } => same("unschedulable".into()),
             Reason::ContainerFailing { reason, .. } => same(format!("failing ({reason})")),

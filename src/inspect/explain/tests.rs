@@ -252,3 +252,40 @@ fn an_excluded_node_says_removing_until_its_terminating_pod_is_gone() {
         "b      no       -     -          Excluded   nodeSelector disktype=ssd: node has disktype=hdd"
     );
 }
+
+#[test]
+fn summary_parts_hold_no_comma_of_their_own() {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    // A budget that does not parse: the rolling update has no plan, outdated pods wait for the
+    // controller (OutdatedWait::NextSync).
+    let ds = with_rolling_update(
+        daemonset("agent"),
+        Some(IntOrString::String("bogus".into())),
+        None,
+    );
+    let nodes = vec![node("a"), node("b")];
+    let pods: Vec<Arc<Pod>> = vec![
+        Arc::new(running_ready(ds_pod(&ds, "a", "old"), 5)),
+        Arc::new(running_ready(ds_pod(&ds, "b", "new"), 5)),
+    ];
+    let e = explain(
+        &ds,
+        &nodes,
+        &group_by_node(pods.iter(), false),
+        "new",
+        ts(100),
+        &Context::default(),
+    );
+    assert_eq!(
+        e.summary(),
+        "2 nodes: 1 runs an up-to-date available pod, 1 waiting for the controller to update"
+    );
+    let parts = e.summary().split_once(": ").map(|(_, p)| p.to_string());
+    for part in parts.iter().flat_map(|p| p.split(", ")) {
+        assert!(
+            part.starts_with(|c: char| c.is_ascii_digit()),
+            "{part:?} in {:?}",
+            e.summary()
+        );
+    }
+}
