@@ -62,12 +62,14 @@ bench: controlplane
 
 # The kubectl plugin (docs/kubectl-plugin.md): the release binary packed as kubectl-everynode with
 # LICENSE, reproducibly, then the Krew manifest computed from that very archive.
+# The binary is stripped as the image's is (Dockerfile: install -s).
 plugin-archive:
 	cargo build --release --locked -p everynode --bin everynode
-	scripts/plugin-archive.sh $(VERSION) $(RELEASE_BINARY) $(DIST)
+	mkdir -p $(DIST) && strip -o $(DIST)/everynode $(RELEASE_BINARY)
+	scripts/plugin-archive.sh $(VERSION) $(DIST)/everynode $(DIST)
 
 plugin-manifest: plugin-archive
-	@archive=$$(scripts/plugin-archive.sh $(VERSION) $(RELEASE_BINARY) $(DIST)); \
+	@archive=$$(scripts/plugin-archive.sh $(VERSION) $(DIST)/everynode $(DIST)); \
 	name=$$(basename "$$archive"); \
 	HOMEPAGE=$(PLUGIN_HOMEPAGE) scripts/krew-manifest.sh $(VERSION) "$(PLUGIN_RELEASE_URL)/$$name" "$$archive" > plugins/everynode.yaml; \
 	echo "plugins/everynode.yaml: $$name $$(sha256sum "$$archive" | cut -d' ' -f1)"

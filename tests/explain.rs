@@ -852,3 +852,156 @@ async fn kubectl_everynode_explain_runs_through_the_plugin_link() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn krew_installs_the_plugin_offline_and_kubectl_everynode_explains() {
+    // krew, built by `tools/build.sh krew` from the Go module proxy on first use (cached afterwards).
+    let krew = tokio::task::spawn_blocking(|| support::tools::build(&["krew"]).remove("krew"))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("tools/build.sh krew gave no krew"));
+    everynode();
+    let env = TestEnv::new("ex-krew").await;
+    let a = env.add_node("a", &[], vec![]).await;
+    let b = env
+        .add_node(
+            "b",
+            &[],
+            vec![taint("example.com/dedicated", "gpu", "NoSchedule")],
+        )
+        .await;
+    env.create_daemonset(&daemonset(&env, "agent", json!({})))
+        .await;
+    env.wait_pods_exactly_on("agent", &[&a]).await;
+
+    // The release process of docs/kubectl-plugin.md on this build: the archive, then the manifest
+    // computed from it.
+    let dir = env.cp.dir().join("krew");
+    let _ = std::fs::remove_dir_all(&dir);
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Without its debug information the binary packs in a second instead of half a minute.
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let stripped = dir.join("everynode");
+    let strip = run_program(
+        Path::new("strip"),
+        &[
+            "-o",
+            &stripped.display().to_string(),
+            &binary().display().to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(strip.code, Some(0), "{strip:?}");
+    let archive_run = run_program(
+        &repo.join("scripts/plugin-archive.sh"),
+        &[
+            &version,
+            &stripped.display().to_string(),
+            &dir.join("dist").display().to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(archive_run.code, Some(0), "{archive_run:?}");
+    let archive = archive_run.stdout.trim().to_string();
+    let name = Path::new(&archive)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let manifest_run = run_program(
+        &repo.join("scripts/krew-manifest.sh"),
+        &[
+            &version,
+            &format!("https://example.org/everynode/releases/download/{version}/{name}"),
+            &archive,
+        ],
+        &[("HOMEPAGE", "https://example.org/everynode")],
+    )
+    .await;
+    assert_eq!(manifest_run.code, Some(0), "{manifest_run:?}");
+    let manifest = dir.join("everynode.yaml");
+    std::fs::write(&manifest, &manifest_run.stdout)
+        .unwrap_or_else(|e| panic!("write {}: {e}", manifest.display()));
+
+    // krew installs it from the manifest and the archive, without an index or a network.
+    let root = dir.join("krew-root");
+    let root_text = root.display().to_string();
+    let path = format!(
+        "{}:{}",
+        root.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kubeconfig = env.cp.kubeconfig().display().to_string();
+    let vars = [
+        ("KREW_ROOT", root_text.as_str()),
+        ("KREW_NO_UPGRADE_CHECK", "1"),
+        ("PATH", path.as_str()),
+        ("KUBECONFIG", kubeconfig.as_str()),
+    ];
+    let install = run_program(
+        &krew,
+        &[
+            "install",
+            &format!("--manifest={}", manifest.display()),
+            &format!("--archive={archive}"),
+        ],
+        &vars,
+    )
+    .await;
+    assert_eq!(install.code, Some(0), "krew install: {install:?}");
+    let listed = run_program(&krew, &["list"], &vars).await;
+    assert!(listed.stdout.contains("everynode"), "krew list: {listed:?}");
+    let installed = root.join("bin").join("kubectl-everynode");
+    assert!(
+        installed.exists(),
+        "krew links {}: {install:?}",
+        installed.display()
+    );
+
+    let kubectl = env.cp.binaries().path("kubectl");
+    let run = run_program(
+        &kubectl,
+        &["everynode", "explain", "-n", &env.ns, "ds/agent"],
+        &vars,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stderr, "", "{run:?}");
+    assert_eq!(
+        cell(&table_cells(&run.stdout, &b), "REASON"),
+        "untolerated taint example.com/dedicated=gpu:NoSchedule"
+    );
+    assert_eq!(cell(&table_cells(&run.stdout, &a), "STATE"), "Available");
+
+    // A manifest whose sha256 is not the archive's is refused.
+    let tampered = dir.join("tampered").join("everynode.yaml");
+    std::fs::create_dir_all(tampered.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    let text = manifest_run
+        .stdout
+        .lines()
+        .map(|l| match l.split_once("sha256: ") {
+            Some((indent, _)) => format!("{indent}sha256: {}", "0".repeat(64)),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&tampered, text).unwrap_or_else(|e| panic!("{e}"));
+    let uninstall = run_program(&krew, &["uninstall", "everynode"], &vars).await;
+    assert_eq!(uninstall.code, Some(0), "{uninstall:?}");
+    let refused = run_program(
+        &krew,
+        &[
+            "install",
+            &format!("--manifest={}", tampered.display()),
+            &format!("--archive={archive}"),
+        ],
+        &vars,
+    )
+    .await;
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(!installed.exists(), "nothing installed: {refused:?}");
+}

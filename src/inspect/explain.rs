@@ -42,7 +42,7 @@ const WIDE_COLUMNS: [&str; 11] = [
 ];
 
 /// `explanation` as `view` asks: a table (or a wide one) followed by the summary line, or one JSON
-/// document. Fails only when `--node` names a node without a row.
+/// document. Fails when `--node` names a node without a row (or if JSON cannot be written).
 pub fn render(explanation: &Explanation, view: &View) -> Result<String, InspectError> {
     let rows: Vec<&NodeRow> = match view.node {
         None => explanation.rows.iter().collect(),
@@ -96,9 +96,8 @@ pub fn render(explanation: &Explanation, view: &View) -> Result<String, InspectE
                     })
                     .collect(),
             };
-            // Serializing plain structs of strings and numbers cannot fail; say so if it ever does.
             let mut text = serde_json::to_string_pretty(&doc)
-                .map_err(|e| InspectError::Decode(format!("cannot write JSON: {e}")))?;
+                .map_err(|e| InspectError::Output(e.to_string()))?;
             text.push('\n');
             text
         }

@@ -27,6 +27,8 @@ pub enum InspectError {
     Decode(String),
     #[error("{0}")]
     Api(kube::Error),
+    #[error("cannot write the output: {0}")]
+    Output(String),
 }
 
 impl InspectError {
