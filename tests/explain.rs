@@ -953,8 +953,11 @@ async fn krew_installs_the_plugin_offline_and_kubectl_everynode_explains() {
     )
     .await;
     assert_eq!(install.code, Some(0), "krew install: {install:?}");
-    let listed = run_program(&krew, &["list"], &vars).await;
-    assert!(listed.stdout.contains("everynode"), "krew list: {listed:?}");
+    // (`krew list` needs an index; the receipt is what it would read.)
+    assert!(
+        root.join("receipts").join("everynode.yaml").is_file(),
+        "krew keeps a receipt: {install:?}"
+    );
     let installed = root.join("bin").join("kubectl-everynode");
     assert!(
         installed.exists(),
@@ -977,9 +980,9 @@ async fn krew_installs_the_plugin_offline_and_kubectl_everynode_explains() {
     );
     assert_eq!(cell(&table_cells(&run.stdout, &a), "STATE"), "Available");
 
-    // A manifest whose sha256 is not the archive's is refused.
-    let tampered = dir.join("tampered").join("everynode.yaml");
-    std::fs::create_dir_all(tampered.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    // A manifest whose sha256 is not the archive's is refused (into a krew root of its own: without
+    // an index, krew cannot uninstall).
+    let tampered = dir.join("tampered.yaml");
     let text = manifest_run
         .stdout
         .lines()
@@ -990,8 +993,8 @@ async fn krew_installs_the_plugin_offline_and_kubectl_everynode_explains() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&tampered, text).unwrap_or_else(|e| panic!("{e}"));
-    let uninstall = run_program(&krew, &["uninstall", "everynode"], &vars).await;
-    assert_eq!(uninstall.code, Some(0), "{uninstall:?}");
+    let other_root = dir.join("krew-root-tampered");
+    let other_root_text = other_root.display().to_string();
     let refused = run_program(
         &krew,
         &[
@@ -999,9 +1002,17 @@ async fn krew_installs_the_plugin_offline_and_kubectl_everynode_explains() {
             &format!("--manifest={}", tampered.display()),
             &format!("--archive={archive}"),
         ],
-        &vars,
+        &[
+            ("KREW_ROOT", other_root_text.as_str()),
+            ("KREW_NO_UPGRADE_CHECK", "1"),
+        ],
     )
     .await;
     assert_ne!(refused.code, Some(0), "{refused:?}");
-    assert!(!installed.exists(), "nothing installed: {refused:?}");
+    assert!(
+        refused.stderr.contains("sha256") || refused.stderr.contains("checksum"),
+        "{refused:?}"
+    );
+    let other_installed = other_root.join("bin").join("kubectl-everynode");
+    assert!(!other_installed.exists(), "nothing installed: {refused:?}");
 }
