@@ -11,7 +11,6 @@ use crate::core::node_reason::{Explanation, NodeRow, ReasonClass};
 use crate::core::status::StatusCounters;
 use crate::runtime::cli::{ExplainArgs, OutputFormat};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// What to render an [`Explanation`] as.
 #[derive(Debug, Clone, Copy)]
@@ -81,11 +80,7 @@ pub fn render(explanation: &Explanation, view: &View) -> Result<String, InspectE
                 revision: view.revision,
                 summary: explanation.summary(),
                 counters: &explanation.counters,
-                by_class: explanation
-                    .by_class()
-                    .into_iter()
-                    .map(|(class, n)| (class.as_str(), n))
-                    .collect(),
+                by_class: ByClass::of(explanation),
                 nodes: rows
                     .into_iter()
                     .map(|row| JsonRow {
@@ -157,8 +152,30 @@ struct Document<'a> {
     revision: &'a str,
     summary: String,
     counters: &'a StatusCounters,
-    by_class: BTreeMap<&'static str, usize>,
+    by_class: ByClass,
     nodes: Vec<JsonRow<'a>>,
+}
+
+/// The rows by class, in the classes' order (ok, excluded, waiting, failed).
+#[derive(Serialize)]
+struct ByClass {
+    ok: usize,
+    excluded: usize,
+    waiting: usize,
+    failed: usize,
+}
+
+impl ByClass {
+    fn of(explanation: &Explanation) -> Self {
+        let counts = explanation.by_class();
+        let n = |class| counts.get(&class).copied().unwrap_or(0);
+        ByClass {
+            ok: n(ReasonClass::Ok),
+            excluded: n(ReasonClass::Excluded),
+            waiting: n(ReasonClass::Waiting),
+            failed: n(ReasonClass::Failed),
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -104,6 +104,12 @@ fn json_has_the_key_rows_reasons_counters_and_summary() {
         doc["byClass"],
         serde_json::json!({"ok": 1, "excluded": 1, "waiting": 2, "failed": 0})
     );
+    assert!(
+        text.contains(
+            "\"byClass\": {\n    \"ok\": 1,\n    \"excluded\": 1,\n    \"waiting\": 2,\n    \"failed\": 0\n  }"
+        ),
+        "byClass in the classes' order: {text}"
+    );
     let nodes = doc["nodes"].as_array().cloned().unwrap_or_default();
     assert_eq!(nodes.len(), 4);
     assert_eq!(
