@@ -61,8 +61,8 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
 
-    /// Output format: `wide` adds the pod's phase, Ready since, restarts and the reason's class;
-    /// `json` gives the same data for scripts. Default: a table.
+    /// Output format: `wide` adds whether the pod is up to date, its phase, Ready since, restarts
+    /// and the reason's class; `json` gives the same data for scripts. Default: a table.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 }
