@@ -6,9 +6,16 @@ CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/everynode
 CLUSTER_DIR ?= $(CACHE)/cluster
 BENCH_NODES ?= 100,500,1000
 BENCH_ARGS ?=
+# The kubectl plugin's release (docs/kubectl-plugin.md): the crate's version, where the project lives
+# and where its release archives are downloaded from.
+VERSION := v$(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+PLUGIN_HOMEPAGE ?= https://github.com/everynode/everynode
+PLUGIN_RELEASE_URL ?= $(PLUGIN_HOMEPAGE)/releases/download/$(VERSION)
+DIST ?= dist
+RELEASE_BINARY ?= $(or $(CARGO_TARGET_DIR),target)/release/everynode
 export EVERYNODE_CACHE := $(CACHE)
 
-.PHONY: demo test lint unit-and-integration cluster cluster-down controlplane shipping-tools build tools help
+.PHONY: demo test lint unit-and-integration cluster cluster-down controlplane shipping-tools build tools help plugin-archive plugin-manifest
 
 help:
 	@echo "make demo          local control plane + 3 fake nodes + everynode + an example DaemonSet"
@@ -16,6 +23,8 @@ help:
 	@echo "make cluster       start the local control plane in the background (NODES=$(NODES))"
 	@echo "make cluster-down  stop it"
 	@echo "make bench         everynode vs. the upstream DaemonSet controller (BENCH_NODES=$(BENCH_NODES)), report in bench/results/"
+	@echo "make plugin-archive    the kubectl plugin's release archive for this machine, in $(DIST)/"
+	@echo "make plugin-manifest   that archive, and plugins/everynode.yaml regenerated from it"
 
 tools:
 	@scripts/ensure-tools.sh
@@ -50,3 +59,17 @@ test: controlplane shipping-tools lint
 bench: controlplane
 	cargo build --release -p everynode -p everynode-bench
 	target/release/everynode-bench --nodes $(BENCH_NODES) --everynode target/release/everynode --out bench/results $(BENCH_ARGS)
+
+# The kubectl plugin (docs/kubectl-plugin.md): the release binary packed as kubectl-everynode with
+# LICENSE, reproducibly, then the Krew manifest computed from that very archive.
+# The binary is stripped as the image's is (Dockerfile: install -s).
+plugin-archive:
+	cargo build --release --locked -p everynode --bin everynode
+	mkdir -p $(DIST) && strip -o $(DIST)/everynode $(RELEASE_BINARY)
+	scripts/plugin-archive.sh $(VERSION) $(DIST)/everynode $(DIST)
+
+plugin-manifest: plugin-archive
+	@archive=$$(scripts/plugin-archive.sh $(VERSION) $(DIST)/everynode $(DIST)); \
+	name=$$(basename "$$archive"); \
+	HOMEPAGE=$(PLUGIN_HOMEPAGE) scripts/krew-manifest.sh $(VERSION) "$(PLUGIN_RELEASE_URL)/$$name" "$$archive" > plugins/everynode.yaml; \
+	echo "plugins/everynode.yaml: $$name $$(sha256sum "$$archive" | cut -d' ' -f1)"

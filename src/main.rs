@@ -1,12 +1,12 @@
 //! The `everynode` binary: parses flags, sets up logging, serves metrics and health, connects to the
 //! API server, waits for the leader lease and runs the controller until SIGTERM or SIGINT (or, as
-//! leader, until it loses the lease: then it exits with a non-zero code). `everynode status` reads
-//! one DaemonSet's rollout instead ([`everynode::inspect::status`]) and exits with its verdict.
+//! leader, until it loses the lease: then it exits with a non-zero code). `everynode explain` and
+//! `everynode status` (and the same binary as `kubectl everynode`) read and explain instead.
 
-use clap::Parser;
 use everynode::controller::Clients;
-use everynode::runtime::cli::{Cli, Command, LogFormat, RunArgs};
+use everynode::runtime::cli::{Command, LogFormat, RunArgs};
 use everynode::runtime::client::{self, RateLimit};
+use everynode::runtime::kubectl_plugin::Invocation;
 use everynode::runtime::leader::{self, Election, LeaderConfig};
 use everynode::runtime::metrics::Metrics;
 use everynode::runtime::readiness::Readiness;
@@ -159,7 +159,12 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // As `kubectl-everynode` (argv[0]) the binary is the kubectl plugin: `kubectl everynode ...`.
+    let invocation = Invocation::from_argv0(std::env::args_os().next().as_deref());
+    let cli = match invocation.parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Run(args) => {
             if let Err(e) = args.validate().and_then(|()| init_logging(args.log_format)) {
@@ -175,5 +180,37 @@ async fn main() -> ExitCode {
             }
         }
         Command::Status(args) => ExitCode::from(everynode::inspect::status::run(args).await),
+        Command::Explain(args) => {
+            if let Err(e) = init_operator_logging() {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            print_result(everynode::inspect::explain::run(&args).await)
+        }
+    }
+}
+
+/// The operator commands log nothing unless RUST_LOG asks: their output is for people and scripts.
+fn init_operator_logging() -> Result<(), String> {
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => init_logging(LogFormat::Text),
+        _ => Ok(()),
+    }
+}
+
+/// An operator command's output on stdout (exit 0), or its error as one line on stderr (exit 1).
+fn print_result(result: Result<String, String>) -> ExitCode {
+    use std::io::Write;
+    match result {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the tools the tests use (helm, actionlint for tests/shipping.rs; prometheus, promtool for
-# tests/monitoring*.rs) from the committed Go wrapper modules into a cache folder outside the
+# tests/monitoring*.rs; krew for tests/explain.rs) from the committed Go wrapper modules into a cache folder outside the
 # repository, one folder per tool and version:
 #   ${EVERYNODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/everynode}/tools/<name>-<version>/<name>
 # A tool already built is not rebuilt; changing its version in versions.env builds the new one.
 # Prints each requested tool's folder, one a line, in the order asked (progress goes to stderr).
 #
-#   tools/build.sh [helm] [actionlint] [prometheus] [promtool] [prometheus-operator-crds]
+#   tools/build.sh [helm] [actionlint] [prometheus] [promtool] [prometheus-operator-crds] [krew]
 #       build what is missing (default: all of them), print the folders
 #   tools/build.sh --print [tool...]  only print the folders (exit 1 if a tool is missing)
 #
@@ -25,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${EVERYNODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/everynode}
 print_only=false
 if [ "${1:-}" = "--print" ]; then print_only=true; shift; fi
-[ $# -gt 0 ] || set -- helm actionlint prometheus promtool prometheus-operator-crds
+[ $# -gt 0 ] || set -- helm actionlint prometheus promtool prometheus-operator-crds krew
 
 version_of() {
   case "$1" in
@@ -33,7 +33,8 @@ version_of() {
     actionlint) echo "$ACTIONLINT_VERSION" ;;
     prometheus | promtool) echo "$PROMETHEUS_VERSION" ;;
     prometheus-operator-crds) echo "$PROMETHEUS_OPERATOR_VERSION" ;;
-    *) echo "tools/build.sh: unknown tool '$1' (known: helm, actionlint, prometheus, promtool, prometheus-operator-crds)" >&2; exit 2 ;;
+    krew) echo "$KREW_VERSION" ;;
+    *) echo "tools/build.sh: unknown tool '$1' (known: helm, actionlint, prometheus, promtool, prometheus-operator-crds, krew)" >&2; exit 2 ;;
   esac
 }
 module_of() { # the wrapper module's folder under tools/
@@ -57,6 +58,7 @@ ldflags_of() { # name, version: the same version stamps as upstream's release bu
     helm) echo "-s -w -X helm.sh/helm/v4/internal/version.version=$2 -X helm.sh/helm/v4/internal/version.gitTreeState=clean" ;;
     actionlint) echo "-s -w -X github.com/rhysd/actionlint.version=$2 -X github.com/rhysd/actionlint.installedFrom=built-from-go-module-proxy" ;;
     prometheus | promtool) echo "-s -w -X github.com/prometheus/common/version.Version=$(prometheus_release "$2") -X github.com/prometheus/common/version.Branch=go-module-proxy" ;;
+    krew) echo "-s -w -X sigs.k8s.io/krew/internal/version.gitTag=$2" ;;
   esac
 }
 package_of() {
@@ -65,6 +67,7 @@ package_of() {
     actionlint) echo github.com/rhysd/actionlint/cmd/actionlint ;;
     prometheus) echo github.com/prometheus/prometheus/cmd/prometheus ;;
     promtool) echo github.com/prometheus/prometheus/cmd/promtool ;;
+    krew) echo sigs.k8s.io/krew/cmd/krew ;;
   esac
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Go wrapper modules (helm/, actionlint/, prometheus/) from versions.env. Run it only
+# Regenerates the Go wrapper modules (helm/, actionlint/, prometheus/, krew/) from versions.env. Run it only
 # when bumping a version; its output (go.mod, go.sum) is committed and pins every checksum.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,4 +26,5 @@ gen actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" github.com/rhys
 # One module for both Prometheus commands: they share their dependencies (and their versions).
 gen prometheus github.com/prometheus/prometheus "$PROMETHEUS_VERSION" \
   github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
-echo "wrapper modules regenerated for helm $HELM_VERSION, actionlint $ACTIONLINT_VERSION, prometheus $PROMETHEUS_VERSION"
+gen krew sigs.k8s.io/krew "$KREW_VERSION" sigs.k8s.io/krew/cmd/krew
+echo "wrapper modules regenerated for helm $HELM_VERSION, actionlint $ACTIONLINT_VERSION, prometheus $PROMETHEUS_VERSION, krew $KREW_VERSION"

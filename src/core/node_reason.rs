@@ -213,7 +213,7 @@ impl Reason {
                 same("waiting for a manual delete (OnDelete)".into())
             }
             Reason::Outdated(OutdatedWait::NextSync) => {
-                same("outdated, waiting for the controller".into())
+                same("waiting for the controller to update".into())
             }
             Reason::Unschedulable { .. } => same("unschedulable".into()),
             Reason::ContainerFailing { reason, .. } => same(format!("failing ({reason})")),
@@ -586,7 +586,8 @@ pub fn explain<N: Borrow<Node>>(
         let facts = main.map(|p| pod_facts(p, hash, generation, min_ready, now));
         let backoff_until = backoffs.get(name).copied();
         let reason = match (fit.should_run, exclusion) {
-            // Every excluded node with a pod is counted in numberMisscheduled.
+            // Every excluded node with a pod is counted in numberMisscheduled; a pod still there
+            // (terminating included) is being removed unless it may stay.
             (false, Some(exclusion)) => {
                 if pods.is_empty() {
                     Reason::Excluded { exclusion }

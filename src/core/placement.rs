@@ -32,9 +32,8 @@ impl Placement {
 #[serde(tag = "rule", rename_all = "camelCase")]
 pub enum Exclusion {
     /// `spec.template.spec.nodeName` names another node.
+    #[serde(rename_all = "camelCase")]
     NodeName { node_name: String },
-    /// The nodeSelector or the required node affinity does not match.
-    Affinity(Mismatch),
     /// A NoSchedule or NoExecute taint the template does not tolerate (defaults included).
     #[serde(rename_all = "camelCase")]
     Taint {
@@ -42,6 +41,10 @@ pub enum Exclusion {
         value: String,
         effect: String,
     },
+    /// The nodeSelector or the required node affinity does not match (serialized as the
+    /// mismatch itself, whose `rule` is `nodeSelector` or `nodeAffinity`).
+    #[serde(untagged)]
+    Affinity(Mismatch),
 }
 
 impl Exclusion {
@@ -133,6 +136,24 @@ pub fn placement_explained(node: &Node, ds: &DaemonSet) -> (Placement, Option<Ex
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn exclusions_serialize_with_one_rule_key() {
+        let json = |e: &Exclusion| serde_json::to_string(e).expect("serializes");
+        let selector = Exclusion::Affinity(Mismatch::NodeSelector {
+            key: "disktype".into(),
+            value: "ssd".into(),
+            node_value: None,
+        });
+        assert_eq!(
+            json(&selector),
+            r#"{"rule":"nodeSelector","key":"disktype","value":"ssd","nodeValue":null}"#
+        );
+        let name = Exclusion::NodeName {
+            node_name: "other".into(),
+        };
+        assert_eq!(json(&name), r#"{"rule":"nodeName","nodeName":"other"}"#);
+    }
+
     use super::*;
     use crate::core::fixtures::*;
     use crate::core::tolerations::{

@@ -2,11 +2,17 @@
 //! (also `kubectl everynode explain|status` when the binary is installed as `kubectl-everynode`).
 //! They only get and list, with the user's kubeconfig, and explain with the controller's own core.
 //!
-//! - [`snapshot`]: reads one DaemonSet with its nodes, pods and revisions.
-//! - [`status`]: `everynode status`, the rollout status that cannot hang.
+//! - [`snapshot`]: reads one DaemonSet with its nodes, pods and revisions;
+//! - [`connect`]: the client from the user's kubeconfig, the namespace, errors as one sentence;
+//! - [`explain`]: `everynode explain`, rendered by a pure function;
+//! - [`status`]: `everynode status`, the rollout status that cannot hang;
+//! - [`table`]: kubectl-style aligned tables.
 
+pub mod connect;
+pub mod explain;
 pub mod snapshot;
 pub mod status;
+pub mod table;
 
 /// Why a command could not read what it needs: one sentence each.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,8 @@ pub enum InspectError {
     Decode(String),
     #[error("{0}")]
     Api(kube::Error),
+    #[error("cannot write the output: {0}")]
+    Output(String),
 }
 
 impl InspectError {

@@ -12,13 +12,14 @@
 //! [`RETRY_INTERVAL`] until `--timeout`, or until nothing could be read for the progress deadline.
 
 use super::InspectError;
-use super::snapshot::{Snapshot, parse_target};
+use super::connect::Connection;
+use super::snapshot::Snapshot;
 use crate::core::Timestamp;
 use crate::core::rollout_status::{
     FAILURE_GRACE, Limits, Progress, Step, Verdict, human_duration, observe, settling_nodes,
     verdict,
 };
-use crate::runtime::cli::{KubeconfigArgs, parse_duration};
+use crate::runtime::cli::{TargetArgs, parse_duration};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -73,15 +74,7 @@ pub const MIN_READ_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub cluster: KubeconfigArgs,
-
-    /// Namespace of the DaemonSet (default: the kubeconfig context's namespace, else `default`).
-    #[arg(short = 'n', long, value_name = "NAMESPACE")]
-    pub namespace: Option<String>,
-
-    /// The DaemonSet: daemonset/NAME (also ds/NAME) or NAME.
-    #[arg(value_name = "daemonset/NAME", value_parser = parse_target)]
-    pub target: String,
+    pub target: TargetArgs,
 
     /// Wait until the rollout is complete or cannot progress, printing the progress line and the
     /// nodes still to do (with their reasons, at most 5 named) whenever they change.
@@ -141,41 +134,17 @@ pub trait Source {
 pub async fn run(args: StatusArgs) -> u8 {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
-    let config = match args.cluster.client_config().await {
+    let connection = match Connection::open(&args.target).await {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return EXIT_UNREADABLE;
         }
     };
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let server = config.cluster_url.to_string();
-    let client = match crate::runtime::client::build(
-        config,
-        std::sync::Arc::new(crate::runtime::metrics::Metrics::new()),
-        None,
-        "status",
-        crate::runtime::retry::RetryBudget {
-            max_attempts: 3,
-            total: Duration::from_secs(5),
-            attempt_timeout: Duration::from_secs(10),
-        },
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(err, "error: cannot build a Kubernetes client: {e}");
-            return EXIT_UNREADABLE;
-        }
-    };
+    let name = args.target.daemonset.clone();
     let mut source = Cluster {
-        client,
-        namespace,
-        name: args.target.clone(),
-        server,
-        user: args.cluster.kubeconfig_user(),
+        connection,
+        name: name.clone(),
         changes: None,
     };
     let options = Options {
@@ -183,17 +152,14 @@ pub async fn run(args: StatusArgs) -> u8 {
         timeout: Some(args.timeout).filter(|t| !t.is_zero()),
         progress_deadline: args.progress_deadline,
     };
-    follow(&mut source, &args.target, &options, &mut out, &mut err).await
+    follow(&mut source, &name, &options, &mut out, &mut err).await
 }
 
 /// The cluster as a [`Source`]: snapshots read with `client`, changes from watches on the
 /// DaemonSet and its pods (started after the first read, which gives the selector).
 struct Cluster {
-    client: kube::Client,
-    namespace: String,
+    connection: Connection,
     name: String,
-    server: String,
-    user: String,
     changes: Option<BoxStream<'static, ()>>,
 }
 
@@ -203,7 +169,7 @@ impl Cluster {
         use kube::runtime::{WatchStreamExt, watcher};
         // Metadata only: a resourceVersion change is all a trigger needs.
         let daemonsets: kube::Api<PartialObjectMeta<DaemonSet>> =
-            kube::Api::namespaced(self.client.clone(), &self.namespace);
+            kube::Api::namespaced(self.connection.client.clone(), &self.connection.namespace);
         let ds_events = watcher(
             daemonsets,
             watcher::Config::default().fields(&format!("metadata.name={}", self.name)),
@@ -219,7 +185,7 @@ impl Cluster {
             return ds_events.boxed();
         };
         let pods: kube::Api<PartialObjectMeta<Pod>> =
-            kube::Api::namespaced(self.client.clone(), &self.namespace);
+            kube::Api::namespaced(self.connection.client.clone(), &self.connection.namespace);
         let pod_events = watcher(pods, watcher::Config::default().labels_from(&selector))
             .default_backoff()
             .filter_map(|e| futures::future::ready(e.ok().map(|_| ())));
@@ -229,7 +195,12 @@ impl Cluster {
 
 impl Source for Cluster {
     async fn read(&mut self) -> Result<Snapshot, InspectError> {
-        let snapshot = super::snapshot::read(&self.client, &self.namespace, &self.name).await?;
+        let snapshot = super::snapshot::read(
+            &self.connection.client,
+            &self.connection.namespace,
+            &self.name,
+        )
+        .await?;
         if self.changes.is_none() {
             self.changes = Some(self.watch_changes(&snapshot.daemonset));
         }
@@ -249,12 +220,7 @@ impl Source for Cluster {
     }
 
     fn describe(&self, e: &InspectError) -> String {
-        match e {
-            InspectError::Api(e) => {
-                crate::runtime::client::explain_api_error(e, &self.server, &self.user)
-            }
-            other => other.to_string(),
-        }
+        self.connection.sentence(e)
     }
 }
 

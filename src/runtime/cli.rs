@@ -18,10 +18,63 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller until SIGTERM or SIGINT.
     Run(RunArgs),
+    /// Say why each node has, lacks or waits for a DaemonSet's pod: one row per node, then a
+    /// one-line summary. Reads only (get and list), with your kubeconfig.
+    Explain(ExplainArgs),
     /// Wait for a DaemonSet's rollout to finish, and say why when it cannot (a rollout status that
     /// cannot hang).
     #[command(after_help = crate::inspect::status::EXIT_CODES)]
     Status(crate::inspect::status::StatusArgs),
+}
+
+impl Command {
+    /// Whether the command reads and explains the cluster for an operator (`explain`, `status`):
+    /// the only commands `kubectl everynode` runs. `run` starts the controller and is not one.
+    pub fn is_operator_command(&self) -> bool {
+        match self {
+            Command::Run(_) => false,
+            Command::Explain(_) | Command::Status(_) => true,
+        }
+    }
+}
+
+/// The DaemonSet an operator command is about, and the cluster it is in: the arguments `explain`
+/// and `status` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub cluster: KubeconfigArgs,
+
+    /// The DaemonSet's namespace (default: the kubeconfig context's namespace, else `default`).
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub namespace: Option<String>,
+
+    /// The DaemonSet: daemonset/NAME (also ds/NAME) or NAME.
+    #[arg(value_name = "daemonset/NAME", value_parser = crate::inspect::snapshot::parse_target)]
+    pub daemonset: String,
+}
+
+/// Flags of `everynode explain`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Show only this node's row (the summary still counts every node).
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// Output format: `wide` adds whether the pod is up to date, its phase, Ready since, restarts
+    /// and the reason's class; `json` gives the same data for scripts. Default: a table.
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+/// `-o` of the operator commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Wide,
+    Json,
 }
 
 /// Which cluster to talk to: the kubeconfig flags every command shares.
