@@ -10,23 +10,10 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::budget::{Budget, BudgetWatcher};
-use support::{TestEnv, daemonset, everynode, wait_for};
+use support::{TestEnv, wait_for};
 
 async fn setup(name: &str, nodes: usize, ds_patch: serde_json::Value) -> (TestEnv, Vec<String>) {
-    everynode();
-    let env = TestEnv::new(name).await;
-    let mut names = Vec::new();
-    for i in 0..nodes {
-        names.push(env.add_node(&format!("n{i}"), &[], vec![]).await);
-    }
-    env.create_daemonset(&daemonset(&env, "agent", ds_patch))
-        .await;
-    env.wait_pods_exactly_on(
-        "agent",
-        &names.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .await;
-    (env, names)
+    support::agent_on_nodes(name, nodes, ds_patch).await
 }
 
 async fn wait_all_updated(env: &TestEnv, nodes: &[String], hash: &str) -> BTreeMap<String, Pod> {

@@ -10,7 +10,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::{TestEnv, daemonset, everynode};
+use support::{TestEnv, everynode};
 
 /// What one run of `everynode status` gave.
 struct Run {
@@ -79,16 +79,7 @@ fn kubeconfig_in_namespace(env: &TestEnv) -> PathBuf {
 /// A test namespace with `nodes` fake nodes and DaemonSet `agent` (`ds_patch` merged in) running an
 /// available pod on each.
 async fn setup(name: &str, nodes: usize, ds_patch: serde_json::Value) -> (TestEnv, Vec<String>) {
-    everynode();
-    let env = TestEnv::new(name).await;
-    let mut names = Vec::new();
-    for i in 0..nodes {
-        names.push(env.add_node(&format!("n{i}"), &[], vec![]).await);
-    }
-    env.create_daemonset(&daemonset(&env, "agent", ds_patch))
-        .await;
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    env.wait_pods_exactly_on("agent", &refs).await;
+    let (env, names) = support::agent_on_nodes(name, nodes, ds_patch).await;
     let n = i32::try_from(nodes).unwrap_or(0);
     env.wait_ds_status("agent", [n, n, n, n, n, 0]).await;
     (env, names)

@@ -21,7 +21,7 @@ use crate::core::rolling_update::{
 };
 use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use k8s_openapi::jiff::SignedDuration;
 use serde::Serialize;
 use std::borrow::Borrow;
@@ -444,37 +444,35 @@ pub fn unschedulable_message(pod: &Pod) -> Option<String> {
         .map(|c| c.message.clone().unwrap_or_default())
 }
 
+/// The pod's container statuses, init containers first.
+fn container_statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+    pod.status.iter().flat_map(|s| {
+        s.init_container_statuses
+            .iter()
+            .flatten()
+            .chain(s.container_statuses.iter().flatten())
+    })
+}
+
 /// The first container (init containers first) waiting for a reason in
 /// [`FAILING_CONTAINER_REASONS`]: (container, reason, message).
 pub fn failing_container(pod: &Pod) -> Option<(String, String, String)> {
-    let status = pod.status.as_ref()?;
-    status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(status.container_statuses.iter().flatten())
-        .find_map(|c| {
-            let waiting = c.state.as_ref()?.waiting.as_ref()?;
-            let reason = waiting.reason.as_deref()?;
-            FAILING_CONTAINER_REASONS.contains(&reason).then(|| {
-                (
-                    c.name.clone(),
-                    reason.to_string(),
-                    waiting.message.clone().unwrap_or_default(),
-                )
-            })
+    container_statuses(pod).find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.as_deref()?;
+        FAILING_CONTAINER_REASONS.contains(&reason).then(|| {
+            (
+                c.name.clone(),
+                reason.to_string(),
+                waiting.message.clone().unwrap_or_default(),
+            )
         })
+    })
 }
 
 /// The first container's waiting reason (ContainerCreating, PodInitializing, ...).
 fn waiting_reason(pod: &Pod) -> Option<String> {
-    let status = pod.status.as_ref()?;
-    status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(status.container_statuses.iter().flatten())
-        .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+    container_statuses(pod).find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
 }
 
 /// Why a pod of the current revision is where it is.

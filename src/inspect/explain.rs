@@ -55,19 +55,16 @@ pub fn render(explanation: &Explanation, view: &View) -> Result<String, InspectE
         }
     };
     Ok(match view.output {
-        None => {
-            let cells: Vec<Vec<String>> = rows.iter().map(|r| cells(r)).collect();
+        None | Some(OutputFormat::Wide) => {
+            let wide = view.output == Some(OutputFormat::Wide);
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| if wide { wide_cells(r) } else { cells(r) })
+                .collect();
+            let columns: &[&str] = if wide { &WIDE_COLUMNS } else { &COLUMNS };
             format!(
                 "{}{}\n",
-                table::render(&COLUMNS, &cells),
-                explanation.summary()
-            )
-        }
-        Some(OutputFormat::Wide) => {
-            let cells: Vec<Vec<String>> = rows.iter().map(|r| wide_cells(r)).collect();
-            format!(
-                "{}{}\n",
-                table::render(&WIDE_COLUMNS, &cells),
+                table::render(columns, &cells),
                 explanation.summary()
             )
         }

@@ -354,31 +354,28 @@ pub async fn follow(
                 let _ = writeln!(err, "error: {}", source.describe(&e));
                 return EXIT_UNREADABLE;
             }
-            Ok(Err(e)) => {
-                let sentence = source.describe(&e);
-                if let Some(code) = retry_or_give_up(
-                    sentence,
-                    &mut failing,
-                    options,
-                    last_read_ok,
-                    timeout_at,
-                    name,
-                    err,
-                ) {
-                    return code;
-                }
-            }
-            Err(_) => {
-                if timeout_at.is_some_and(|t| Instant::now() >= t) {
-                    return timed_out(options, name, last_step.as_ref(), failing.as_deref(), err);
-                }
-                let sentence = if read_deadline == read_started + READ_TIMEOUT {
-                    format!(
-                        "no answer from the API server within {}",
-                        human_duration(READ_TIMEOUT)
-                    )
-                } else {
-                    "no answer from the API server".to_string()
+            failed => {
+                let sentence = match failed {
+                    Ok(Err(e)) => source.describe(&e),
+                    _ => {
+                        if timeout_at.is_some_and(|t| Instant::now() >= t) {
+                            return timed_out(
+                                options,
+                                name,
+                                last_step.as_ref(),
+                                failing.as_deref(),
+                                err,
+                            );
+                        }
+                        if read_deadline == read_started + READ_TIMEOUT {
+                            format!(
+                                "no answer from the API server within {}",
+                                human_duration(READ_TIMEOUT)
+                            )
+                        } else {
+                            "no answer from the API server".to_string()
+                        }
+                    }
                 };
                 if let Some(code) = retry_or_give_up(
                     sentence,

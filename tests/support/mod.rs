@@ -681,3 +681,23 @@ pub async fn lease_holder(
         .and_then(|s| s.holder_identity)
         .filter(|h| !h.is_empty())
 }
+
+/// A test namespace with `nodes` fake nodes (`n0`, `n1`, ...) and DaemonSet `agent` (`ds_patch`
+/// merged into [`daemonset`]) with a pod on each, everynode running; returns the node names.
+pub async fn agent_on_nodes(
+    name: &str,
+    nodes: usize,
+    ds_patch: serde_json::Value,
+) -> (TestEnv, Vec<String>) {
+    everynode();
+    let env = TestEnv::new(name).await;
+    let mut names = Vec::new();
+    for i in 0..nodes {
+        names.push(env.add_node(&format!("n{i}"), &[], vec![]).await);
+    }
+    env.create_daemonset(&daemonset(&env, "agent", ds_patch))
+        .await;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    env.wait_pods_exactly_on("agent", &refs).await;
+    (env, names)
+}
