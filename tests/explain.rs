@@ -263,10 +263,9 @@ fn table_summary(table: &str) -> &str {
     table.lines().last().unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tainted_node_is_excluded_by_its_taint() {
-    everynode();
-    let env = TestEnv::new("ex-taint").await;
+/// Nodes `a` and `b` (`b` tainted example.com/dedicated=gpu:NoSchedule) and DaemonSet `agent`,
+/// with its pod on `a` only.
+async fn agent_beside_a_tainted_node(env: &TestEnv) -> (String, String) {
     let a = env.add_node("a", &[], vec![]).await;
     let b = env
         .add_node(
@@ -275,9 +274,17 @@ async fn a_tainted_node_is_excluded_by_its_taint() {
             vec![taint("example.com/dedicated", "gpu", "NoSchedule")],
         )
         .await;
-    env.create_daemonset(&daemonset(&env, "agent", json!({})))
+    env.create_daemonset(&daemonset(env, "agent", json!({})))
         .await;
     env.wait_pods_exactly_on("agent", &[&a]).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tainted_node_is_excluded_by_its_taint() {
+    everynode();
+    let env = TestEnv::new("ex-taint").await;
+    let (a, b) = agent_beside_a_tainted_node(&env).await;
     let doc = wait_counters_are_the_status(&env, "agent").await;
     assert_eq!(row(&doc, &a)["state"], "Available");
     let excluded = row(&doc, &b);
@@ -768,17 +775,7 @@ fn plugin_dir(env: &TestEnv) -> PathBuf {
 async fn kubectl_everynode_explain_runs_through_the_plugin_link() {
     everynode();
     let env = TestEnv::new("ex-plugin").await;
-    let a = env.add_node("a", &[], vec![]).await;
-    let b = env
-        .add_node(
-            "b",
-            &[],
-            vec![taint("example.com/dedicated", "gpu", "NoSchedule")],
-        )
-        .await;
-    env.create_daemonset(&daemonset(&env, "agent", json!({})))
-        .await;
-    env.wait_pods_exactly_on("agent", &[&a]).await;
+    let (a, b) = agent_beside_a_tainted_node(&env).await;
     wait_counters_are_the_status(&env, "agent").await;
 
     // The user's kubeconfig names the test namespace in its context: no -n needed.
@@ -874,17 +871,7 @@ async fn krew_installs_the_plugin_offline_and_kubectl_everynode_explains() {
         .unwrap_or_else(|| panic!("tools/build.sh krew gave no krew"));
     everynode();
     let env = TestEnv::new("ex-krew").await;
-    let a = env.add_node("a", &[], vec![]).await;
-    let b = env
-        .add_node(
-            "b",
-            &[],
-            vec![taint("example.com/dedicated", "gpu", "NoSchedule")],
-        )
-        .await;
-    env.create_daemonset(&daemonset(&env, "agent", json!({})))
-        .await;
-    env.wait_pods_exactly_on("agent", &[&a]).await;
+    let (a, b) = agent_beside_a_tainted_node(&env).await;
 
     // The release process of docs/kubectl-plugin.md on this build: the archive, then the manifest
     // computed from it.
