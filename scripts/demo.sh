@@ -67,7 +67,7 @@ everynode is running against the local control plane. In another terminal:
   kubectl apply -f examples/fake-node.yaml     # a 4th fake node: it gets a node-agent pod
   kubectl taint node kwok-node-0 demo=yes:NoExecute
   kubectl everynode explain node-agent         # kwok-node-0: untolerated taint demo=yes:NoExecute
-  kubectl everynode status node-agent          # rollout status that cannot hang (exit 0/1/2)
+  kubectl everynode status node-agent          # waits; exits 0 complete, 1 stuck (says why), 2 --timeout
   kubectl describe ds node-agent               # events from everynode
 
 Logs: everynode $dir/everynode.log, control plane $dir/logs/
