@@ -231,6 +231,11 @@ fn rule_words(exclusion: &Exclusion) -> &'static str {
     }
 }
 
+/// `t` as the API server writes times: `2026-12-02T16:39:25Z`.
+pub fn utc(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 fn holders(held_by: &[String], total: usize) -> String {
     match total.saturating_sub(held_by.len()) {
         0 => held_by.join(", "),
@@ -263,7 +268,7 @@ impl fmt::Display for Reason {
             Reason::NotYetAvailable { available_at } => write!(
                 f,
                 "Ready, available at {} (minReadySeconds)",
-                available_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+                utc(*available_at)
             ),
             Reason::Outdated(OutdatedWait::BeingReplaced) => {
                 write!(f, "outdated: being replaced now")
@@ -337,11 +342,7 @@ impl fmt::Display for Reason {
                     write!(f, " ({message})")?;
                 }
                 match backoff_until {
-                    Some(t) => write!(
-                        f,
-                        "; it is replaced after its backoff, at {}",
-                        t.strftime("%Y-%m-%dT%H:%M:%SZ")
-                    ),
+                    Some(t) => write!(f, "; it is replaced after its backoff, at {}", utc(*t)),
                     None => write!(f, "; it is deleted and replaced"),
                 }
             }

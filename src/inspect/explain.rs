@@ -105,7 +105,7 @@ fn dash(s: Option<&str>) -> String {
 }
 
 fn time(t: Option<Timestamp>) -> String {
-    t.map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+    t.map(crate::core::node_reason::utc)
         .unwrap_or_else(|| "-".into())
 }
 
@@ -122,23 +122,24 @@ fn cells(row: &NodeRow) -> Vec<String> {
     ]
 }
 
-/// [`WIDE_COLUMNS`].
+/// [`WIDE_COLUMNS`]: [`cells`] with UP-TO-DATE after REVISION, and CLASS, PHASE, READY SINCE and
+/// RESTARTS after STATE.
 fn wide_cells(row: &NodeRow) -> Vec<String> {
     let pod = row.pod.as_ref();
-    vec![
-        row.node.clone(),
-        yes_no(row.wanted),
-        dash(pod.map(|p| p.name.as_str())),
-        dash(pod.and_then(|p| p.revision.as_deref())),
+    let mut out = cells(row);
+    let reason = out.pop().unwrap_or_default();
+    let state = out.pop().unwrap_or_default();
+    out.extend([
         pod.map(|p| yes_no(p.updated)).unwrap_or_else(|| "-".into()),
-        row.reason.state().to_string(),
+        state,
         row.class().as_str().to_string(),
         dash(pod.map(|p| p.phase.as_str())),
         time(pod.and_then(|p| p.ready_since)),
         pod.map(|p| p.restarts.to_string())
             .unwrap_or_else(|| "-".into()),
-        row.reason.to_string(),
-    ]
+        reason,
+    ]);
+    out
 }
 
 /// `-o json`.
