@@ -20,6 +20,22 @@ struct Run {
     took: Duration,
 }
 
+impl Run {
+    /// Asserts the run took `min..max` seconds and prints its time for the closing note.
+    fn took_between(&self, min: u64, max: u64, what: &str) {
+        assert!(
+            self.took >= Duration::from_secs(min) && self.took < Duration::from_secs(max),
+            "{what}: {:?}",
+            self.took
+        );
+        eprintln!(
+            "TIMING {what}: status returned exit {:?} after {:.1}s",
+            self.code,
+            self.took.as_secs_f64()
+        );
+    }
+}
+
 /// No run of status may take longer than this: status must end by its own deadlines.
 const HARD_LIMIT: Duration = Duration::from_secs(120);
 
@@ -208,15 +224,7 @@ async fn no_progress_for_the_progress_deadline_exits_1() {
         "the node whose new pod is not Ready is named: {}",
         run.stderr
     );
-    assert!(
-        run.took >= Duration::from_secs(10) && run.took < Duration::from_secs(40),
-        "{:?}",
-        run.took
-    );
-    eprintln!(
-        "TIMING no progress: status returned exit 1 after {:.1}s (deadline 10s)",
-        run.took.as_secs_f64()
-    );
+    run.took_between(10, 40, "no progress (deadline 10s)");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -231,15 +239,7 @@ async fn the_timeout_while_progressing_exits_2_and_without_watch_3() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.took >= Duration::from_secs(5) && run.took < Duration::from_secs(15),
-        "{:?}",
-        run.took
-    );
-    eprintln!(
-        "TIMING timeout: status returned exit 2 after {:.1}s (--timeout=5s)",
-        run.took.as_secs_f64()
-    );
+    run.took_between(5, 15, "timeout (--timeout=5s)");
     let once = status(&admin(&env), &["-n", &env.ns, "ds/agent", "--watch=false"]).await;
     assert_eq!(once.code, Some(3), "{}{}", once.stdout, once.stderr);
     assert!(
