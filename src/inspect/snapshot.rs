@@ -2,6 +2,7 @@
 //! nodes, its pods and its revisions, read with the user's kubeconfig (get and list only).
 
 use super::InspectError;
+use crate::controller::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
 use crate::core::history::plan_history;
 use crate::core::node_reason::{Context, Explanation, explain};
@@ -76,12 +77,13 @@ pub async fn read(
     namespace: &str,
     name: &str,
 ) -> Result<Snapshot, InspectError> {
-    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &kube::api::ApiResource::erase::<DaemonSet>(&()),
-    );
-    let Some(object) = raw.get_opt(name).await.map_err(InspectError::api)? else {
+    // The typed object and the raw template in one decode, as the controller caches it.
+    let api: Api<CachedDaemonSet> = Api::namespaced(client.clone(), namespace);
+    let Some(CachedDaemonSet {
+        ds: daemonset,
+        raw_template,
+    }) = api.get_opt(name).await.map_err(InspectError::api)?
+    else {
         let namespaces: Api<Namespace> = Api::all(client.clone());
         return Err(match namespaces.get_opt(namespace).await {
             Ok(None) => InspectError::NamespaceNotFound(namespace.to_string()),
@@ -91,13 +93,6 @@ pub async fn read(
             },
         });
     };
-    let value = serde_json::to_value(&object).map_err(|e| InspectError::Decode(e.to_string()))?;
-    let raw_template = value
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or(serde_json::Value::Null);
-    let daemonset: DaemonSet =
-        serde_json::from_value(value).map_err(|e| InspectError::Decode(e.to_string()))?;
     let uid = daemonset.metadata.uid.clone().unwrap_or_default();
     let selector = daemonset
         .spec
