@@ -180,6 +180,16 @@ async fn main() -> ExitCode {
             }
         }
         Command::Status(args) => ExitCode::from(everynode::inspect::status::run(args).await),
+        Command::Crd => match everynode::api::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the CRD: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Explain(args) => {
             if let Err(e) = init_operator_logging() {
                 eprintln!("error: {e}");

@@ -35,6 +35,7 @@ pub mod pods_by_node;
 pub mod progress;
 pub mod revision_data;
 pub mod rolling_update;
+pub mod rollout;
 pub mod rollout_status;
 pub mod said;
 pub mod selector;

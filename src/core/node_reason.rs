@@ -535,6 +535,8 @@ fn failed(pod: &Pod, backoff_until: Option<Timestamp>) -> Reason {
 pub struct Context<'a> {
     /// Manage's failed-pod backoffs by node (the controller's; empty outside it).
     pub backoff_until: Option<&'a BTreeMap<String, Timestamp>>,
+    /// The DaemonSetRollout's decision for this sync, when the DaemonSet has one.
+    pub rollout: Option<&'a crate::core::rollout::RolloutPlan>,
 }
 
 /// The row of every named node of `nodes` for `ds`, with its claimed pods by node (`node_pods`,

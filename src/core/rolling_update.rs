@@ -26,6 +26,21 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// The rollout policy's seam into this planner (`core::rollout`): which wanted outdated nodes may
+/// start their update now, and which nodes nothing may delete from. [`Gate::OPEN`] is upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gate<'a> {
+    /// Wanted nodes whose outdated pod may be replaced now; `None`: every one (upstream).
+    pub starts: Option<&'a std::collections::BTreeSet<String>>,
+    /// Nodes the rolling update must not delete from (the mass-deletion guard).
+    pub keep: Option<&'a std::collections::BTreeSet<String>>,
+}
+
+impl Gate<'_> {
+    /// No policy: every decision is upstream's.
+    pub const OPEN: Gate<'static> = Gate { starts: None, keep: None };
+}
+
 /// The rolling-update budgets of one sync (upstream `updatedDesiredNodeCounts`, §5.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Budget {

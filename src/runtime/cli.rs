@@ -25,6 +25,9 @@ pub enum Command {
     /// cannot hang).
     #[command(after_help = crate::inspect::status::EXIT_CODES)]
     Status(crate::inspect::status::StatusArgs),
+    /// Print the DaemonSetRollout CustomResourceDefinition (everynode.io/v1alpha1) as YAML, e.g.
+    /// `everynode crd | kubectl apply --server-side -f -`. Reads no kubeconfig.
+    Crd,
 }
 
 impl Command {
@@ -33,7 +36,7 @@ impl Command {
     pub fn is_operator_command(&self) -> bool {
         match self {
             Command::Run(_) => false,
-            Command::Explain(_) | Command::Status(_) => true,
+            Command::Explain(_) | Command::Status(_) | Command::Crd => true,
         }
     }
 }
