@@ -945,6 +945,23 @@ fn generated(index: usize) -> Scenario {
     s
 }
 
+/// Generated scenario `index` (any index: each has its own sub-stream) as the rolling update sees
+/// it, for other modules' property tests: the DaemonSet, the node list, the claimed pods by node
+/// (as [`claimed`] groups them), the current revision's hash and the clock.
+pub(crate) fn generated_input(
+    index: usize,
+) -> (
+    DaemonSet,
+    Vec<Node>,
+    NodePods,
+    String,
+    crate::core::Timestamp,
+) {
+    let s = generated(index);
+    let node_pods = claimed(&s);
+    (s.ds, s.nodes, node_pods, s.hash, ts(s.now))
+}
+
 // ---------------------------------------------------------------------------------------------
 // The catalogue (§10)
 // ---------------------------------------------------------------------------------------------

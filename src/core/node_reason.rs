@@ -206,6 +206,7 @@ impl Reason {
                     UpdateWait::MaxUnavailable | UpdateWait::MaxSurge => "waiting for the budget",
                     UpdateWait::NewPodNotAvailable => "waiting for a new pod to become available",
                     UpdateWait::AvailabilityFloor => "waiting for enough available pods",
+                    UpdateWait::Held => "held by the rollout policy",
                 }
                 .into(),
             ),
@@ -312,6 +313,7 @@ impl fmt::Display for Reason {
                     f,
                     "outdated and no longer wanted, waiting: the old pod goes once more pods than desired are available"
                 ),
+                UpdateWait::Held => write!(f, "outdated, held by the rollout policy"),
             },
             Reason::Outdated(OutdatedWait::OnDelete) => write!(
                 f,

@@ -42,6 +42,17 @@ impl Gate<'_> {
         starts: None,
         keep: None,
     };
+
+    /// Whether nothing may be deleted from `node` (it is in `keep`).
+    fn keeps(&self, node: &str) -> bool {
+        self.keep.is_some_and(|keep| keep.contains(node))
+    }
+
+    /// Whether the rolling update treats `node`'s outdated pod as if it were up to date: the node
+    /// is in `keep`, or it should run a pod (`should_run`) and `starts` does not name it.
+    fn holds(&self, node: &str, should_run: bool) -> bool {
+        self.keeps(node) || (should_run && self.starts.is_some_and(|starts| !starts.contains(node)))
+    }
 }
 
 /// The rolling-update budgets of one sync (upstream `updatedDesiredNodeCounts`, §5.1).
@@ -130,6 +141,9 @@ pub enum UpdateWait {
     /// The node should no longer run a pod; its available old pod goes only while more pods are
     /// available than desired.
     AvailabilityFloor,
+    /// The rollout policy ([`Gate`]) holds the node: its outdated pod is left as it is, as if it
+    /// were up to date (an unavailable one still counts against `maxUnavailable`).
+    Held,
 }
 
 /// The node list as the rolling update sees it: `should_run` per named node, `desired`, and every
@@ -285,12 +299,40 @@ pub fn is_rolling_update(ds: &DaemonSet) -> bool {
 /// and counts as unavailable (no surge) or as surging (surge).
 ///
 /// Returns an empty plan unless the strategy type is `RollingUpdate` (see the module docs).
+///
+/// This is [`plan_rolling_update_gated`] with [`Gate::OPEN`].
 pub fn plan_rolling_update<N: Borrow<Node>>(
     ds: &DaemonSet,
     nodes: &[N],
     node_pods: &NodePods,
     hash: &str,
     now: Timestamp,
+) -> Result<RollingUpdatePlan, RollingUpdateError> {
+    plan_rolling_update_gated(ds, nodes, node_pods, hash, now, Gate::OPEN)
+}
+
+/// [`plan_rolling_update`] with the rollout policy's `gate` (design §2.2). A node is **held** when
+/// `gate.keep` contains it, or when it should run a pod and `gate.starts` is `Some` and does not
+/// contain it. A held node's outdated pod is treated as if it were up to date:
+///
+/// * **No surge**: an unavailable held outdated pod still counts as unavailable (in the budget and
+///   in [`RollingUpdatePlan::held_by`]) but is not deleted; an available one counts for nothing.
+/// * **Surge**: availability is counted as without a gate; no surge pod is created and no outdated
+///   pod deleted.
+/// * **Completion** (deleting the outdated pod once the node's surge pod is Available) and
+///   **cleanup** (outdated pods on nodes that should not run one) are held only by `keep`.
+///
+/// Held nodes wait with [`UpdateWait::Held`], except a node whose surge pod is not yet Available,
+/// which keeps [`UpdateWait::NewPodNotAvailable`] (that is what it waits for unless it is kept).
+/// The budgets stay upstream's, over the whole DaemonSet: the gate only removes candidates, so it
+/// never lets more pods be unavailable or surging than [`Gate::OPEN`] would.
+pub fn plan_rolling_update_gated<N: Borrow<Node>>(
+    ds: &DaemonSet,
+    nodes: &[N],
+    node_pods: &NodePods,
+    hash: &str,
+    now: Timestamp,
+    gate: Gate,
 ) -> Result<RollingUpdatePlan, RollingUpdateError> {
     if !is_rolling_update(ds) {
         return Ok(RollingUpdatePlan::default());
@@ -302,6 +344,7 @@ pub fn plan_rolling_update<N: Borrow<Node>>(
         generation: template_generation(ds),
         min_ready_seconds: min_ready_seconds(ds),
         now,
+        gate,
     };
     if budget.max_surge == 0 {
         Ok(plan_without_surge(&survey, &budget, &view))
@@ -310,12 +353,13 @@ pub fn plan_rolling_update<N: Borrow<Node>>(
     }
 }
 
-/// What the per-node decisions need to know about the current revision and the clock.
+/// What the per-node decisions need to know about the current revision, the clock and the gate.
 struct NodeView<'h> {
     hash: &'h str,
     generation: Option<i64>,
     min_ready_seconds: i32,
     now: Timestamp,
+    gate: Gate<'h>,
 }
 
 impl NodeView<'_> {
@@ -331,6 +375,7 @@ fn plan_without_surge(survey: &Survey, budget: &Budget, view: &NodeView) -> Roll
     let mut candidates = Vec::new();
     let mut held_by = Vec::new();
     let mut over_budget = Vec::new();
+    let mut held = Vec::new();
     for (&node, pods) in &survey.entries {
         let Some((new, old)) = find_updated_pods_on_node(pods, view.hash, view.generation) else {
             // Excess pods: manage prunes them; the node counts as unavailable meanwhile.
@@ -350,11 +395,20 @@ fn plan_without_surge(survey: &Survey, budget: &Budget, view: &NodeView) -> Roll
                 }
             }
             (None, Some(old)) => {
+                // Nodes that should not run (or are not in the node list) are held by `keep` only.
+                let should_run = survey.should_run.get(node).copied().unwrap_or(false);
+                let gated = view.gate.holds(node, should_run);
                 if !view.available(old) {
-                    // An outdated pod that is not available is always replaced.
-                    replacements.push(name_of(old));
+                    // An outdated pod that is not available is always replaced (unless held).
+                    if gated {
+                        held.push(node);
+                    } else {
+                        replacements.push(name_of(old));
+                    }
                     num_unavailable += 1;
                     held_by.push(node.to_string());
+                } else if gated {
+                    held.push(node);
                 } else if num_unavailable < budget.max_unavailable {
                     candidates.push((node, name_of(old)));
                 } else {
@@ -368,6 +422,10 @@ fn plan_without_surge(survey: &Survey, budget: &Budget, view: &NodeView) -> Roll
         .into_iter()
         .chain(candidates.iter().skip(take).map(|(node, _)| *node))
         .map(|node| (node.to_string(), UpdateWait::MaxUnavailable))
+        .chain(
+            held.into_iter()
+                .map(|node| (node.to_string(), UpdateWait::Held)),
+        )
         .collect();
     replacements.extend(candidates.into_iter().take(take).map(|(_, pod)| pod));
     RollingUpdatePlan {
@@ -415,7 +473,10 @@ fn plan_with_surge(
                         node: node.to_string(),
                     }
                 })?;
-                if !old_available {
+                if view.gate.holds(node, should_run) {
+                    // Counted as available (or not) above, like an updated pod; left alone.
+                    waiting.insert(node.to_string(), UpdateWait::Held);
+                } else if !old_available {
                     if should_run {
                         // Replace an unavailable pod at once, whatever the surge budget.
                         allowed_new_nodes.push(node.to_string());
@@ -432,7 +493,12 @@ fn plan_with_surge(
             }
             (Some(old), Some(new)) => {
                 if view.available(new) {
-                    pods_to_delete.push(name_of(old));
+                    // Completion: held by `keep` only.
+                    if view.gate.keeps(node) {
+                        waiting.insert(node.to_string(), UpdateWait::Held);
+                    } else {
+                        pods_to_delete.push(name_of(old));
+                    }
                 } else {
                     // Waiting for the new pod to become available.
                     num_surge += 1;
@@ -1812,6 +1878,314 @@ mod properties {
             let ds = with_min_ready_seconds(ds, min_ready);
             let rules = Rules { surge: true, max_unavailable: 0, max_surge: scaled(&budget, node_count as i64) };
             run(node_count, ds, mode, &events, &rules)?;
+        }
+    }
+}
+
+/// The rollout policy's [`Gate`] (design §2.2): unit tests, and properties over the decision
+/// corpus's generator.
+#[cfg(test)]
+mod gated {
+    use super::*;
+    use crate::core::decision_corpus::generated_input;
+    use crate::core::fixtures::{
+        daemonset, ds_pod, node, node_with_labels, running_ready, ts, with_name,
+        with_node_selector, with_rolling_update,
+    };
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+    use std::collections::BTreeSet;
+
+    fn nodes(n: usize) -> Vec<Node> {
+        (0..n).map(|i| node(&format!("node-{i}"))).collect()
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn pods_by_node(pods: Vec<(&str, Pod)>) -> NodePods {
+        let mut map = NodePods::new();
+        for (node, pod) in pods {
+            map.entry(node.to_string()).or_default().push(Arc::new(pod));
+        }
+        map
+    }
+
+    /// A pod that is not Ready (so not Available).
+    fn pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> Pod {
+        with_name(ds_pod(ds, node, hash), name)
+    }
+
+    fn ready_pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> Pod {
+        running_ready(pod(ds, node, name, hash), 0)
+    }
+
+    fn surge(max_surge: i32) -> DaemonSet {
+        with_rolling_update(
+            daemonset("foo"),
+            Some(IntOrString::Int(0)),
+            Some(IntOrString::Int(max_surge)),
+        )
+    }
+
+    fn gated(ds: &DaemonSet, nodes: &[Node], pods: &NodePods, gate: Gate) -> RollingUpdatePlan {
+        plan_rolling_update_gated(ds, nodes, pods, "new", ts(100), gate)
+            .unwrap_or_else(|e| panic!("rolling update failed: {e}"))
+    }
+
+    fn waits(plan: &RollingUpdatePlan) -> Vec<(&str, UpdateWait)> {
+        plan.waiting.iter().map(|(n, w)| (n.as_str(), *w)).collect()
+    }
+
+    #[test]
+    fn without_surge_only_started_nodes_are_replaced_within_the_budget() {
+        let ds = with_rolling_update(daemonset("foo"), Some(IntOrString::Int(3)), None);
+        let names = ["node-0", "node-1", "node-2", "node-3", "node-4"];
+        let pods = pods_by_node(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, node)| (*node, ready_pod(&ds, node, &format!("p{i}"), "old")))
+                .collect(),
+        );
+        let open = gated(&ds, &nodes(5), &pods, Gate::OPEN);
+        assert_eq!(open.pods_to_delete, vec!["p0", "p1", "p2"]);
+        let starts = set(&["node-1"]);
+        let gate = Gate {
+            starts: Some(&starts),
+            keep: None,
+        };
+        let plan = gated(&ds, &nodes(5), &pods, gate);
+        assert_eq!(plan.pods_to_delete, vec!["p1"]);
+        assert!(plan.nodes_to_create.is_empty());
+        assert!(plan.held_by.is_empty());
+        assert_eq!(
+            waits(&plan),
+            vec![
+                ("node-0", UpdateWait::Held),
+                ("node-2", UpdateWait::Held),
+                ("node-3", UpdateWait::Held),
+                ("node-4", UpdateWait::Held),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_surge_an_unavailable_held_pod_counts_against_the_budget() {
+        let ds = daemonset("foo"); // maxUnavailable 1
+        let pods = pods_by_node(vec![
+            ("node-0", pod(&ds, "node-0", "a", "old")),
+            ("node-1", ready_pod(&ds, "node-1", "b", "old")),
+            ("node-2", ready_pod(&ds, "node-2", "c", "old")),
+        ]);
+        let starts = set(&["node-1", "node-2"]);
+        let gate = Gate {
+            starts: Some(&starts),
+            keep: None,
+        };
+        let plan = gated(&ds, &nodes(3), &pods, gate);
+        // node-0 is not replaced, but it is unavailable and holds the only unit of the budget.
+        assert!(plan.pods_to_delete.is_empty(), "{plan:?}");
+        assert_eq!(plan.held_by, vec!["node-0"]);
+        assert_eq!(
+            waits(&plan),
+            vec![
+                ("node-0", UpdateWait::Held),
+                ("node-1", UpdateWait::MaxUnavailable),
+                ("node-2", UpdateWait::MaxUnavailable),
+            ]
+        );
+        // Open, node-0's pod is replaced and still holds the budget.
+        let open = gated(&ds, &nodes(3), &pods, Gate::OPEN);
+        assert_eq!(open.pods_to_delete, vec!["a"]);
+        assert_eq!(open.held_by, vec!["node-0"]);
+    }
+
+    #[test]
+    fn with_surge_a_closed_gate_creates_nothing_but_completes_surged_nodes() {
+        let ds = surge(2);
+        let pods = pods_by_node(vec![
+            // Surged, and the new pod is available: completion deletes the old one.
+            ("node-0", ready_pod(&ds, "node-0", "a", "old")),
+            ("node-0", ready_pod(&ds, "node-0", "a2", "new")),
+            // Surged, new pod not available yet.
+            ("node-1", ready_pod(&ds, "node-1", "b", "old")),
+            ("node-1", pod(&ds, "node-1", "b2", "new")),
+            // Not surged: an available and an unavailable old pod.
+            ("node-2", ready_pod(&ds, "node-2", "c", "old")),
+            ("node-3", pod(&ds, "node-3", "d", "old")),
+        ]);
+        let open = gated(&ds, &nodes(4), &pods, Gate::OPEN);
+        assert_eq!(open.pods_to_delete, vec!["a"]);
+        assert_eq!(open.nodes_to_create, vec!["node-3", "node-2"]);
+        let none = BTreeSet::new();
+        let gate = Gate {
+            starts: Some(&none),
+            keep: None,
+        };
+        let plan = gated(&ds, &nodes(4), &pods, gate);
+        assert_eq!(plan.pods_to_delete, vec!["a"]);
+        assert!(plan.nodes_to_create.is_empty(), "{plan:?}");
+        assert_eq!(plan.held_by, vec!["node-1"]);
+        assert_eq!(
+            waits(&plan),
+            vec![
+                ("node-1", UpdateWait::NewPodNotAvailable),
+                ("node-2", UpdateWait::Held),
+                ("node-3", UpdateWait::Held),
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_blocks_every_delete_including_completion_and_cleanup() {
+        // node-2 no longer matches the DaemonSet's nodeSelector: its old pods are cleanup.
+        let ds = with_node_selector(surge(1), &[("run", "yes")]);
+        let nodes: Vec<Node> = vec![
+            node_with_labels("node-0", &[("run", "yes")]),
+            node_with_labels("node-1", &[("run", "yes")]),
+            node_with_labels("node-2", &[]),
+        ];
+        let pods = pods_by_node(vec![
+            ("node-0", ready_pod(&ds, "node-0", "a", "old")),
+            ("node-0", ready_pod(&ds, "node-0", "a2", "new")),
+            ("node-1", ready_pod(&ds, "node-1", "b", "new")),
+            ("node-2", pod(&ds, "node-2", "c", "old")),
+        ]);
+        // `starts` holds neither completion nor cleanup.
+        let none = BTreeSet::new();
+        let closed = Gate {
+            starts: Some(&none),
+            keep: None,
+        };
+        assert_eq!(
+            gated(&ds, &nodes, &pods, closed).pods_to_delete,
+            vec!["a", "c"]
+        );
+        let keep = set(&["node-0", "node-2"]);
+        let kept = Gate {
+            starts: None,
+            keep: Some(&keep),
+        };
+        let plan = gated(&ds, &nodes, &pods, kept);
+        assert!(plan.pods_to_delete.is_empty(), "{plan:?}");
+        assert_eq!(
+            waits(&plan),
+            vec![("node-0", UpdateWait::Held), ("node-2", UpdateWait::Held)]
+        );
+
+        // Without surge: a kept unavailable pod (wanted or not) is not deleted but still counts.
+        let ds = with_node_selector(daemonset("foo"), &[("run", "yes")]); // maxUnavailable 1
+        let pods = pods_by_node(vec![
+            ("node-0", ready_pod(&ds, "node-0", "a", "old")),
+            ("node-1", pod(&ds, "node-1", "b", "old")),
+            ("node-2", pod(&ds, "node-2", "c", "old")),
+        ]);
+        assert_eq!(
+            gated(&ds, &nodes, &pods, closed).pods_to_delete,
+            vec!["c"],
+            "starts does not hold cleanup"
+        );
+        let keep = set(&["node-1", "node-2"]);
+        let kept = Gate {
+            starts: None,
+            keep: Some(&keep),
+        };
+        let plan = gated(&ds, &nodes, &pods, kept);
+        assert!(plan.pods_to_delete.is_empty(), "{plan:?}");
+        assert_eq!(plan.held_by, vec!["node-1", "node-2"]);
+        assert_eq!(
+            waits(&plan),
+            vec![
+                ("node-0", UpdateWait::MaxUnavailable),
+                ("node-1", UpdateWait::Held),
+                ("node-2", UpdateWait::Held),
+            ]
+        );
+    }
+
+    /// The nodes of `nodes` that should run a pod of `ds`.
+    fn wanted(ds: &DaemonSet, nodes: &[Node]) -> BTreeSet<String> {
+        nodes
+            .iter()
+            .filter(|n| placement(n, ds).should_run)
+            .filter_map(|n| n.metadata.name.clone())
+            .collect()
+    }
+
+    fn config() -> Config {
+        Config {
+            cases: 512,
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Over the decision corpus's generator (any scenario index: nodes with labels and taints,
+        /// placement rules, every update strategy and budget, 0-3 pods per node of either
+        /// revision in every phase, pods for nodes not in the list), a gate that starts every
+        /// wanted node and keeps none decides exactly as [`Gate::OPEN`]: the same deletes,
+        /// creates, `held_by`, `waiting` and budget, or the same error.
+        #[test]
+        fn a_gate_that_starts_every_wanted_node_and_keeps_none_is_open(index in any::<usize>()) {
+            let (ds, nodes, node_pods, hash, now) = generated_input(index);
+            let starts = wanted(&ds, &nodes);
+            let keep = BTreeSet::new();
+            let gate = Gate { starts: Some(&starts), keep: Some(&keep) };
+            let open = plan_rolling_update(&ds, &nodes, &node_pods, &hash, now);
+            let all_started = plan_rolling_update_gated(&ds, &nodes, &node_pods, &hash, now, gate);
+            prop_assert_eq!(all_started, open);
+        }
+
+        /// With random `starts` and `keep` over the same scenarios: no pod on a kept node is
+        /// deleted, no surge pod is created on a held node, and a held wanted node loses its old
+        /// pod only to completion (an Available updated pod beside it).
+        #[test]
+        fn a_gate_never_touches_held_nodes(
+            index in any::<usize>(),
+            started in any::<u16>(),
+            kept in any::<u16>(),
+            has_starts in any::<bool>(),
+        ) {
+            let (ds, nodes, node_pods, hash, now) = generated_input(index);
+            let names: Vec<String> = node_pods.keys().cloned().collect();
+            let pick = |bits: u16| -> BTreeSet<String> {
+                names.iter().enumerate().filter(|(i, _)| bits & (1 << (i % 16)) != 0)
+                    .map(|(_, n)| n.clone()).collect()
+            };
+            let (starts, keep) = (pick(started), pick(kept));
+            let gate = Gate { starts: has_starts.then_some(&starts), keep: Some(&keep) };
+            let Ok(plan) = plan_rolling_update_gated(&ds, &nodes, &node_pods, &hash, now, gate)
+            else {
+                return Ok(());
+            };
+            let wanted = wanted(&ds, &nodes);
+            let (generation, min_ready) = (template_generation(&ds), min_ready_seconds(&ds));
+            for (node, pods) in &node_pods {
+                let held_by_starts = wanted.contains(node) && has_starts && !starts.contains(node);
+                let deleted = pods.iter().any(|p| {
+                    plan.pods_to_delete.iter().any(|d| Some(d) == p.metadata.name.as_ref())
+                });
+                prop_assert!(!(keep.contains(node) && deleted), "deleted from kept {}: {:?}", node, plan);
+                let held = keep.contains(node) || held_by_starts;
+                prop_assert!(
+                    !(held && plan.nodes_to_create.contains(node)),
+                    "surge pod on held {}: {:?}", node, plan
+                );
+                let completed = pods.iter().any(|p| {
+                    !is_terminating(p) && is_updated(p, &hash, generation)
+                        && is_available(p, min_ready, now)
+                });
+                prop_assert!(
+                    !(held_by_starts && deleted && !completed),
+                    "replaced held {}: {:?}", node, plan
+                );
+            }
         }
     }
 }
