@@ -37,6 +37,33 @@ pub const SELECTS_FEW_NODES: &str = "SelectsFewNodes";
 /// scheduler's message (`core::unschedulable`). Not `FailedScheduling`, the scheduler's own reason
 /// on each pod.
 pub const PODS_UNSCHEDULABLE: &str = "PodsUnschedulable";
+/// [difference] Not emitted upstream: a `DaemonSetRollout` step (the canary, a wave, or "all")
+/// started updating nodes.
+pub const ROLLOUT_STEP_STARTED: &str = "RolloutStepStarted";
+/// [difference] Not emitted upstream: a `DaemonSetRollout` wave stayed updated and available,
+/// with no restart, for its bake time.
+pub const ROLLOUT_BAKED: &str = "RolloutBaked";
+/// [difference] Not emitted upstream: a `DaemonSetRollout` canary baked (and was approved, when
+/// Manual); the rollout moves past it.
+pub const CANARY_PROMOTED: &str = "CanaryPromoted";
+/// [difference] Not emitted upstream: a Manual canary baked and waits for
+/// `kubectl everynode approve`.
+pub const ROLLOUT_WAITING_FOR_APPROVAL: &str = "RolloutWaitingForApproval";
+/// [difference] Not emitted upstream: every node a `DaemonSetRollout` lets update runs the update
+/// revision, available.
+pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+/// [difference] Not emitted upstream: pods of the update revision are failing (failure policy
+/// Pause, no revision to roll back to, or a revision that failed before).
+pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+/// [difference] Not emitted upstream: the template of the last complete revision was written back
+/// (failure policy Rollback, or `kubectl everynode abort`).
+pub const ROLLED_BACK: &str = "RolledBack";
+/// [difference] Not emitted upstream: a `DaemonSetRollout` made no progress for
+/// `progressDeadlineSeconds` (Deployments' condition reason, as an event).
+pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+/// [difference] Not emitted upstream: the mass-deletion guard holds the deletion of more pods than
+/// `massDeletionGuard.maxDeletions` allows at once.
+pub const MASS_DELETION_HELD: &str = "MassDeletionHeld";
 
 impl PlannedEvent {
     pub fn normal(reason: &'static str, message: impl Into<String>) -> Self {
