@@ -1,0 +1,1 @@
+//! Property tests of the rollout policy (design §2.5).
