@@ -30,9 +30,9 @@ pub fn progress_clock(
 ) -> Clock {
     let high = previous.high_water.clone().filter(|h| h.revision == hash);
     let gained = high.as_ref().is_none_or(|h| updated > h.updated || available > h.available);
-    let was_running = previous.phase == Some(crate::api::Phase::Progressing);
+    let left_hold = running && previous.phase != Some(crate::api::Phase::Progressing);
     let last_progress = match previous.last_progress_time.as_ref() {
-        Some(Time(t)) if !gained && was_running => *t,
+        Some(Time(t)) if !gained && !left_hold => *t,
         _ => now,
     };
     let high_water = HighWater {

@@ -41,21 +41,30 @@ pub fn select_canary(
             .cloned();
         groups.entry((value.is_none(), value.unwrap_or_default())).or_default().push(n);
     }
-    let mut round = 0;
+    // Round-robin: the next node comes from the value with the fewest chosen nodes so far.
+    let mut taken: BTreeMap<&(bool, String), usize> = groups.keys().map(|k| (k, 0)).collect();
+    for n in &chosen {
+        let value = canary
+            .spread_by_label
+            .as_ref()
+            .and_then(|l| facts.get(n).and_then(|f| f.labels.get(l)))
+            .cloned();
+        if let Some(t) = taken.get_mut(&(value.is_none(), value.unwrap_or_default())) {
+            *t += 1;
+        }
+    }
+    let mut next: BTreeMap<&(bool, String), usize> = groups.keys().map(|k| (k, 0)).collect();
     while chosen.len() < count {
-        let mut any = false;
-        for nodes in groups.values() {
-            if let Some(n) = nodes.get(round) {
-                any = true;
-                if chosen.len() < count {
-                    chosen.push((*n).clone());
-                }
-            }
-        }
-        if !any {
+        let pick = groups
+            .iter()
+            .filter(|(k, nodes)| next[k] < nodes.len())
+            .min_by_key(|(k, _)| taken[k]);
+        let Some((key, nodes)) = pick else {
             break;
-        }
-        round += 1;
+        };
+        chosen.push(nodes[next[key]].clone());
+        *next.entry(key).or_insert(0) += 1;
+        *taken.entry(key).or_insert(0) += 1;
     }
     chosen.sort();
     chosen

@@ -182,7 +182,7 @@ mod tests {
         Policy::from_spec("agent", Some(1), &spec).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn fixture(done: &[&str], restarts: i32) -> (Vec<Step>, BTreeMap<String, NodeFacts>) {
+    fn fixture_with(manual: bool, done: &[&str], restarts: i32) -> (Vec<Step>, BTreeMap<String, NodeFacts>) {
         let names = ["c", "a1", "b1"];
         let facts = names
             .iter()
@@ -197,7 +197,11 @@ mod tests {
         ];
         let target = names.iter().map(|n| n.to_string()).collect();
         let eligible: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        (steps(&policy(false), &eligible, &["c".into()], &waves, &target), facts)
+        (steps(&policy(manual), &eligible, &["c".into()], &waves, &target), facts)
+    }
+
+    fn fixture(done: &[&str], restarts: i32) -> (Vec<Step>, BTreeMap<String, NodeFacts>) {
+        fixture_with(false, done, restarts)
     }
 
     #[test]
@@ -218,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_manual_canary_waits_for_its_revision_to_be_approved() {
-        let (steps, facts) = fixture(&["c"], 0);
+        let (steps, facts) = fixture_with(true, &["c"], 0);
         let mut p = policy(true);
         let baked = StepStatus { index: 0, name: "canary".into(), bake_started_at: Some(Time(ts(0))), bake_restarts: 0 };
         let s = current_step(&steps, &facts, &p, &BTreeMap::new(), Some(&baked), "h", ts(100));
