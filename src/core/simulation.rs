@@ -2,23 +2,23 @@
 //! a pod store where creates and deletes take effect at once, like upstream's fake pod control.
 #![cfg(test)]
 
+use crate::api::{DaemonSetRollout, DaemonSetRolloutSpec, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
 use crate::core::backoff::FailedPodBackoff;
 use crate::core::fixtures::{
     ds_pod, ts, with_creation_timestamp, with_name, with_phase, with_pod_label, with_ready,
 };
+use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::labels::{
     BURST_REPLICAS, POD_TEMPLATE_GENERATION, TEMPLATE_GENERATION_ANNOTATION,
 };
 use crate::core::manage::plan_manage;
-use crate::core::pod_state::{is_ready, is_terminal, is_terminating};
-use crate::core::pods_by_node::NodePods;
-use crate::core::rolling_update::{RollingUpdateError, RollingUpdatePlan, plan_rolling_update};
-use crate::api::{DaemonSetRollout, DaemonSetRolloutSpec, DaemonSetRolloutStatus};
-use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::placement::placement;
 use crate::core::pod_state::is_updated;
+use crate::core::pod_state::{is_ready, is_terminal, is_terminating};
+use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::Gate;
+use crate::core::rolling_update::{RollingUpdateError, RollingUpdatePlan, plan_rolling_update};
 use crate::core::rollout::guard::restrict_manage;
 use crate::core::rollout::{Mode as RolloutMode, RolloutInput, RolloutPlan, plan_rollout};
 use crate::core::status::template_generation;
@@ -125,7 +125,8 @@ impl Sim {
     /// shell does: freeze and hold skip manage and the rolling update, the guard post-filters
     /// manage, the rolling update runs through the plan's gate, and the status is kept.
     pub fn with_rollout(mut self, spec: DaemonSetRolloutSpec) -> Self {
-        let mut rollout = DaemonSetRollout::new(&self.ds.metadata.name.clone().unwrap_or_default(), spec);
+        let mut rollout =
+            DaemonSetRollout::new(&self.ds.metadata.name.clone().unwrap_or_default(), spec);
         rollout.metadata.generation = Some(1);
         self.rollout = Some((rollout, DaemonSetRolloutStatus::default()));
         self
@@ -331,7 +332,10 @@ impl Sim {
             if let Some((_, previous)) = self.rollout.as_mut() {
                 *previous = status;
             }
-            return Ok(SyncOutcome { rollout: decision, ..SyncOutcome::default() });
+            return Ok(SyncOutcome {
+                rollout: decision,
+                ..SyncOutcome::default()
+            });
         }
         let mut manage = plan_manage(
             &self.ds,
@@ -373,9 +377,9 @@ impl Sim {
             let started = |node: &str| starts.is_none_or(|s| s.contains(node));
             plan.nodes_to_create.iter().any(|n| started(n))
                 || plan.pods_to_delete.iter().any(|pod| {
-                    before
-                        .iter()
-                        .any(|(n, pods)| started(n) && pods.iter().any(|p| p.metadata.name.as_deref() == Some(pod)))
+                    before.iter().any(|(n, pods)| {
+                        started(n) && pods.iter().any(|p| p.metadata.name.as_deref() == Some(pod))
+                    })
                 })
         });
         outcome.rolling = Some(RollingStep { before, plan });
@@ -384,11 +388,15 @@ impl Sim {
     }
 
     /// The end-of-sync plan: its status becomes the previous status of the next sync.
-    fn end_rollout(&mut self, decision: Option<RolloutPlan>, starts_issued: bool, outcome: &mut SyncOutcome) {
-        if let Some(end) = self.plan_rollout(starts_issued) {
-            if let Some((_, previous)) = self.rollout.as_mut() {
-                *previous = end.status;
-            }
+    fn end_rollout(
+        &mut self,
+        decision: Option<RolloutPlan>,
+        starts_issued: bool,
+        outcome: &mut SyncOutcome,
+    ) {
+        let end = self.plan_rollout(starts_issued);
+        if let (Some(end), Some((_, previous))) = (end, self.rollout.as_mut()) {
+            *previous = end.status;
         }
         outcome.rollout = decision;
     }
@@ -432,7 +440,9 @@ fn gated_stand_in(
         let live = pods.iter().filter(|p| !is_terminating(p));
         let outdated_only = !live.clone().any(|p| is_updated(p, hash, generation));
         let kept = gate.keep.is_some_and(|k| k.contains(node));
-        let held = gate.starts.is_some_and(|s| !s.contains(node)) && wanted.contains(node.as_str()) && outdated_only;
+        let held = gate.starts.is_some_and(|s| !s.contains(node))
+            && wanted.contains(node.as_str())
+            && outdated_only;
         if !(kept || held) {
             continue;
         }

@@ -24,7 +24,13 @@ pub struct ConditionInput<'a> {
     pub generation: Option<i64>,
 }
 
-fn condition(type_: &str, status: &str, reason: &str, message: &str, generation: Option<i64>) -> Condition {
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Condition {
     Condition {
         type_: type_.into(),
         status: status.into(),
@@ -49,31 +55,70 @@ pub fn conditions(input: &ConditionInput) -> Vec<Condition> {
             Phase::Complete => ("True", "RolloutComplete"),
             Phase::Frozen => ("Unknown", "RolloutFrozen"),
             Phase::WaitingForApproval => ("Unknown", "WaitingForApproval"),
-            Phase::Paused => ("Unknown", input.policy_done_reason.unwrap_or("RolloutPaused")),
+            Phase::Paused => (
+                "Unknown",
+                input.policy_done_reason.unwrap_or("RolloutPaused"),
+            ),
             Phase::RolledBack => ("False", "RolledBack"),
             Phase::Failed if input.rollback_impossible.is_some() => ("False", "RollbackImpossible"),
             Phase::Failed if input.known_bad => ("False", "KnownBadRevision"),
             Phase::Failed => ("False", "RolloutFailed"),
         }
     };
-    let mut out = vec![condition("Progressing", status, reason, input.reason_detail, g)];
+    let mut out = vec![condition(
+        "Progressing",
+        status,
+        reason,
+        input.reason_detail,
+        g,
+    )];
     out.push(condition(
         "Complete",
-        if input.complete_revision_is_update { "True" } else { "False" },
-        if input.complete_revision_is_update { "RolloutComplete" } else { "NotComplete" },
+        if input.complete_revision_is_update {
+            "True"
+        } else {
+            "False"
+        },
+        if input.complete_revision_is_update {
+            "RolloutComplete"
+        } else {
+            "NotComplete"
+        },
         "",
         g,
     ));
     if !input.failing.is_empty() {
-        let nodes: Vec<String> =
-            input.failing.iter().take(5).map(|f| format!("{} {}", f.node, f.reason)).collect();
-        out.push(condition("Failed", "True", "NewPodsFailing", &nodes.join(", "), g));
+        let nodes: Vec<String> = input
+            .failing
+            .iter()
+            .take(5)
+            .map(|f| format!("{} {}", f.node, f.reason))
+            .collect();
+        out.push(condition(
+            "Failed",
+            "True",
+            "NewPodsFailing",
+            &nodes.join(", "),
+            g,
+        ));
     }
     if let Some(r) = input.rollback {
-        out.push(condition("RolledBack", "True", "FailurePolicy", &format!("from {} to {}: {}", r.from, r.to, r.reason), g));
+        out.push(condition(
+            "RolledBack",
+            "True",
+            "FailurePolicy",
+            &format!("from {} to {}: {}", r.from, r.to, r.reason),
+            g,
+        ));
     }
     if let Some(h) = input.held {
-        out.push(condition("DeletionsHeld", "True", "MassDeletionGuard", &format!("{} of {} pods would go", h.pods, h.of), g));
+        out.push(condition(
+            "DeletionsHeld",
+            "True",
+            "MassDeletionGuard",
+            &format!("{} of {} pods would go", h.pods, h.of),
+            g,
+        ));
     }
     out
 }
@@ -106,7 +151,10 @@ pub fn mirror(conditions: &[Condition]) -> Vec<DaemonSetCondition> {
 }
 
 /// Events for the phase change from `previous` to `next`.
-pub fn transition_events(previous: &DaemonSetRolloutStatus, next: &DaemonSetRolloutStatus) -> Vec<PlannedEvent> {
+pub fn transition_events(
+    previous: &DaemonSetRolloutStatus,
+    next: &DaemonSetRolloutStatus,
+) -> Vec<PlannedEvent> {
     if previous.phase == next.phase {
         return Vec::new();
     }

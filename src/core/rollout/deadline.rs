@@ -29,7 +29,9 @@ pub fn progress_clock(
     now: Timestamp,
 ) -> Clock {
     let high = previous.high_water.clone().filter(|h| h.revision == hash);
-    let gained = high.as_ref().is_none_or(|h| updated > h.updated || available > h.available);
+    let gained = high
+        .as_ref()
+        .is_none_or(|h| updated > h.updated || available > h.available);
     let left_hold = running && previous.phase != Some(crate::api::Phase::Progressing);
     let last_progress = match previous.last_progress_time.as_ref() {
         Some(Time(t)) if !gained && !left_hold => *t,
@@ -38,12 +40,21 @@ pub fn progress_clock(
     let high_water = HighWater {
         revision: hash.to_string(),
         updated: high.as_ref().map_or(updated, |h| h.updated.max(updated)),
-        available: high.as_ref().map_or(available, |h| h.available.max(available)),
+        available: high
+            .as_ref()
+            .map_or(available, |h| h.available.max(available)),
     };
-    let at = last_progress.checked_add(SignedDuration::from_secs(deadline_seconds)).unwrap_or(now);
+    let at = last_progress
+        .checked_add(SignedDuration::from_secs(deadline_seconds))
+        .unwrap_or(now);
     let exceeded = running && at <= now;
     let requeue_after = (running && !exceeded)
         .then(|| now.duration_until(at).try_into().ok())
         .flatten();
-    Clock { last_progress, high_water, exceeded, requeue_after }
+    Clock {
+        last_progress,
+        high_water,
+        exceeded,
+        requeue_after,
+    }
 }

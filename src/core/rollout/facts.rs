@@ -83,7 +83,11 @@ pub fn node_facts<N: Borrow<Node>>(
             labels: node.metadata.labels.clone().unwrap_or_default(),
             ..NodeFacts::default()
         };
-        let live = node_pods.get(name).into_iter().flatten().filter(|p| !is_terminating(p));
+        let live = node_pods
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|p| !is_terminating(p));
         let mut newest: Option<&Pod> = None;
         for pod in live {
             if is_updated(pod, hash, generation) {
@@ -113,7 +117,10 @@ fn created(pod: &Pod) -> Option<Timestamp> {
 mod tests {
     use super::*;
     use crate::api::DaemonSetRolloutSpec;
-    use crate::core::fixtures::{daemonset, ds_pod_arc, node, running_ready, ds_pod, ts, with_node_selector, node_with_labels};
+    use crate::core::fixtures::{
+        daemonset, ds_pod, ds_pod_arc, node, node_with_labels, running_ready, ts,
+        with_node_selector,
+    };
     use std::sync::Arc;
 
     fn policy() -> Policy {
@@ -130,8 +137,14 @@ mod tests {
             node("c"),
         ];
         let mut pods = NodePods::new();
-        pods.insert("a".into(), vec![Arc::new(running_ready(ds_pod(&ds, "a", "new"), 0))]);
-        pods.insert("b".into(), vec![ds_pod_arc(&ds, "b", "old"), ds_pod_arc(&ds, "b", "new")]);
+        pods.insert(
+            "a".into(),
+            vec![Arc::new(running_ready(ds_pod(&ds, "a", "new"), 0))],
+        );
+        pods.insert(
+            "b".into(),
+            vec![ds_pod_arc(&ds, "b", "old"), ds_pod_arc(&ds, "b", "new")],
+        );
         let facts = node_facts(&ds, &nodes, &pods, "new", &policy(), ts(10));
         let a = &facts["a"];
         assert!(a.should_run && a.updated && a.available && !a.has_old && a.done());

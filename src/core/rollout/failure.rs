@@ -25,7 +25,10 @@ pub fn failing_pods(
     let generation = template_generation(ds);
     let mut out = Vec::new();
     for (node, pods) in node_pods.iter().filter(|(n, _)| wanted.contains(*n)) {
-        for pod in pods.iter().filter(|p| !is_terminating(p) && is_updated(p, hash, generation)) {
+        for pod in pods
+            .iter()
+            .filter(|p| !is_terminating(p) && is_updated(p, hash, generation))
+        {
             let restarts = restarts(pod);
             let reason = if phase(pod) == "Failed" {
                 Some("Failed".to_string())

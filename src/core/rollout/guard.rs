@@ -72,7 +72,8 @@ pub fn restrict_manage(plan: &mut ManagePlan, keep: &BTreeSet<String>, node_pods
         .flatten()
         .filter_map(|p| p.metadata.name.as_deref())
         .collect();
-    plan.pods_to_delete.retain(|name| !held.contains(name.as_str()));
+    plan.pods_to_delete
+        .retain(|name| !held.contains(name.as_str()));
 }
 
 #[cfg(test)]
@@ -90,8 +91,21 @@ mod tests {
             let name = format!("n{i}");
             nodes.push(node(&name));
             let stay = i >= going;
-            facts.insert(name.clone(), NodeFacts { should_run: stay, should_continue_running: stay, ..Default::default() });
-            pods.insert(name.clone(), vec![Arc::new(with_name(ds_pod(&ds, &name, "h"), &format!("p{i}")))]);
+            facts.insert(
+                name.clone(),
+                NodeFacts {
+                    should_run: stay,
+                    should_continue_running: stay,
+                    ..Default::default()
+                },
+            );
+            pods.insert(
+                name.clone(),
+                vec![Arc::new(with_name(
+                    ds_pod(&ds, &name, "h"),
+                    &format!("p{i}"),
+                ))],
+            );
         }
         (nodes, facts, pods)
     }
@@ -101,14 +115,36 @@ mod tests {
         let half = IntOrString::String("50%".into());
         let (nodes, facts, pods) = cluster(12, 9);
         let held = held_deletions(&nodes, &facts, &pods, Some(&half), None, Some(3));
-        assert_eq!(held.as_ref().map(|h| (h.pods, h.of, h.nodes.len())), Some((9, 12, 9)));
-        assert_eq!(held_deletions(&nodes, &facts, &pods, Some(&half), Some(3), Some(3)), None);
+        assert_eq!(
+            held.as_ref().map(|h| (h.pods, h.of, h.nodes.len())),
+            Some((9, 12, 9))
+        );
+        assert_eq!(
+            held_deletions(&nodes, &facts, &pods, Some(&half), Some(3), Some(3)),
+            None
+        );
         assert!(held_deletions(&nodes, &facts, &pods, Some(&half), Some(2), Some(3)).is_some());
-        assert_eq!(held_deletions(&nodes, &facts, &pods, None, None, Some(3)), None);
+        assert_eq!(
+            held_deletions(&nodes, &facts, &pods, None, None, Some(3)),
+            None
+        );
         let (nodes, facts, pods) = cluster(12, 6);
-        assert_eq!(held_deletions(&nodes, &facts, &pods, Some(&half), None, Some(3)), None);
+        assert_eq!(
+            held_deletions(&nodes, &facts, &pods, Some(&half), None, Some(3)),
+            None
+        );
         let (nodes, facts, pods) = cluster(2, 1);
-        assert_eq!(held_deletions(&nodes, &facts, &pods, Some(&IntOrString::Int(0)), None, Some(3)), None);
+        assert_eq!(
+            held_deletions(
+                &nodes,
+                &facts,
+                &pods,
+                Some(&IntOrString::Int(0)),
+                None,
+                Some(3)
+            ),
+            None
+        );
     }
 
     #[test]

@@ -11,7 +11,11 @@ use crate::api::CanaryStatus;
 
 /// Nodes that should run a pod and match the update scope, by name.
 pub fn eligible(facts: &BTreeMap<String, NodeFacts>) -> Vec<String> {
-    facts.iter().filter(|(_, f)| f.eligible()).map(|(n, _)| n.clone()).collect()
+    facts
+        .iter()
+        .filter(|(_, f)| f.eligible())
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 /// The canary nodes of revision `hash`: the previous choice when it was made for `hash` (nodes
@@ -27,10 +31,19 @@ pub fn select_canary(
 ) -> Vec<String> {
     if let Some(prev) = previous.filter(|c| c.revision == hash) {
         let set: BTreeSet<&String> = eligible.iter().collect();
-        return prev.nodes.iter().filter(|n| set.contains(n)).cloned().collect();
+        return prev
+            .nodes
+            .iter()
+            .filter(|n| set.contains(n))
+            .cloned()
+            .collect();
     }
-    let count = scaled(&canary.nodes, eligible.len(), true).max(1).min(eligible.len());
-    let updated = eligible.iter().filter(|n| facts.get(*n).is_some_and(|f| f.updated));
+    let count = scaled(&canary.nodes, eligible.len(), true)
+        .max(1)
+        .min(eligible.len());
+    let updated = eligible
+        .iter()
+        .filter(|n| facts.get(*n).is_some_and(|f| f.updated));
     let mut chosen: Vec<String> = updated.take(count).cloned().collect();
     let mut groups: BTreeMap<(bool, String), Vec<&String>> = BTreeMap::new();
     for n in eligible.iter().filter(|n| !chosen.contains(n)) {
@@ -39,7 +52,10 @@ pub fn select_canary(
             .as_ref()
             .and_then(|l| facts.get(n).and_then(|f| f.labels.get(l)))
             .cloned();
-        groups.entry((value.is_none(), value.unwrap_or_default())).or_default().push(n);
+        groups
+            .entry((value.is_none(), value.unwrap_or_default()))
+            .or_default()
+            .push(n);
     }
     // Round-robin: the next node comes from the value with the fewest chosen nodes so far.
     let mut taken: BTreeMap<&(bool, String), usize> = groups.keys().map(|k| (k, 0)).collect();
@@ -97,12 +113,22 @@ pub fn waves(
     let mut out = Vec::new();
     for value in &waves.order {
         if let Some(nodes) = by_value.remove(value) {
-            out.push(Wave { value: value.clone(), nodes });
+            out.push(Wave {
+                value: value.clone(),
+                nodes,
+            });
         }
     }
-    out.extend(by_value.into_iter().map(|(value, nodes)| Wave { value, nodes }));
+    out.extend(
+        by_value
+            .into_iter()
+            .map(|(value, nodes)| Wave { value, nodes }),
+    );
     if !unlabelled.is_empty() {
-        out.push(Wave { value: String::new(), nodes: unlabelled });
+        out.push(Wave {
+            value: String::new(),
+            nodes: unlabelled,
+        });
     }
     out
 }
@@ -130,7 +156,10 @@ pub fn update_order(
 
 /// The partition `P` of the policy over `eligible` nodes: rounded up, at most `eligible`.
 pub fn partition_count(policy: &Policy, eligible: usize) -> usize {
-    policy.partition.as_ref().map_or(0, |p| scaled(p, eligible, true))
+    policy
+        .partition
+        .as_ref()
+        .map_or(0, |p| scaled(p, eligible, true))
 }
 
 /// `order` split into the nodes to update (the first `len - partition`) and the held ones.
@@ -152,7 +181,13 @@ mod tests {
                 if !zone.is_empty() {
                     labels.insert("zone".to_string(), zone.to_string());
                 }
-                let f = NodeFacts { should_run: true, in_scope: true, labels, updated: *updated, ..Default::default() };
+                let f = NodeFacts {
+                    should_run: true,
+                    in_scope: true,
+                    labels,
+                    updated: *updated,
+                    ..Default::default()
+                };
                 (n.to_string(), f)
             })
             .collect()
@@ -160,23 +195,64 @@ mod tests {
 
     #[test]
     fn canary_spreads_over_the_label_and_prefers_updated_nodes() {
-        let f = facts(&[("a1", "a", false), ("a2", "a", false), ("b1", "b", false), ("c1", "", false)]);
+        let f = facts(&[
+            ("a1", "a", false),
+            ("a2", "a", false),
+            ("b1", "b", false),
+            ("c1", "", false),
+        ]);
         let e = eligible(&f);
-        let canary = CanaryPolicy { nodes: IntOrString::Int(3), spread_by_label: Some("zone".into()), bake_seconds: 0, manual: false };
-        assert_eq!(select_canary(&e, &f, &canary, None, "h"), vec!["a1", "b1", "c1"]);
+        let canary = CanaryPolicy {
+            nodes: IntOrString::Int(3),
+            spread_by_label: Some("zone".into()),
+            bake_seconds: 0,
+            manual: false,
+        };
+        assert_eq!(
+            select_canary(&e, &f, &canary, None, "h"),
+            vec!["a1", "b1", "c1"]
+        );
         let f = facts(&[("a1", "a", false), ("a2", "a", true), ("b1", "b", false)]);
-        let canary = CanaryPolicy { nodes: IntOrString::Int(2), ..canary };
-        assert_eq!(select_canary(&e[..0], &f, &canary, None, "h"), Vec::<String>::new());
-        assert_eq!(select_canary(&eligible(&f), &f, &canary, None, "h"), vec!["a2", "b1"]);
-        let sticky = CanaryStatus { revision: "h".into(), nodes: vec!["gone".into(), "a1".into()], ..Default::default() };
-        assert_eq!(select_canary(&eligible(&f), &f, &canary, Some(&sticky), "h"), vec!["a1"]);
+        let canary = CanaryPolicy {
+            nodes: IntOrString::Int(2),
+            ..canary
+        };
+        assert_eq!(
+            select_canary(&e[..0], &f, &canary, None, "h"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            select_canary(&eligible(&f), &f, &canary, None, "h"),
+            vec!["a2", "b1"]
+        );
+        let sticky = CanaryStatus {
+            revision: "h".into(),
+            nodes: vec!["gone".into(), "a1".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            select_canary(&eligible(&f), &f, &canary, Some(&sticky), "h"),
+            vec!["a1"]
+        );
     }
 
     #[test]
     fn waves_follow_the_order_then_sorted_values_then_unlabelled() {
-        let f = facts(&[("n1", "c", false), ("n2", "a", false), ("n3", "b", false), ("n4", "", false)]);
-        let w = WavesPolicy { node_label: "zone".into(), order: vec!["b".into(), "x".into()], bake_seconds: 0 };
-        let got: Vec<String> = waves(&eligible(&f), &f, &w, &[]).into_iter().map(|w| w.value).collect();
+        let f = facts(&[
+            ("n1", "c", false),
+            ("n2", "a", false),
+            ("n3", "b", false),
+            ("n4", "", false),
+        ]);
+        let w = WavesPolicy {
+            node_label: "zone".into(),
+            order: vec!["b".into(), "x".into()],
+            bake_seconds: 0,
+        };
+        let got: Vec<String> = waves(&eligible(&f), &f, &w, &[])
+            .into_iter()
+            .map(|w| w.value)
+            .collect();
         assert_eq!(got, vec!["b", "a", "c", ""]);
     }
 
@@ -185,7 +261,13 @@ mod tests {
         let f = facts(&[("n1", "", false), ("n2", "", false), ("n3", "", true)]);
         let order = update_order(&eligible(&f), &f, &["n2".to_string()], &[]);
         assert_eq!(order, vec!["n3", "n2", "n1"]);
-        assert_eq!(partition_split(&order, 1), (vec!["n3".to_string(), "n2".to_string()], vec!["n1".to_string()]));
+        assert_eq!(
+            partition_split(&order, 1),
+            (
+                vec!["n3".to_string(), "n2".to_string()],
+                vec!["n1".to_string()]
+            )
+        );
         assert_eq!(partition_split(&order, 5).0, Vec::<String>::new());
     }
 }

@@ -43,7 +43,9 @@ pub fn next_start_at(anchor: Option<Timestamp>, seconds: i64) -> Option<Timestam
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::fixtures::{daemonset, ds_pod, ts, with_creation_timestamp, with_deletion_timestamp};
+    use crate::core::fixtures::{
+        daemonset, ds_pod, ts, with_creation_timestamp, with_deletion_timestamp,
+    };
 
     #[test]
     fn the_anchor_is_the_latest_start_the_status_or_the_pods_show() {
@@ -53,8 +55,14 @@ mod tests {
         old.metadata.deletion_grace_period_seconds = Some(30);
         let old_created_late = Arc::new(with_creation_timestamp(ds_pod(&ds, "c", "old"), 500));
         let pods = vec![new.clone(), Arc::new(old), old_created_late];
-        assert_eq!(pacing_anchor(Some(ts(10)), &pods, "new", None), Some(ts(70)));
-        assert_eq!(pacing_anchor(Some(ts(90)), &pods, "new", None), Some(ts(90)));
+        assert_eq!(
+            pacing_anchor(Some(ts(10)), &pods, "new", None),
+            Some(ts(70))
+        );
+        assert_eq!(
+            pacing_anchor(Some(ts(90)), &pods, "new", None),
+            Some(ts(90))
+        );
         assert_eq!(pacing_anchor(None, &[], "new", None), None);
         assert_eq!(next_start_at(Some(ts(70)), 30), Some(ts(100)));
         assert_eq!(next_start_at(Some(ts(70)), 0), None);

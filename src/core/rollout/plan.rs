@@ -16,7 +16,9 @@ use super::deadline::progress_clock;
 use super::facts::{NodeFacts, node_facts};
 use super::failure::failing_pods;
 use super::guard::held_deletions;
-use super::order::{eligible, partition_count, partition_split, select_canary, update_order, waves};
+use super::order::{
+    eligible, partition_count, partition_split, select_canary, update_order, waves,
+};
 use super::pacing::{next_start_at, pacing_anchor};
 use super::phase::{Signals, next_phase};
 use super::policy::{Policy, PolicyError};
@@ -67,7 +69,9 @@ fn count(n: usize) -> i32 {
 }
 
 fn until(now: Timestamp, at: Timestamp) -> Option<Duration> {
-    (at > now).then(|| now.duration_until(at).try_into().ok()).flatten()
+    (at > now)
+        .then(|| now.duration_until(at).try_into().ok())
+        .flatten()
 }
 
 /// The revision most not-yet-updated wanted nodes run (ties: the smallest hash), else `hash`.
@@ -83,7 +87,9 @@ fn current_revision(input: &RolloutInput<impl Borrow<Node>>, wanted: &BTreeSet<S
             *seen.entry(h).or_insert(0) += 1;
         }
     }
-    let best = seen.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
+    let best = seen
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
     best.map_or_else(|| input.hash.to_string(), |(h, _)| h.to_string())
 }
 
@@ -91,8 +97,11 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     let (ds, hash, now) = (input.ds, input.hash, input.now);
     let prev = carried(input.previous, hash);
     let facts = node_facts(ds, input.nodes, input.node_pods, hash, policy, now);
-    let wanted: BTreeSet<String> =
-        facts.iter().filter(|(_, f)| f.should_run).map(|(n, _)| n.clone()).collect();
+    let wanted: BTreeSet<String> = facts
+        .iter()
+        .filter(|(_, f)| f.should_run)
+        .map(|(n, _)| n.clone())
+        .collect();
     let eligible_nodes = eligible(&facts);
     let canary_nodes = match &policy.canary {
         Some(c) => select_canary(&eligible_nodes, &facts, c, prev.canary.as_ref(), hash),
@@ -106,7 +115,13 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     let partition = partition_count(policy, eligible_nodes.len());
     let (target, partition_held) = partition_split(&order, partition);
     let target_set: BTreeSet<String> = target.iter().cloned().collect();
-    let step_list = steps(policy, &eligible_nodes, &canary_nodes, &wave_list, &target_set);
+    let step_list = steps(
+        policy,
+        &eligible_nodes,
+        &canary_nodes,
+        &wave_list,
+        &target_set,
+    );
     let mut sticky = BTreeMap::new();
     if let Some(t) = prev.canary.as_ref().and_then(|c| c.promoted_at.as_ref()) {
         sticky.insert("canary".to_string(), t.0);
@@ -116,7 +131,15 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
             sticky.insert(w.value.clone(), t.0);
         }
     }
-    let step = current_step(&step_list, &facts, policy, &sticky, prev.step.as_ref(), hash, now);
+    let step = current_step(
+        &step_list,
+        &facts,
+        policy,
+        &sticky,
+        prev.step.as_ref(),
+        hash,
+        now,
+    );
 
     let done = |n: &String| facts.get(n).is_some_and(NodeFacts::done);
     let updated = eligible_nodes.iter().filter(|n| facts[*n].updated).count();
@@ -130,7 +153,8 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     let target_done = target.iter().all(done) && step.current == step_list.len();
     let partition_left = partition_held.iter().any(|n| !done(n));
     let complete = all_done && partition == 0 && out_of_scope_outdated.is_empty();
-    let policy_done = !complete && target_done && (partition_left || !out_of_scope_outdated.is_empty());
+    let policy_done =
+        !complete && target_done && (partition_left || !out_of_scope_outdated.is_empty());
 
     // Failure, rollback, known-bad revisions.
     let failing = failing_pods(ds, &wanted, input.node_pods, hash, policy, now);
@@ -139,37 +163,74 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     let mut rollback = prev.rollback.clone();
     let mut failed_revisions = prev.failed_revisions.clone();
     let rollback_active = rollback.as_ref().is_some_and(|r| r.to == hash);
-    let in_flight = rollback.as_ref().filter(|r| r.from == hash && r.completed_at.is_none()).cloned();
-    let known_bad = !rollback_active && in_flight.is_none() && failed_revisions.iter().any(|r| r == hash) && !retry;
-    let sticky_failed = prev.phase == Some(Phase::Failed) && prev.update_revision.as_deref() == Some(hash) && !retry;
+    let in_flight = rollback
+        .as_ref()
+        .filter(|r| r.from == hash && r.completed_at.is_none())
+        .cloned();
+    let known_bad = !rollback_active
+        && in_flight.is_none()
+        && failed_revisions.iter().any(|r| r == hash)
+        && !retry;
+    let sticky_failed = prev.phase == Some(Phase::Failed)
+        && prev.update_revision.as_deref() == Some(hash)
+        && !retry;
     let failure_now = !rollback_active && !known_bad && (!failing.is_empty() || sticky_failed);
-    let wants_rollback = !rollback_active && in_flight.is_none() && !known_bad
+    let wants_rollback = !rollback_active
+        && in_flight.is_none()
+        && !known_bad
         && (abort || (failure_now && policy.action == FailureAction::Rollback));
-    let mut mode = if policy.frozen { Mode::Freeze } else { Mode::Act };
+    let mut mode = if policy.frozen {
+        Mode::Freeze
+    } else {
+        Mode::Act
+    };
     let mut rollback_impossible = None;
     if let Some(r) = &in_flight {
         if !policy.frozen {
-            let name = input.revisions.iter().find(|x| x.hash == r.to).map(|x| x.name.clone());
+            let name = input
+                .revisions
+                .iter()
+                .find(|x| x.hash == r.to)
+                .map(|x| x.name.clone());
             if let Some(revision_name) = name {
-                mode = Mode::Rollback(RollbackOrder { from: r.from.clone(), to: r.to.clone(), revision_name, reason: r.reason.clone() });
+                mode = Mode::Rollback(RollbackOrder {
+                    from: r.from.clone(),
+                    to: r.to.clone(),
+                    revision_name,
+                    reason: r.reason.clone(),
+                });
             }
         }
     } else if wants_rollback {
         let reason = if abort {
             "aborted (kubectl everynode abort)".to_string()
         } else {
-            failing.first().map_or_else(|| "the rollout failed".to_string(), |f| format!("{} {} ({} restarts)", f.node, f.reason, f.restarts))
+            failing.first().map_or_else(
+                || "the rollout failed".to_string(),
+                |f| format!("{} {} ({} restarts)", f.node, f.reason, f.restarts),
+            )
         };
         match rollback_target(&prev, input.revisions, hash) {
             Ok(target) => {
-                rollback = Some(RollbackStatus { from: hash.to_string(), to: target.hash.clone(), reason: reason.clone(), started_at: Some(Time(now)), completed_at: None });
+                rollback = Some(RollbackStatus {
+                    from: hash.to_string(),
+                    to: target.hash.clone(),
+                    reason: reason.clone(),
+                    started_at: Some(Time(now)),
+                    completed_at: None,
+                });
                 if !failed_revisions.iter().any(|r| r == hash) {
                     failed_revisions.push(hash.to_string());
                     let excess = failed_revisions.len().saturating_sub(MAX_FAILED_REVISIONS);
                     failed_revisions.drain(..excess);
                 }
                 if !policy.frozen {
-                    mode = Mode::Rollback(RollbackOrder { from: hash.to_string(), to: target.hash, revision_name: target.name, reason });
+                    mode = Mode::Rollback(RollbackOrder {
+                        from: hash.to_string(),
+                        to: target.hash,
+                        revision_name: target.name,
+                        reason,
+                    });
                 }
             }
             Err(why) => rollback_impossible = Some(why.to_string()),
@@ -177,10 +238,11 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     }
     let rolling_back = matches!(mode, Mode::Rollback(_)) || in_flight.is_some();
     let failed = (failure_now || rollback_impossible.is_some()) && !rolling_back;
-    if rollback_active && all_done {
-        if let Some(r) = rollback.as_mut().filter(|r| r.completed_at.is_none()) {
-            r.completed_at = Some(Time(now));
-        }
+    if let Some(r) = rollback
+        .as_mut()
+        .filter(|r| rollback_active && all_done && r.completed_at.is_none())
+    {
+        r.completed_at = Some(Time(now));
     }
 
     let signals = Signals {
@@ -199,26 +261,40 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     // Starts and pacing.
     let rollout = policy.name.clone();
     let mut waits: BTreeMap<String, PolicyWait> = BTreeMap::new();
-    let candidates: Vec<&String> = order.iter().filter(|n| step.allowed.contains(*n) && facts[*n].outdated_only()).collect();
+    let candidates: Vec<&String> = order
+        .iter()
+        .filter(|n| step.allowed.contains(*n) && facts[*n].outdated_only())
+        .collect();
     let anchor = pacing_anchor(
         prev.last_update_start_time.as_ref().map(|t| t.0),
         input.pods,
         hash,
         template_generation(ds),
     );
-    let next_at = next_start_at(anchor, policy.min_seconds_between_node_updates).filter(|t| *t > now);
+    let next_at =
+        next_start_at(anchor, policy.min_seconds_between_node_updates).filter(|t| *t > now);
     let stopped = policy.paused || failed || known_bad || rolling_back;
     let starts: Option<BTreeSet<String>> = if rollback_active {
         (policy.paused).then(BTreeSet::new)
     } else if stopped || next_at.is_some() {
         Some(BTreeSet::new())
     } else if policy.min_seconds_between_node_updates > 0 {
-        Some(candidates.first().map(|n| (*n).clone()).into_iter().collect())
+        Some(
+            candidates
+                .first()
+                .map(|n| (*n).clone())
+                .into_iter()
+                .collect(),
+        )
     } else {
         Some(candidates.iter().map(|n| (*n).clone()).collect())
     };
     let failing_cause = failing.first().map_or_else(
-        || rollback_impossible.clone().unwrap_or_else(|| "the rollout failed".into()),
+        || {
+            rollback_impossible
+                .clone()
+                .unwrap_or_else(|| "the rollout failed".into())
+        },
         |f| format!("{} {} ({} restarts)", f.node, f.reason, f.restarts),
     );
     let partition_set: BTreeSet<&String> = partition_held.iter().collect();
@@ -227,17 +303,33 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
             continue;
         }
         let wait = if !f.in_scope {
-            PolicyWait::OutOfScope { rollout: rollout.clone(), selector: policy.scope_text.clone().unwrap_or_default() }
+            PolicyWait::OutOfScope {
+                rollout: rollout.clone(),
+                selector: policy.scope_text.clone().unwrap_or_default(),
+            }
         } else if policy.paused {
-            PolicyWait::Paused { rollout: rollout.clone() }
+            PolicyWait::Paused {
+                rollout: rollout.clone(),
+            }
         } else if known_bad {
-            PolicyWait::KnownBad { rollout: rollout.clone(), revision: hash.to_string() }
+            PolicyWait::KnownBad {
+                rollout: rollout.clone(),
+                revision: hash.to_string(),
+            }
         } else if failed || rolling_back {
-            PolicyWait::Failed { rollout: rollout.clone(), cause: failing_cause.clone() }
+            PolicyWait::Failed {
+                rollout: rollout.clone(),
+                cause: failing_cause.clone(),
+            }
         } else if partition_set.contains(node) {
-            PolicyWait::Partition { rollout: rollout.clone(), partition: count(partition) }
+            PolicyWait::Partition {
+                rollout: rollout.clone(),
+                partition: count(partition),
+            }
         } else if step.waiting_approval {
-            PolicyWait::Approval { rollout: rollout.clone() }
+            PolicyWait::Approval {
+                rollout: rollout.clone(),
+            }
         } else if !step.allowed.contains(node) {
             step_wait(&step, &step_list, &facts)
         } else {
@@ -250,9 +342,17 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     }
     if policy.frozen {
         for (node, f) in &facts {
-            let empty = input.node_pods.get(node).is_none_or(|p| p.iter().all(|p| is_terminating(p)));
+            let empty = input
+                .node_pods
+                .get(node)
+                .is_none_or(|p| p.iter().all(|p| is_terminating(p)));
             if f.should_run && (empty || f.outdated_only()) {
-                waits.insert(node.clone(), PolicyWait::Frozen { rollout: rollout.clone() });
+                waits.insert(
+                    node.clone(),
+                    PolicyWait::Frozen {
+                        rollout: rollout.clone(),
+                    },
+                );
             }
         }
     }
@@ -269,7 +369,14 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     let keep = held.as_ref().map(|h| h.nodes.clone()).unwrap_or_default();
     if let Some(h) = &held {
         for node in &h.nodes {
-            waits.insert(node.clone(), PolicyWait::DeletionHeld { rollout: rollout.clone(), pods: h.pods, of: h.of });
+            waits.insert(
+                node.clone(),
+                PolicyWait::DeletionHeld {
+                    rollout: rollout.clone(),
+                    pods: h.pods,
+                    of: h.of,
+                },
+            );
         }
     }
     let held_deletions = held.as_ref().map(|h| HeldDeletions {
@@ -290,7 +397,11 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
         updated_nodes: count(updated),
         available_nodes: count(available),
         progress: Some(format!("{updated}/{}", eligible_nodes.len())),
-        wave: step.status.as_ref().filter(|s| s.name != "all").map(|s| s.name.clone()),
+        wave: step
+            .status
+            .as_ref()
+            .filter(|s| s.name != "all")
+            .map(|s| s.name.clone()),
         step: step.status.clone(),
         canary: policy.canary.as_ref().map(|_| CanaryStatus {
             revision: hash.to_string(),
@@ -300,7 +411,11 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
             promoted_at: step.baked_at.get(&0).map(|t| Time(*t)),
         }),
         waves: wave_status(&step, &step_list, &facts, policy.canary.is_some()),
-        last_update_start_time: if input.starts_issued { Some(Time(now)) } else { prev.last_update_start_time.clone() },
+        last_update_start_time: if input.starts_issued {
+            Some(Time(now))
+        } else {
+            prev.last_update_start_time.clone()
+        },
         failing: failing.clone(),
         failed_revisions,
         rollback: rollback.clone(),
@@ -308,7 +423,8 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
         ..DaemonSetRolloutStatus::default()
     };
     if input.previous.update_revision.is_none() && status.last_complete_revision.is_none() {
-        status.last_complete_revision = last_complete_on_adoption(ds, &wanted, input.node_pods, hash, complete);
+        status.last_complete_revision =
+            last_complete_on_adoption(ds, &wanted, input.node_pods, hash, complete);
     }
     if phase == Phase::Complete {
         status.last_complete_revision = Some(hash.to_string());
@@ -326,9 +442,12 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     status.high_water = Some(clock.high_water);
 
     let detail = progress_message(&status, is_rolling_update(ds));
-    let policy_done_reason = (phase == Phase::Paused && !policy.paused).then(|| {
-        if partition_left { "PartitionReached" } else { "OutOfScope" }
-    });
+    let policy_done_reason =
+        (phase == Phase::Paused && !policy.paused).then_some(if partition_left {
+            "PartitionReached"
+        } else {
+            "OutOfScope"
+        });
     let fresh = conditions::conditions(&ConditionInput {
         phase,
         reason_detail: &detail,
@@ -345,7 +464,9 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
     });
     status.conditions = conditions::merge(&input.previous.conditions, fresh, now);
 
-    let pacing_wait = next_at.filter(|_| !stopped && !candidates.is_empty()).and_then(|t| until(now, t));
+    let pacing_wait = next_at
+        .filter(|_| !stopped && !candidates.is_empty())
+        .and_then(|t| until(now, t));
     let requeue_after = crate::core::earliest([
         step.bake_until.and_then(|t| until(now, t)),
         pacing_wait,
@@ -364,15 +485,31 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
 }
 
 /// Why a node of a later step waits: for the canary, or for the current wave.
-fn step_wait(step: &StepState, steps: &[super::steps::Step], facts: &BTreeMap<String, NodeFacts>) -> PolicyWait {
+fn step_wait(
+    step: &StepState,
+    steps: &[super::steps::Step],
+    facts: &BTreeMap<String, NodeFacts>,
+) -> PolicyWait {
     let Some(current) = steps.get(step.current) else {
-        return PolicyWait::Canary { nodes: Vec::new(), until: None };
+        return PolicyWait::Canary {
+            nodes: Vec::new(),
+            until: None,
+        };
     };
     if current.canary {
-        return PolicyWait::Canary { nodes: current.members.clone(), until: step.bake_until };
+        return PolicyWait::Canary {
+            nodes: current.members.clone(),
+            until: step.bake_until,
+        };
     }
-    let next = steps.get(step.current + 1).map_or_else(String::new, |s| s.name.clone());
-    let done = current.nodes.iter().filter(|n| facts.get(*n).is_some_and(NodeFacts::done)).count();
+    let next = steps
+        .get(step.current + 1)
+        .map_or_else(String::new, |s| s.name.clone());
+    let done = current
+        .nodes
+        .iter()
+        .filter(|n| facts.get(*n).is_some_and(NodeFacts::done))
+        .count();
     PolicyWait::Wave {
         wave: next,
         after: current.name.clone(),
@@ -398,8 +535,18 @@ fn wave_status(
             value: s.key.clone(),
             nodes: s.members.iter().take(MAX_WAVE_NODES).cloned().collect(),
             node_count: count(s.members.len()),
-            updated: count(s.members.iter().filter(|n| facts.get(*n).is_some_and(|f| f.updated)).count()),
-            available: count(s.members.iter().filter(|n| facts.get(*n).is_some_and(NodeFacts::done)).count()),
+            updated: count(
+                s.members
+                    .iter()
+                    .filter(|n| facts.get(*n).is_some_and(|f| f.updated))
+                    .count(),
+            ),
+            available: count(
+                s.members
+                    .iter()
+                    .filter(|n| facts.get(*n).is_some_and(NodeFacts::done))
+                    .count(),
+            ),
             baked_at: step.baked_at.get(&i).map(|t| Time(*t)),
         })
         .collect()
@@ -409,7 +556,10 @@ fn progress_message(status: &DaemonSetRolloutStatus, rolling: bool) -> String {
     if !rolling {
         return "updateStrategy OnDelete: the policy's update controls do not apply".into();
     }
-    let mut m = format!("{} of {} nodes updated, {} available", status.updated_nodes, status.desired_nodes, status.available_nodes);
+    let mut m = format!(
+        "{} of {} nodes updated, {} available",
+        status.updated_nodes, status.desired_nodes, status.available_nodes
+    );
     if let Some(w) = &status.wave {
         m.push_str(&format!("; step {w}"));
     }
@@ -442,7 +592,15 @@ fn hold<N: Borrow<Node>>(input: &RolloutInput<N>, error: &PolicyError) -> Rollou
         .nodes
         .iter()
         .filter_map(|n| n.borrow().metadata.name.clone())
-        .map(|n| (n, PolicyWait::Invalid { rollout: name.clone(), message: message.clone() }))
+        .map(|n| {
+            (
+                n,
+                PolicyWait::Invalid {
+                    rollout: name.clone(),
+                    message: message.clone(),
+                },
+            )
+        })
         .collect();
     RolloutPlan {
         mode: Mode::Hold,

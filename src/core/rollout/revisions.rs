@@ -30,7 +30,9 @@ pub fn rollback_target(
         return Err(RollbackImpossible("no revision has completed yet".into()));
     };
     if last == hash {
-        return Err(RollbackImpossible(format!("revision {hash} is the last complete one")));
+        return Err(RollbackImpossible(format!(
+            "revision {hash} is the last complete one"
+        )));
     }
     revisions
         .iter()
@@ -53,9 +55,17 @@ pub fn last_complete_on_adoption(
     let generation = template_generation(ds);
     let mut seen = BTreeMap::new();
     for (_, pods) in node_pods.iter().filter(|(n, _)| wanted.contains(*n)) {
-        for pod in pods.iter().filter(|p| !is_terminating(p) && !is_updated(p, hash, generation)) {
-            *seen.entry(hash_label(pod).unwrap_or_default().to_string()).or_insert(0) += 1;
+        for pod in pods
+            .iter()
+            .filter(|p| !is_terminating(p) && !is_updated(p, hash, generation))
+        {
+            *seen
+                .entry(hash_label(pod).unwrap_or_default().to_string())
+                .or_insert(0) += 1;
         }
     }
-    (seen.len() == 1).then(|| seen.into_keys().next()).flatten().filter(|h| !h.is_empty())
+    (seen.len() == 1)
+        .then(|| seen.into_keys().next())
+        .flatten()
+        .filter(|h| !h.is_empty())
 }

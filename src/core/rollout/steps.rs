@@ -36,8 +36,20 @@ pub struct Step {
 }
 
 /// The steps of `policy` over the canary and the waves, restricted to `target`.
-pub fn steps(policy: &Policy, eligible: &[String], canary: &[String], waves: &[Wave], target: &BTreeSet<String>) -> Vec<Step> {
-    let restrict = |nodes: &[String]| nodes.iter().filter(|n| target.contains(*n)).cloned().collect();
+pub fn steps(
+    policy: &Policy,
+    eligible: &[String],
+    canary: &[String],
+    waves: &[Wave],
+    target: &BTreeSet<String>,
+) -> Vec<Step> {
+    let restrict = |nodes: &[String]| {
+        nodes
+            .iter()
+            .filter(|n| target.contains(*n))
+            .cloned()
+            .collect()
+    };
     let mut out = Vec::new();
     if let Some(c) = &policy.canary {
         out.push(Step {
@@ -53,7 +65,11 @@ pub fn steps(policy: &Policy, eligible: &[String], canary: &[String], waves: &[W
     match &policy.waves {
         Some(w) => {
             for (i, wave) in waves.iter().enumerate() {
-                let value = if wave.value.is_empty() { "<none>" } else { &wave.value };
+                let value = if wave.value.is_empty() {
+                    "<none>"
+                } else {
+                    &wave.value
+                };
                 out.push(Step {
                     key: wave.value.clone(),
                     name: format!("{}/{} {}={value}", i + 1, waves.len(), w.node_label),
@@ -66,7 +82,11 @@ pub fn steps(policy: &Policy, eligible: &[String], canary: &[String], waves: &[W
             }
         }
         None => {
-            let rest: Vec<String> = eligible.iter().filter(|n| !canary.contains(n)).cloned().collect();
+            let rest: Vec<String> = eligible
+                .iter()
+                .filter(|n| !canary.contains(n))
+                .cloned()
+                .collect();
             out.push(Step {
                 key: String::new(),
                 name: "all".into(),
@@ -111,7 +131,10 @@ pub fn current_step(
     now: Timestamp,
 ) -> StepState {
     let approvals = &policy.approvals;
-    let mut state = StepState { current: steps.len(), ..StepState::default() };
+    let mut state = StepState {
+        current: steps.len(),
+        ..StepState::default()
+    };
     for (index, step) in steps.iter().enumerate() {
         state.allowed.extend(step.nodes.iter().cloned());
         let index_i32 = i32::try_from(index).unwrap_or(i32::MAX);
@@ -126,22 +149,37 @@ pub fn current_step(
         if step.nodes.is_empty() {
             continue;
         }
-        let mut status = StepStatus { index: index_i32, name: step.name.clone(), ..StepStatus::default() };
-        let all_done = step.nodes.iter().all(|n| facts.get(n).is_some_and(NodeFacts::done));
+        let mut status = StepStatus {
+            index: index_i32,
+            name: step.name.clone(),
+            ..StepStatus::default()
+        };
+        let all_done = step
+            .nodes
+            .iter()
+            .all(|n| facts.get(n).is_some_and(NodeFacts::done));
         if !all_done {
             state.current = index;
             state.status = Some(status);
             return state;
         }
-        let restarts: i32 = step.nodes.iter().filter_map(|n| facts.get(n)).map(|f| f.new_pod_restarts).sum();
+        let restarts: i32 = step
+            .nodes
+            .iter()
+            .filter_map(|n| facts.get(n))
+            .map(|f| f.new_pod_restarts)
+            .sum();
         let prev = previous.filter(|p| p.index == index_i32 && p.name == step.name);
-        let started = match prev.and_then(|p| p.bake_started_at.as_ref().map(|t| (t.0, p.bake_restarts))) {
-            Some((t, before)) if restarts <= before => t,
-            _ => now,
-        };
+        let started =
+            match prev.and_then(|p| p.bake_started_at.as_ref().map(|t| (t.0, p.bake_restarts))) {
+                Some((t, before)) if restarts <= before => t,
+                _ => now,
+            };
         status.bake_started_at = Some(Time(started));
         status.bake_restarts = restarts;
-        let bake_end = started.checked_add(SignedDuration::from_secs(step.bake_seconds)).unwrap_or(started);
+        let bake_end = started
+            .checked_add(SignedDuration::from_secs(step.bake_seconds))
+            .unwrap_or(started);
         if !promoted && bake_end > now {
             state.current = index;
             state.baking = true;
@@ -149,7 +187,8 @@ pub fn current_step(
             state.status = Some(status);
             return state;
         }
-        let approved = !step.manual || promoted || approvals.canary_revision.as_deref() == Some(hash);
+        let approved =
+            !step.manual || promoted || approvals.canary_revision.as_deref() == Some(hash);
         if !approved {
             state.current = index;
             state.waiting_approval = true;
@@ -176,28 +215,55 @@ mod tests {
                 promotion: manual.then_some(Promotion::Manual),
                 ..Canary::default()
             }),
-            waves: Some(Waves { node_label: "zone".into(), order: vec![], bake_seconds: Some(10) }),
+            waves: Some(Waves {
+                node_label: "zone".into(),
+                order: vec![],
+                bake_seconds: Some(10),
+            }),
             ..DaemonSetRolloutSpec::default()
         };
         Policy::from_spec("agent", Some(1), &spec).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn fixture_with(manual: bool, done: &[&str], restarts: i32) -> (Vec<Step>, BTreeMap<String, NodeFacts>) {
+    fn fixture_with(
+        manual: bool,
+        done: &[&str],
+        restarts: i32,
+    ) -> (Vec<Step>, BTreeMap<String, NodeFacts>) {
         let names = ["c", "a1", "b1"];
         let facts = names
             .iter()
             .map(|n| {
                 let d = done.contains(n);
-                (n.to_string(), NodeFacts { should_run: true, in_scope: true, updated: d, available: d, new_pod_restarts: restarts, ..Default::default() })
+                (
+                    n.to_string(),
+                    NodeFacts {
+                        should_run: true,
+                        in_scope: true,
+                        updated: d,
+                        available: d,
+                        new_pod_restarts: restarts,
+                        ..Default::default()
+                    },
+                )
             })
             .collect();
         let waves = vec![
-            Wave { value: "a".into(), nodes: vec!["a1".into()] },
-            Wave { value: "b".into(), nodes: vec!["b1".into()] },
+            Wave {
+                value: "a".into(),
+                nodes: vec!["a1".into()],
+            },
+            Wave {
+                value: "b".into(),
+                nodes: vec!["b1".into()],
+            },
         ];
         let target = names.iter().map(|n| n.to_string()).collect();
         let eligible: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        (steps(&policy(manual), &eligible, &["c".into()], &waves, &target), facts)
+        (
+            steps(&policy(manual), &eligible, &["c".into()], &waves, &target),
+            facts,
+        )
     }
 
     fn fixture(done: &[&str], restarts: i32) -> (Vec<Step>, BTreeMap<String, NodeFacts>) {
@@ -207,16 +273,48 @@ mod tests {
     #[test]
     fn the_canary_bakes_before_the_first_wave_and_a_restart_restarts_the_bake() {
         let (steps, facts) = fixture(&[], 0);
-        let s = current_step(&steps, &facts, &policy(false), &BTreeMap::new(), None, "h", ts(0));
+        let s = current_step(
+            &steps,
+            &facts,
+            &policy(false),
+            &BTreeMap::new(),
+            None,
+            "h",
+            ts(0),
+        );
         assert_eq!((s.current, s.allowed.len()), (0, 1));
         let (steps, facts) = fixture(&["c"], 0);
-        let s = current_step(&steps, &facts, &policy(false), &BTreeMap::new(), None, "h", ts(0));
+        let s = current_step(
+            &steps,
+            &facts,
+            &policy(false),
+            &BTreeMap::new(),
+            None,
+            "h",
+            ts(0),
+        );
         assert!(s.baking && s.bake_until == Some(ts(60)));
-        let s2 = current_step(&steps, &facts, &policy(false), &BTreeMap::new(), s.status.as_ref(), "h", ts(60));
+        let s2 = current_step(
+            &steps,
+            &facts,
+            &policy(false),
+            &BTreeMap::new(),
+            s.status.as_ref(),
+            "h",
+            ts(60),
+        );
         assert_eq!((s2.current, s2.baked_at.get(&0)), (1, Some(&ts(60))));
         assert!(s2.allowed.contains("a1") && !s2.allowed.contains("b1"));
         let (steps, facts) = fixture(&["c"], 1);
-        let s3 = current_step(&steps, &facts, &policy(false), &BTreeMap::new(), s.status.as_ref(), "h", ts(60));
+        let s3 = current_step(
+            &steps,
+            &facts,
+            &policy(false),
+            &BTreeMap::new(),
+            s.status.as_ref(),
+            "h",
+            ts(60),
+        );
         assert!(s3.baking && s3.bake_until == Some(ts(120)), "{s3:?}");
     }
 
@@ -224,19 +322,57 @@ mod tests {
     fn a_manual_canary_waits_for_its_revision_to_be_approved() {
         let (steps, facts) = fixture_with(true, &["c"], 0);
         let mut p = policy(true);
-        let baked = StepStatus { index: 0, name: "canary".into(), bake_started_at: Some(Time(ts(0))), bake_restarts: 0 };
-        let s = current_step(&steps, &facts, &p, &BTreeMap::new(), Some(&baked), "h", ts(100));
+        let baked = StepStatus {
+            index: 0,
+            name: "canary".into(),
+            bake_started_at: Some(Time(ts(0))),
+            bake_restarts: 0,
+        };
+        let s = current_step(
+            &steps,
+            &facts,
+            &p,
+            &BTreeMap::new(),
+            Some(&baked),
+            "h",
+            ts(100),
+        );
         assert!(s.waiting_approval && s.current == 0);
         p.approvals.canary_revision = Some("other".into());
-        assert!(current_step(&steps, &facts, &p, &BTreeMap::new(), Some(&baked), "h", ts(100)).waiting_approval);
+        assert!(
+            current_step(
+                &steps,
+                &facts,
+                &p,
+                &BTreeMap::new(),
+                Some(&baked),
+                "h",
+                ts(100)
+            )
+            .waiting_approval
+        );
         p.approvals.canary_revision = Some("h".into());
-        assert_eq!(current_step(&steps, &facts, &p, &BTreeMap::new(), Some(&baked), "h", ts(100)).current, 1);
+        assert_eq!(
+            current_step(
+                &steps,
+                &facts,
+                &p,
+                &BTreeMap::new(),
+                Some(&baked),
+                "h",
+                ts(100)
+            )
+            .current,
+            1
+        );
     }
 
     #[test]
     fn done_is_sticky() {
         let (steps, facts) = fixture(&[], 0);
-        let sticky = [("canary".to_string(), ts(5)), ("a".to_string(), ts(6))].into_iter().collect();
+        let sticky = [("canary".to_string(), ts(5)), ("a".to_string(), ts(6))]
+            .into_iter()
+            .collect();
         let s = current_step(&steps, &facts, &policy(false), &sticky, None, "h", ts(10));
         assert_eq!(s.current, 2);
         assert_eq!(s.allowed.len(), 3);

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus, Node, Pod};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateWaiting, ContainerStatus, Node, Pod,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -48,19 +50,26 @@ fn spec() -> impl Strategy<Value = DaemonSetRolloutSpec> {
         prop_oneof![Just(0i32), 1i32..=10],
         any::<bool>(),
     )
-        .prop_map(|(partition, canary, waves, pacing, scoped)| DaemonSetRolloutSpec {
-            partition: partition.map(IntOrString::Int),
-            canary: canary.map(|(nodes, bake, spread)| Canary {
-                nodes: IntOrString::Int(nodes),
-                spread_by_label: spread.then(|| ZONE.to_string()),
-                bake_seconds: Some(bake),
-                ..Canary::default()
-            }),
-            waves: waves.map(|bake| Waves { node_label: ZONE.into(), order: vec!["z2".into()], bake_seconds: Some(bake) }),
-            min_seconds_between_node_updates: Some(pacing),
-            update_scope: scoped.then(|| crate::core::fixtures::selector_labels(&[("pool", "a")])),
-            ..DaemonSetRolloutSpec::default()
-        })
+        .prop_map(
+            |(partition, canary, waves, pacing, scoped)| DaemonSetRolloutSpec {
+                partition: partition.map(IntOrString::Int),
+                canary: canary.map(|(nodes, bake, spread)| Canary {
+                    nodes: IntOrString::Int(nodes),
+                    spread_by_label: spread.then(|| ZONE.to_string()),
+                    bake_seconds: Some(bake),
+                    ..Canary::default()
+                }),
+                waves: waves.map(|bake| Waves {
+                    node_label: ZONE.into(),
+                    order: vec!["z2".into()],
+                    bake_seconds: Some(bake),
+                }),
+                min_seconds_between_node_updates: Some(pacing),
+                update_scope: scoped
+                    .then(|| crate::core::fixtures::selector_labels(&[("pool", "a")])),
+                ..DaemonSetRolloutSpec::default()
+            },
+        )
 }
 
 fn nodes(count: usize, zones: usize) -> Vec<Node> {
@@ -75,7 +84,13 @@ fn nodes(count: usize, zones: usize) -> Vec<Node> {
 
 /// A cluster at revision v1, every node running an available v1 pod, the policy attached, then
 /// the template changed to v2.
-fn cluster(count: usize, zones: usize, surge: bool, budget: i32, spec: DaemonSetRolloutSpec) -> Sim {
+fn cluster(
+    count: usize,
+    zones: usize,
+    surge: bool,
+    budget: i32,
+    spec: DaemonSetRolloutSpec,
+) -> Sim {
     let (unavailable, surge_value) = if surge {
         (Some(IntOrString::Int(0)), Some(IntOrString::Int(budget)))
     } else {
@@ -98,7 +113,10 @@ fn crash(pod: &mut Pod, now: i64) {
         name: "app".into(),
         restart_count: 5,
         state: Some(ContainerState {
-            waiting: Some(ContainerStateWaiting { reason: Some("CrashLoopBackOff".into()), ..Default::default() }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("CrashLoopBackOff".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -111,7 +129,12 @@ fn live(sim: &Sim) -> Vec<(String, String, bool, bool)> {
         .filter(|(_, p)| !is_terminating(p))
         .map(|(n, p)| {
             let name = p.metadata.name.clone().unwrap_or_default();
-            (n.to_string(), name, is_updated(p, &sim.hash, None), is_available(p, 0, now))
+            (
+                n.to_string(),
+                name,
+                is_updated(p, &sim.hash, None),
+                is_available(p, 0, now),
+            )
         })
         .collect()
 }
@@ -125,20 +148,36 @@ fn apply(sim: &mut Sim, event: &Event) -> Option<String> {
         Event::ReadyAll => {
             let crashed: BTreeSet<String> = sim
                 .pods()
-                .filter(|(_, p)| p.status.as_ref().is_some_and(|s| s.container_statuses.is_some()))
+                .filter(|(_, p)| {
+                    p.status
+                        .as_ref()
+                        .is_some_and(|s| s.container_statuses.is_some())
+                })
                 .filter_map(|(_, p)| p.metadata.name.clone())
                 .collect();
-            sim.set_readiness(true, usize::MAX, |_, p| !crashed.contains(p.metadata.name.as_deref().unwrap_or_default()));
+            sim.set_readiness(true, usize::MAX, |_, p| {
+                !crashed.contains(p.metadata.name.as_deref().unwrap_or_default())
+            });
         }
         Event::Ready(k) => {
-            let waiting: Vec<String> = live(sim).into_iter().filter(|l| !l.3).map(|l| l.1).collect();
+            let waiting: Vec<String> = live(sim)
+                .into_iter()
+                .filter(|l| !l.3)
+                .map(|l| l.1)
+                .collect();
             if let Some(name) = waiting.get(k % waiting.len().max(1)) {
                 let name = name.clone();
-                sim.set_readiness(true, 1, |_, p| p.metadata.name.as_deref() == Some(name.as_str()));
+                sim.set_readiness(true, 1, |_, p| {
+                    p.metadata.name.as_deref() == Some(name.as_str())
+                });
             }
         }
         Event::Crash(k) => {
-            let updated: Vec<(String, String)> = live(sim).into_iter().filter(|l| l.2).map(|l| (l.0, l.1)).collect();
+            let updated: Vec<(String, String)> = live(sim)
+                .into_iter()
+                .filter(|l| l.2)
+                .map(|l| (l.0, l.1))
+                .collect();
             if let Some((node, name)) = updated.get(k % updated.len().max(1)).cloned() {
                 sim.modify_pod(&name, |p| crash(p, now));
                 return Some(node);
@@ -156,8 +195,16 @@ fn rolling_starts(outcome: &SyncOutcome, hash: &str) -> BTreeSet<String> {
     };
     let mut out: BTreeSet<String> = BTreeSet::new();
     for (node, pods) in &rolling.before {
-        let has_new = pods.iter().any(|p| !is_terminating(p) && is_updated(p, hash, None));
-        let deleted = pods.iter().any(|p| rolling.plan.pods_to_delete.iter().any(|d| Some(d.as_str()) == p.metadata.name.as_deref()));
+        let has_new = pods
+            .iter()
+            .any(|p| !is_terminating(p) && is_updated(p, hash, None));
+        let deleted = pods.iter().any(|p| {
+            rolling
+                .plan
+                .pods_to_delete
+                .iter()
+                .any(|d| Some(d.as_str()) == p.metadata.name.as_deref())
+        });
         if !has_new && (deleted || rolling.plan.nodes_to_create.contains(node)) {
             out.insert(node.clone());
         }
@@ -184,7 +231,11 @@ fn plan_of(sim: &Sim, nodes: &[Node]) -> RolloutPlan {
 }
 
 fn config() -> Config {
-    Config { cases: 64, failure_persistence: None, ..Config::default() }
+    Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 proptest! {
@@ -270,7 +321,7 @@ proptest! {
             if let Some(rolling) = &outcome.rolling {
                 let now = sim.timestamp();
                 let (mut unavailable, mut lost) = (0i32, 0i32);
-                for (_, pods) in &rolling.before {
+                for pods in rolling.before.values() {
                     let avail: Vec<&std::sync::Arc<Pod>> = pods.iter().filter(|p| !is_terminating(p) && is_available(p, 0, now)).collect();
                     if avail.is_empty() {
                         unavailable += 1;
@@ -332,8 +383,16 @@ proptest! {
 #[test]
 fn canary_then_waves_complete() {
     let spec = DaemonSetRolloutSpec {
-        canary: Some(Canary { nodes: IntOrString::Int(1), bake_seconds: Some(10), ..Canary::default() }),
-        waves: Some(Waves { node_label: ZONE.into(), order: vec![], bake_seconds: Some(5) }),
+        canary: Some(Canary {
+            nodes: IntOrString::Int(1),
+            bake_seconds: Some(10),
+            ..Canary::default()
+        }),
+        waves: Some(Waves {
+            node_label: ZONE.into(),
+            order: vec![],
+            bake_seconds: Some(5),
+        }),
         ..DaemonSetRolloutSpec::default()
     };
     let mut sim = cluster(6, 2, false, 3, spec);
@@ -347,11 +406,23 @@ fn canary_then_waves_complete() {
         sim.mark_all_ready();
         sim.advance(3);
     }
-    let status = sim.rollout.as_ref().map(|r| r.1.clone()).unwrap_or_default();
-    assert_eq!(status.phase, Some(crate::api::Phase::Complete), "{status:?}");
+    let status = sim
+        .rollout
+        .as_ref()
+        .map(|r| r.1.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Some(crate::api::Phase::Complete),
+        "{status:?}"
+    );
     assert_eq!(status.last_complete_revision.as_deref(), Some("v2"));
     let canary = status.canary.map(|c| c.nodes).unwrap_or_default();
-    assert_eq!(order.first().map(|s| s.iter().cloned().collect::<Vec<_>>()), Some(canary.clone()), "{order:?}");
+    assert_eq!(
+        order.first().map(|s| s.iter().cloned().collect::<Vec<_>>()),
+        Some(canary.clone()),
+        "{order:?}"
+    );
     // n00 is the canary (zone z0); then z0's other nodes, then z1's.
     let flat: Vec<String> = order.into_iter().flatten().collect();
     assert_eq!(flat, vec!["n00", "n02", "n04", "n01", "n03", "n05"]);
@@ -360,26 +431,43 @@ fn canary_then_waves_complete() {
 /// Partition 2 of 5 keeps the last two nodes on the old revision, phase Paused.
 #[test]
 fn partition_holds_the_last_nodes() {
-    let spec = DaemonSetRolloutSpec { partition: Some(IntOrString::Int(2)), ..DaemonSetRolloutSpec::default() };
+    let spec = DaemonSetRolloutSpec {
+        partition: Some(IntOrString::Int(2)),
+        ..DaemonSetRolloutSpec::default()
+    };
     let mut sim = cluster(5, 1, false, 1, spec);
     for _ in 0..20 {
         sim.sync().unwrap_or_else(|e| panic!("{e}"));
         sim.mark_all_ready();
         sim.advance(1);
     }
-    let status = sim.rollout.as_ref().map(|r| r.1.clone()).unwrap_or_default();
+    let status = sim
+        .rollout
+        .as_ref()
+        .map(|r| r.1.clone())
+        .unwrap_or_default();
     assert_eq!((status.updated_nodes, status.desired_nodes), (3, 5));
     assert_eq!(status.phase, Some(crate::api::Phase::Paused));
-    let old: Vec<String> = live(&sim).into_iter().filter(|l| !l.2).map(|l| l.0).collect();
+    let old: Vec<String> = live(&sim)
+        .into_iter()
+        .filter(|l| !l.2)
+        .map(|l| l.0)
+        .collect();
     assert_eq!(old, vec!["n03", "n04"]);
     let plan = plan_of(&sim, &sim.nodes);
-    assert!(matches!(plan.waits.get("n04"), Some(super::PolicyWait::Partition { partition: 2, .. })));
+    assert!(matches!(
+        plan.waits.get("n04"),
+        Some(super::PolicyWait::Partition { partition: 2, .. })
+    ));
 }
 
 /// Pacing: node-update starts are at least N seconds apart on the simulated clock.
 #[test]
 fn pacing_spaces_the_starts() {
-    let spec = DaemonSetRolloutSpec { min_seconds_between_node_updates: Some(7), ..DaemonSetRolloutSpec::default() };
+    let spec = DaemonSetRolloutSpec {
+        min_seconds_between_node_updates: Some(7),
+        ..DaemonSetRolloutSpec::default()
+    };
     let mut sim = cluster(4, 1, false, 4, spec);
     let mut at = Vec::new();
     for _ in 0..40 {
