@@ -2,21 +2,29 @@
 //! a pod store where creates and deletes take effect at once, like upstream's fake pod control.
 #![cfg(test)]
 
+use crate::api::{DaemonSetRollout, DaemonSetRolloutSpec, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
 use crate::core::backoff::FailedPodBackoff;
 use crate::core::fixtures::{
     ds_pod, ts, with_creation_timestamp, with_name, with_phase, with_pod_label, with_ready,
 };
+use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::labels::{
     BURST_REPLICAS, POD_TEMPLATE_GENERATION, TEMPLATE_GENERATION_ANNOTATION,
 };
 use crate::core::manage::plan_manage;
+use crate::core::placement::placement;
+use crate::core::pod_state::is_updated;
 use crate::core::pod_state::{is_ready, is_terminal, is_terminating};
 use crate::core::pods_by_node::NodePods;
+use crate::core::rolling_update::Gate;
 use crate::core::rolling_update::{RollingUpdateError, RollingUpdatePlan, plan_rolling_update};
+use crate::core::rollout::guard::restrict_manage;
+use crate::core::rollout::{Mode as RolloutMode, RolloutInput, RolloutPlan, plan_rollout};
 use crate::core::status::template_generation;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// When the rolling update runs relative to manage.
@@ -50,6 +58,8 @@ pub struct SyncOutcome {
     pub manage_deletes: Vec<String>,
     /// The rolling update, when it ran.
     pub rolling: Option<RollingStep>,
+    /// With a rollout policy: its decision at the start of the sync.
+    pub rollout: Option<RolloutPlan>,
 }
 
 impl SyncOutcome {
@@ -91,6 +101,8 @@ pub struct Sim {
     pods: NodePods,
     backoff: FailedPodBackoff,
     seq: u64,
+    /// The rollout policy and its last status ([`Sim::with_rollout`]).
+    pub rollout: Option<(DaemonSetRollout, DaemonSetRolloutStatus)>,
 }
 
 impl Sim {
@@ -105,7 +117,43 @@ impl Sim {
             pods: NodePods::new(),
             backoff: FailedPodBackoff::default(),
             seq: 0,
+            rollout: None,
         }
+    }
+
+    /// Every sync plans with a `DaemonSetRollout` of `spec` (named as the DaemonSet), as the
+    /// shell does: freeze and hold skip manage and the rolling update, the guard post-filters
+    /// manage, the rolling update runs through the plan's gate, and the status is kept.
+    pub fn with_rollout(mut self, spec: DaemonSetRolloutSpec) -> Self {
+        let mut rollout =
+            DaemonSetRollout::new(&self.ds.metadata.name.clone().unwrap_or_default(), spec);
+        rollout.metadata.generation = Some(1);
+        self.rollout = Some((rollout, DaemonSetRolloutStatus::default()));
+        self
+    }
+
+    /// Every pod, terminating ones included (the pacing anchor reads them).
+    fn all_pods(&self) -> Vec<Arc<Pod>> {
+        self.pods.values().flatten().cloned().collect()
+    }
+
+    /// The rollout policy's plan on the pods as they are now.
+    pub fn plan_rollout(&self, starts_issued: bool) -> Option<RolloutPlan> {
+        let (rollout, previous) = self.rollout.as_ref()?;
+        let node_pods = self.input();
+        let pods = self.all_pods();
+        Some(plan_rollout(&RolloutInput {
+            ds: &self.ds,
+            nodes: &self.nodes,
+            node_pods: &node_pods,
+            pods: &pods,
+            hash: &self.hash,
+            revisions: &[],
+            rollout,
+            previous,
+            starts_issued,
+            now: self.timestamp(),
+        }))
     }
 
     /// The clock as a timestamp.
@@ -278,7 +326,18 @@ impl Sim {
     /// and applied at once. A rolling-update error is returned after manage's work was applied.
     pub fn sync(&mut self) -> Result<SyncOutcome, RollingUpdateError> {
         let now = self.timestamp();
-        let manage = plan_manage(
+        let decision = self.plan_rollout(false);
+        if let Some(d) = decision.as_ref().filter(|d| d.mode != RolloutMode::Act) {
+            let status = d.status.clone();
+            if let Some((_, previous)) = self.rollout.as_mut() {
+                *previous = status;
+            }
+            return Ok(SyncOutcome {
+                rollout: decision,
+                ..SyncOutcome::default()
+            });
+        }
+        let mut manage = plan_manage(
             &self.ds,
             &self.nodes,
             &self.input(),
@@ -286,27 +345,60 @@ impl Sim {
             now,
             &mut self.backoff,
         );
+        if let Some(d) = &decision {
+            restrict_manage(&mut manage, &d.keep, &self.input());
+        }
         let mut outcome = SyncOutcome {
             manage_creates: truncated(manage.nodes_needing_pods),
             manage_deletes: truncated(manage.pods_to_delete),
             rolling: None,
+            rollout: None,
         };
         self.apply(&outcome.manage_creates, &outcome.manage_deletes);
         let manage_issued =
             !outcome.manage_creates.is_empty() || !outcome.manage_deletes.is_empty();
         if self.mode == Mode::Informers && manage_issued {
+            self.end_rollout(decision, false, &mut outcome);
             return Ok(outcome);
         }
         let before = self.input();
-        let plan = plan_rolling_update(&self.ds, &self.nodes, &before, &self.hash, now)?;
+        let plan = match &decision {
+            Some(d) => gated_stand_in(&self.ds, &self.nodes, &before, &self.hash, now, d.gate())?,
+            None => plan_rolling_update(&self.ds, &self.nodes, &before, &self.hash, now)?,
+        };
         let plan = RollingUpdatePlan {
             pods_to_delete: truncated(plan.pods_to_delete),
             nodes_to_create: truncated(plan.nodes_to_create),
             ..plan
         };
         self.apply(&plan.nodes_to_create, &plan.pods_to_delete);
+        let starts_issued = decision.as_ref().is_some_and(|d| {
+            let starts = d.starts.as_ref();
+            let started = |node: &str| starts.is_none_or(|s| s.contains(node));
+            plan.nodes_to_create.iter().any(|n| started(n))
+                || plan.pods_to_delete.iter().any(|pod| {
+                    before.iter().any(|(n, pods)| {
+                        started(n) && pods.iter().any(|p| p.metadata.name.as_deref() == Some(pod))
+                    })
+                })
+        });
         outcome.rolling = Some(RollingStep { before, plan });
+        self.end_rollout(decision, starts_issued, &mut outcome);
         Ok(outcome)
+    }
+
+    /// The end-of-sync plan: its status becomes the previous status of the next sync.
+    fn end_rollout(
+        &mut self,
+        decision: Option<RolloutPlan>,
+        starts_issued: bool,
+        outcome: &mut SyncOutcome,
+    ) {
+        let end = self.plan_rollout(starts_issued);
+        if let (Some(end), Some((_, previous))) = (end, self.rollout.as_mut()) {
+            *previous = end.status;
+        }
+        outcome.rollout = decision;
     }
 
     /// Runs one sync and asserts its `(creates, deletes)`; panics on a rolling-update error.
@@ -324,6 +416,45 @@ impl Sim {
         );
         outcome
     }
+}
+
+/// Stand-in for `plan_rolling_update_gated` until it lands: a held node (in `keep`, or wanted,
+/// outdated only and not in `starts`) is planned as if its outdated pods were updated, the rule
+/// of design §2.2, by relabelling them in a copy of the input.
+fn gated_stand_in(
+    ds: &DaemonSet,
+    nodes: &[Node],
+    node_pods: &NodePods,
+    hash: &str,
+    now: Timestamp,
+    gate: Gate,
+) -> Result<RollingUpdatePlan, RollingUpdateError> {
+    let generation = template_generation(ds);
+    let wanted: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| placement(n, ds).should_run)
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
+    let mut disguised = node_pods.clone();
+    for (node, pods) in disguised.iter_mut() {
+        let live = pods.iter().filter(|p| !is_terminating(p));
+        let outdated_only = !live.clone().any(|p| is_updated(p, hash, generation));
+        let kept = gate.keep.is_some_and(|k| k.contains(node));
+        let held = gate.starts.is_some_and(|s| !s.contains(node))
+            && wanted.contains(node.as_str())
+            && outdated_only;
+        if !(kept || held) {
+            continue;
+        }
+        for pod in pods.iter_mut().filter(|p| !is_updated(p, hash, generation)) {
+            let mut p = with_pod_label((**pod).clone(), CONTROLLER_REVISION_HASH, hash);
+            if let Some(g) = generation {
+                p = with_pod_label(p, POD_TEMPLATE_GENERATION, &g.to_string());
+            }
+            *pod = Arc::new(p);
+        }
+    }
+    plan_rolling_update(ds, nodes, &disguised, hash, now)
 }
 
 fn truncated(mut names: Vec<String>) -> Vec<String> {

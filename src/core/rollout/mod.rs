@@ -38,12 +38,19 @@ use crate::core::rolling_update::Gate;
 
 pub mod conditions;
 pub mod deadline;
+pub mod facts;
 pub mod failure;
+pub mod guard;
+pub mod order;
+pub mod pacing;
 pub mod phase;
 pub mod plan;
 pub mod policy;
 pub mod reasons;
 pub mod revisions;
+pub mod steps;
+#[cfg(test)]
+mod tests;
 
 pub use plan::plan_rollout;
 pub use reasons::PolicyWait;
