@@ -38,7 +38,10 @@ pub struct Gate<'a> {
 
 impl Gate<'_> {
     /// No policy: every decision is upstream's.
-    pub const OPEN: Gate<'static> = Gate { starts: None, keep: None };
+    pub const OPEN: Gate<'static> = Gate {
+        starts: None,
+        keep: None,
+    };
 }
 
 /// The rolling-update budgets of one sync (upstream `updatedDesiredNodeCounts`, §5.1).

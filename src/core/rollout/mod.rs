@@ -39,6 +39,7 @@ use crate::core::rolling_update::Gate;
 pub mod plan;
 pub mod policy;
 pub mod reasons;
+pub mod trigger;
 
 pub use plan::plan_rollout;
 pub use reasons::PolicyWait;

@@ -7,9 +7,7 @@
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::api::{
-    Approvals, DaemonSetRollout, DaemonSetRolloutSpec, FailureAction, Promotion,
-};
+use crate::api::{Approvals, DaemonSetRollout, DaemonSetRolloutSpec, FailureAction, Promotion};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::core::selector::{InvalidSelector, matches};
@@ -151,7 +149,9 @@ impl Policy {
             )?,
             max_restarts: match failure.max_restarts {
                 Some(n) if n < 0 => {
-                    return Err(PolicyError::Negative { field: "failurePolicy.maxRestarts" });
+                    return Err(PolicyError::Negative {
+                        field: "failurePolicy.maxRestarts",
+                    });
                 }
                 Some(n) => n,
                 None => DEFAULT_MAX_RESTARTS,
@@ -159,7 +159,9 @@ impl Policy {
             action: failure.action,
             progress_deadline_seconds: match spec.progress_deadline_seconds {
                 Some(n) if n < 1 => {
-                    return Err(PolicyError::Negative { field: "progressDeadlineSeconds" });
+                    return Err(PolicyError::Negative {
+                        field: "progressDeadlineSeconds",
+                    });
                 }
                 Some(n) => i64::from(n),
                 None => DEFAULT_PROGRESS_DEADLINE_SECONDS,
@@ -214,10 +216,12 @@ fn check_share(
         None => Ok(()),
         Some(IntOrString::Int(n)) if *n >= min => Ok(()),
         Some(IntOrString::Int(_)) => Err(bad()),
-        Some(IntOrString::String(s)) => match s.strip_suffix('%').and_then(|p| p.parse::<i32>().ok()) {
-            Some(p) if p >= min && p <= 100 => Ok(()),
-            _ => Err(bad()),
-        },
+        Some(IntOrString::String(s)) => {
+            match s.strip_suffix('%').and_then(|p| p.parse::<i32>().ok()) {
+                Some(p) if p >= min && p <= 100 => Ok(()),
+                _ => Err(bad()),
+            }
+        }
     }
 }
 
@@ -258,22 +262,38 @@ mod tests {
     #[test]
     fn defaults_fill_what_the_spec_leaves_out() {
         let spec = DaemonSetRolloutSpec {
-            canary: Some(Canary { nodes: IntOrString::Int(2), ..Canary::default() }),
+            canary: Some(Canary {
+                nodes: IntOrString::Int(2),
+                ..Canary::default()
+            }),
             mass_deletion_guard: Some(MassDeletionGuard::default()),
             ..DaemonSetRolloutSpec::default()
         };
         let p = Policy::from_spec("agent", Some(1), &spec).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(p.canary.as_ref().map(|c| c.bake_seconds), Some(DEFAULT_CANARY_BAKE_SECONDS));
+        assert_eq!(
+            p.canary.as_ref().map(|c| c.bake_seconds),
+            Some(DEFAULT_CANARY_BAKE_SECONDS)
+        );
         assert_eq!(p.max_restarts, DEFAULT_MAX_RESTARTS);
-        assert_eq!(p.progress_deadline_seconds, DEFAULT_PROGRESS_DEADLINE_SECONDS);
+        assert_eq!(
+            p.progress_deadline_seconds,
+            DEFAULT_PROGRESS_DEADLINE_SECONDS
+        );
         assert_eq!(p.max_deletions, Some(IntOrString::String("50%".into())));
         assert_eq!(p.action, FailureAction::Pause);
     }
 
     #[test]
     fn values_the_schema_would_refuse_are_refused_in_code_too() {
-        for bad in [IntOrString::Int(-1), IntOrString::String("150%".into()), IntOrString::String("x".into())] {
-            let spec = DaemonSetRolloutSpec { partition: Some(bad.clone()), ..Default::default() };
+        for bad in [
+            IntOrString::Int(-1),
+            IntOrString::String("150%".into()),
+            IntOrString::String("x".into()),
+        ] {
+            let spec = DaemonSetRolloutSpec {
+                partition: Some(bad.clone()),
+                ..Default::default()
+            };
             assert!(Policy::from_spec("a", None, &spec).is_err(), "{bad:?}");
         }
     }

@@ -110,12 +110,29 @@ impl std::fmt::Display for PolicyWait {
             PolicyWait::Canary { nodes, until } => {
                 let names = nodes.join(", ");
                 match until {
-                    Some(t) => write!(f, "waits for the canary ({names}) to bake, until {}", clock(*t)),
-                    None => write!(f, "waits for the canary ({names}) to be updated and available"),
+                    Some(t) => write!(
+                        f,
+                        "waits for the canary ({names}) to bake, until {}",
+                        clock(*t)
+                    ),
+                    None => write!(
+                        f,
+                        "waits for the canary ({names}) to be updated and available"
+                    ),
                 }
             }
-            PolicyWait::Wave { wave, after, until, done, total } => match until {
-                Some(t) => write!(f, "wave {wave} starts after {after} bakes, at {}", clock(*t)),
+            PolicyWait::Wave {
+                wave,
+                after,
+                until,
+                done,
+                total,
+            } => match until {
+                Some(t) => write!(
+                    f,
+                    "wave {wave} starts after {after} bakes, at {}",
+                    clock(*t)
+                ),
                 None => write!(
                     f,
                     "wave {wave} starts after {after} is updated and available ({done} of {total})"
@@ -156,9 +173,15 @@ mod tests {
 
     #[test]
     fn sentences_name_the_control_and_the_way_out() {
-        let at: Timestamp = "2026-12-02T12:05:10Z".parse().unwrap_or_else(|e| panic!("{e}"));
+        let at: Timestamp = "2026-12-02T12:05:10Z"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            PolicyWait::Partition { rollout: "agent".into(), partition: 3 }.to_string(),
+            PolicyWait::Partition {
+                rollout: "agent".into(),
+                partition: 3
+            }
+            .to_string(),
             "held by partition 3 (DaemonSetRollout agent keeps the last 3 nodes in update order on the old revision)"
         );
         assert_eq!(
@@ -173,9 +196,19 @@ mod tests {
             "wave topology.kubernetes.io/zone=b starts after zone=a bakes, at 12:05:10"
         );
         assert_eq!(
-            PolicyWait::Pacing { next_at: at, seconds: 30 }.to_string(),
+            PolicyWait::Pacing {
+                next_at: at,
+                seconds: 30
+            }
+            .to_string(),
             "next node update at 12:05:10 (minSecondsBetweenNodeUpdates 30)"
         );
-        assert_eq!(PolicyWait::Paused { rollout: "agent".into() }.summary_phrase(), "paused");
+        assert_eq!(
+            PolicyWait::Paused {
+                rollout: "agent".into()
+            }
+            .summary_phrase(),
+            "paused"
+        );
     }
 }
