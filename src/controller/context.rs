@@ -1,10 +1,13 @@
 //! What every sync shares: the client, the caches, expectations, the failed-pod backoff, the event
-//! sink and what it last said, the work queue, the metrics and the readiness state.
+//! sink and what it last said, the work queue, the metrics, the readiness state and the rollout
+//! policies' last written status.
 
 use super::daemonset_object::CachedDaemonSet;
 use super::events::EventSink;
 use super::object_cache::ObjectCache;
 use super::pod_index::PodIndex;
+use super::rollouts::CachedRollout;
+use crate::api::DaemonSetRolloutStatus;
 use crate::core::backoff::FailedPodBackoff;
 use crate::core::expectations::Expectations;
 use crate::core::said::Said;
@@ -25,6 +28,8 @@ pub struct Caches {
     pub pods: RwLock<PodIndex>,
     pub nodes: RwLock<ObjectCache<Node>>,
     pub revisions: RwLock<ObjectCache<ControllerRevision>>,
+    /// DaemonSetRollout policies (empty while the CRD is not served).
+    pub rollouts: RwLock<ObjectCache<CachedRollout>>,
 }
 
 pub struct Context {
@@ -42,6 +47,9 @@ pub struct Context {
     pub overlaps_logged: Mutex<std::collections::HashSet<String>>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
+    /// The DaemonSetRollout status this leader last wrote, by the policy's UID: the `previous` of
+    /// the next plan (the cache lags the leader's own writes). Empty on a new leader.
+    pub rollout_status: Mutex<HashMap<String, DaemonSetRolloutStatus>>,
 }
 
 /// Poisoned locks only follow a panic elsewhere; the data is still usable.

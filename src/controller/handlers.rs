@@ -1,10 +1,13 @@
 //! Event handlers: route each cache change to the core's decision ([`crate::core::triggers`]) and
 //! apply its reaction: queue DaemonSets, record expectation observations (upstream's informer
-//! handlers, §1.2–§1.5).
+//! handlers, §1.2–§1.5), and DaemonSetRollout changes to the DaemonSet they govern.
 
 use super::context::{Context, lock, read};
 use super::daemonset_object::CachedDaemonSet;
+use super::rollouts::CachedRollout;
+use crate::core::rollout::trigger;
 use crate::core::triggers::{self, Change, Reaction};
+use crate::runtime::metrics::DaemonSetLabels;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::borrow::Borrow;
@@ -104,5 +107,38 @@ pub fn revision_changed(ctx: &Context, change: Change<ControllerRevision>) {
     let all = daemonsets(ctx);
     for ds in triggers::revision_change(&change, &all) {
         ctx.enqueue(&ds.0);
+    }
+}
+
+/// DaemonSetRollout changes: an add, a delete or a spec change queues the DaemonSet of the same
+/// name (`core::rollout::trigger`); status-only updates, the controller's own writes, queue nothing.
+/// A policy that starts or stops decoding queues it too. A deleted policy's last written status
+/// and gauges are forgotten.
+pub fn rollout_changed(ctx: &Context, change: Change<CachedRollout>) {
+    let mut queue = trigger::rollout_change(&change, |r: &CachedRollout| &r.meta);
+    match &change {
+        Change::Deleted(r) => {
+            lock(&ctx.rollout_status).remove(r.uid());
+            let m = &r.meta;
+            ctx.metrics.forget_rollout_policy(&DaemonSetLabels::new(
+                m.namespace.as_deref().unwrap_or_default(),
+                m.name.as_deref().unwrap_or_default(),
+            ));
+        }
+        Change::Updated { old, new } if old.rollout.is_ok() != new.rollout.is_ok() => {
+            queue = queue.or_else(|| {
+                Some((
+                    new.meta.namespace.clone().unwrap_or_default(),
+                    new.meta.name.clone().unwrap_or_default(),
+                ))
+            });
+        }
+        _ => {}
+    }
+    if let Some((ns, name)) = queue
+        && let Some(ds) = ctx.daemonset(&ns, &name)
+    {
+        debug!(daemonset = %ds.key(), "DaemonSetRollout change queues DaemonSet");
+        ctx.enqueue(&ds);
     }
 }

@@ -6,7 +6,9 @@
 //! - [`object_cache`], [`pod_index`]: watch-fed caches and the pod indexes;
 //! - [`handlers`]: which change queues which DaemonSet, and expectation observations;
 //! - [`sync`]: one sync; [`claim`], [`revisions`], [`pod_control`], [`status_writer`] apply its parts;
-//! - [`events`]: publishing events; [`context`]: what syncs share.
+//! - [`events`]: publishing events; [`context`]: what syncs share;
+//! - [`rollouts`]: DaemonSetRollout discovery, watch and decision; [`rollout_writer`] writes its
+//!   status and mirrored conditions; [`rollback`] writes an earlier template back.
 //!
 //! [`run`] also feeds the metrics (queue depth, reconciles, expectations) and the readiness state.
 
@@ -19,6 +21,9 @@ pub mod object_cache;
 pub mod pod_control;
 pub mod pod_index;
 pub mod revisions;
+pub mod rollback;
+pub mod rollout_writer;
+pub mod rollouts;
 pub mod status_writer;
 pub mod sync;
 
@@ -74,6 +79,8 @@ pub enum Error {
     },
     #[error("cannot update status of DaemonSet {daemonset}: {reason}")]
     Status { daemonset: String, reason: String },
+    #[error("DaemonSetRollout of DaemonSet {daemonset}: {reason}")]
+    Rollout { daemonset: String, reason: String },
 }
 
 impl Error {
@@ -100,6 +107,7 @@ impl Error {
             Error::RollingUpdate { .. } => "rolling_update",
             Error::SyncNodes { .. } => "sync_nodes",
             Error::Status { .. } => "status",
+            Error::Rollout { .. } => "rollout",
         }
     }
 }
@@ -280,6 +288,7 @@ pub async fn run(
             pods: Default::default(),
             nodes: Default::default(),
             revisions: Default::default(),
+            rollouts: Default::default(),
         },
         expectations: Default::default(),
         backoff: Default::default(),
@@ -290,6 +299,7 @@ pub async fn run(
         overlaps_logged: Default::default(),
         metrics: metrics.clone(),
         readiness: readiness.clone(),
+        rollout_status: Default::default(),
     });
 
     // Watches. The DaemonSet watch feeds the applier's store and the handlers.
@@ -345,6 +355,8 @@ pub async fn run(
             }
         },
     ));
+    // DaemonSetRollout policies: watched when the CRD is served, else looked for every minute.
+    let rollouts_served = rollouts::start(&ctx, &watches).await;
     // Failed-pod backoff garbage collection, every minute as upstream.
     let c = ctx.clone();
     tokio::spawn(async move {
@@ -361,6 +373,12 @@ pub async fn run(
                 .collect();
             lock(&c.expectations).retain(|uid| live.contains(uid));
             lock(&c.said).retain(|uid| live.contains(uid));
+            // Last written statuses of policies deleted while their watch was down.
+            let policies: std::collections::HashSet<String> = read(&c.caches.rollouts)
+                .values()
+                .map(|r| r.uid().to_string())
+                .collect();
+            lock(&c.rollout_status).retain(|uid, _| policies.contains(uid));
         }
     });
     // The expectations gauges follow the watch handlers' observations too, not only syncs.
@@ -376,7 +394,8 @@ pub async fn run(
         let _ = ds_store.wait_until_ready().await;
         while !(read(&ctx.caches.pods).synced()
             && read(&ctx.caches.nodes).synced()
-            && read(&ctx.caches.revisions).synced())
+            && read(&ctx.caches.revisions).synced()
+            && (!rollouts_served || read(&ctx.caches.rollouts).synced()))
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

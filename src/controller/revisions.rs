@@ -171,15 +171,21 @@ async fn create_revision(
 }
 
 /// Upstream `cleanupHistory`: deletes old revisions beyond `revisionHistoryLimit` that no pod uses.
-/// `pods` must include terminal pods that are being deleted.
+/// `pods` must include terminal pods that are being deleted. `keep` is a revision hash kept as if
+/// a pod used it: a DaemonSetRollout's `lastCompleteRevision`, its rollback target (`None` without
+/// a policy, as upstream).
 pub async fn cleanup(
     ctx: &Context,
     ds: &CachedDaemonSet,
     old: &[ControllerRevision],
     pods: &[Arc<Pod>],
+    keep: Option<&str>,
 ) -> Result<(), Error> {
-    let hashes: BTreeSet<String> =
+    let mut hashes: BTreeSet<String> =
         crate::core::history::pod_hashes(pods.iter().map(|p| p.as_ref()));
+    if let Some(keep) = keep {
+        hashes.insert(keep.to_string());
+    }
     let limit = ds.ds.spec.as_ref().and_then(|s| s.revision_history_limit);
     let doomed = revisions_to_delete(old.iter(), &hashes, limit);
     if doomed.is_empty() {

@@ -7,14 +7,19 @@ use super::context::{Context, ds_labels, lock, read};
 use super::daemonset_object::CachedDaemonSet;
 use super::pod_control::sync_nodes;
 use super::revisions;
+use super::rollback::{self, Undo};
+use super::rollout_writer;
+use super::rollouts::{self, View};
 use super::status_writer::write_status;
 use crate::core::claimed_view::{claimed_now, uids};
 use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
-use crate::core::manage::{plan_manage, selecting_all_event};
+use crate::core::manage::{ManagePlan, plan_manage, selecting_all_event};
 use crate::core::node_reason::{self, explain};
 use crate::core::pods_by_node::{NodePods, group_by_node};
 use crate::core::rolling_update::is_rolling_update;
-use crate::core::rolling_update::{RollingUpdateError, plan_rolling_update};
+use crate::core::rolling_update::{Gate, RollingUpdateError, RollingUpdatePlan, plan_rolling_update_gated};
+use crate::core::rollout::guard::restrict_manage;
+use crate::core::rollout::{Mode, RolloutPlan};
 use crate::core::shrink::selects_few_nodes;
 use crate::core::spec_check::check_spec;
 use crate::core::status::{compute_counters, min_ready_requeue};
@@ -22,6 +27,7 @@ use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::controller::Action;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, warn};
@@ -43,16 +49,45 @@ fn owned_pods(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<Pod>> {
         .collect()
 }
 
-/// Upstream `rollingUpdate`: the core picks the outdated pods to replace within the budget.
+/// Pod name → node name.
+fn pod_nodes(node_pods: &NodePods) -> std::collections::HashMap<String, String> {
+    node_pods
+        .iter()
+        .flat_map(|(node, pods)| {
+            pods.iter()
+                .map(move |p| (p.metadata.name.clone().unwrap_or_default(), node.clone()))
+        })
+        .collect()
+}
+
+/// Upstream `rollingUpdate`: the core picks the outdated pods to replace within the budget, among
+/// the nodes `gate` lets start ([`Gate::OPEN`] without a DaemonSetRollout). Returns the nodes the
+/// plan created on or deleted from.
 async fn rolling_update(
     ctx: &Context,
     ds: &CachedDaemonSet,
     nodes: &[Arc<Node>],
     node_pods: &NodePods,
     hash: &str,
-) -> Result<(), Error> {
-    match plan_rolling_update(&ds.ds, nodes, node_pods, hash, Timestamp::now()) {
-        Ok(plan) => sync_nodes(ctx, ds, &plan.nodes_to_create, &plan.pods_to_delete, hash).await,
+    gate: Gate<'_>,
+) -> Result<BTreeSet<String>, Error> {
+    match plan_rolling_update_gated(&ds.ds, nodes, node_pods, hash, Timestamp::now(), gate) {
+        Ok(plan) => {
+            let node_of = pod_nodes(node_pods);
+            let touched = plan
+                .nodes_to_create
+                .iter()
+                .cloned()
+                .chain(
+                    plan.pods_to_delete
+                        .iter()
+                        .filter_map(|p| node_of.get(p).cloned()),
+                )
+                .collect();
+            sync_nodes(ctx, ds, &plan.nodes_to_create, &plan.pods_to_delete, hash)
+                .await
+                .map(|()| touched)
+        }
         Err(e @ RollingUpdateError::Budget(_)) => {
             // [difference] upstream only logs this and retries; everynode also tells the owner of the
             // DaemonSet on the object itself (docs/differences.md). The spec check at the top of the
@@ -83,8 +118,9 @@ pub fn safety_resync(jitter: f64) -> Duration {
     Duration::from_secs(600).mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
-/// The watches a sync needs to be current before it creates or deletes anything.
-const ACTING_WATCHES: [&str; 2] = ["pods", "nodes"];
+/// The watches a sync needs to be current before it creates or deletes anything (the
+/// DaemonSetRollout watch only runs, and so only fails, while its CRD is served).
+const ACTING_WATCHES: [&str; 3] = ["pods", "nodes", rollouts::KIND];
 
 /// How soon a DaemonSet held back by a failing watch is looked at again.
 const WATCH_RETRY: Duration = Duration::from_secs(5);
@@ -142,6 +178,23 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     };
     let history = revisions::construct(ctx, &ds, &pods).await?;
     let hash = history.hash.as_str();
+    // The DaemonSetRollout of the same name, its last status, and its decision on this view.
+    let policy = rollouts::lookup(ctx, &ds).map(|r| {
+        let previous = rollouts::previous(ctx, &r);
+        (r, previous, rollouts::revision_refs(ctx, &ds))
+    });
+    let decision: Option<RolloutPlan> = policy.as_ref().map(|(r, previous, revs)| {
+        let node_pods = group_by_node(pods.iter(), false);
+        let view = View {
+            ds: &ds,
+            nodes: &nodes,
+            node_pods: &node_pods,
+            pods: &pods,
+            hash,
+            revisions: revs,
+        };
+        rollouts::decide(r, previous, &view, false, now)
+    });
 
     if !(satisfied && watches_ok) {
         if watches_ok {
@@ -152,34 +205,73 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         let node_pods = group_by_node(pods.iter(), false);
         let counters = compute_counters(d, &nodes, &node_pods, hash, now);
         write_status(&ctx.client, &ds, &counters, false).await?;
+        if let (Some((r, previous, _)), Some(decision)) = (&policy, &decision)
+            && let Err(e) = rollout_writer::write(ctx, &ds, r, decision, previous).await
+        {
+            warn!(daemonset = %key, "{e}");
+        }
         let requeue = earliest([
             expectations_requeue(ctx, uid, now),
             min_ready_requeue(d, &counters),
             (!watches_ok).then_some(WATCH_RETRY),
+            decision.as_ref().and_then(|p| p.requeue_after),
         ]);
         return Ok(requeue
             .map(Action::requeue)
             .unwrap_or_else(Action::await_change));
     }
 
+    // Rollback: the intent goes into the policy's status first, then the earlier template into
+    // the DaemonSet; its update queues the next sync.
+    if let (Some((r, previous, _)), Some(decision)) = (&policy, &decision)
+        && let Mode::Rollback(order) = &decision.mode
+    {
+        rollout_writer::write_rollout_status(ctx, r, &decision.status, previous).await?;
+        let outcome = rollback::undo(ctx, &ds, order).await?;
+        debug!(daemonset = %key, ?outcome, "rollback");
+        let again = match outcome {
+            Undo::Forbidden => Duration::from_secs(60),
+            Undo::Done | Undo::Conflict | Undo::RevisionGone => Duration::from_secs(1),
+        };
+        return Ok(Action::requeue(again));
+    }
+    // Freeze, or a policy that cannot be used: no pod is created or deleted and no revision
+    // cleaned up; status is still written.
+    let acting = decision
+        .as_ref()
+        .is_none_or(|p| !matches!(p.mode, Mode::Freeze | Mode::Hold));
+
     let node_pods = group_by_node(pods.iter(), false);
-    let plan = plan_manage(d, &nodes, &node_pods, hash, now, &mut lock(&ctx.backoff));
-    for event in plan.events {
+    let mut plan = if acting {
+        plan_manage(d, &nodes, &node_pods, hash, now, &mut lock(&ctx.backoff))
+    } else {
+        ManagePlan::default()
+    };
+    if let Some(decision) = &decision {
+        restrict_manage(&mut plan, &decision.keep, &node_pods);
+    }
+    for event in std::mem::take(&mut plan.events) {
         ctx.events.publish(&ds, event);
     }
-    let mut sync_result = sync_nodes(
-        ctx,
-        &ds,
-        &plan.nodes_needing_pods,
-        &plan.pods_to_delete,
-        hash,
-    )
-    .await;
+    let mut sync_result = if acting {
+        sync_nodes(
+            ctx,
+            &ds,
+            &plan.nodes_needing_pods,
+            &plan.pods_to_delete,
+            hash,
+        )
+        .await
+    } else {
+        Ok(())
+    };
+    let mut starts_issued = false;
     // The rolling update runs only when manage's work has been observed: in practice, in a sync in
     // which manage issued nothing (§2 step 8.2), or once its creates and deletes reached the cache.
     // It plans on the cache as it is now, not on the view manage planned on (upstream re-reads
     // too): see `core::claimed_view`.
     if sync_result.is_ok()
+        && acting
         && is_rolling_update(d)
         && lock(&ctx.expectations).satisfied(uid, Timestamp::now())
     {
@@ -190,7 +282,16 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
             uid,
         );
         let node_pods = group_by_node(now_pods.iter(), false);
-        sync_result = rolling_update(ctx, &ds, &nodes, &node_pods, hash).await;
+        let gate = decision.as_ref().map_or(Gate::OPEN, RolloutPlan::gate);
+        match rolling_update(ctx, &ds, &nodes, &node_pods, hash, gate).await {
+            Ok(touched) => {
+                starts_issued = decision.as_ref().is_some_and(|p| match &p.starts {
+                    Some(starts) => touched.iter().any(|n| starts.contains(n)),
+                    None => !touched.is_empty(),
+                });
+            }
+            Err(e) => sync_result = Err(e),
+        }
     }
     let owned = claimed_now(
         &pods,
@@ -198,8 +299,12 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         read(&ctx.caches.pods).candidates(ns, uid),
         uid,
     );
-    if sync_result.is_ok() {
-        sync_result = revisions::cleanup(ctx, &ds, &history.old, &owned).await;
+    if sync_result.is_ok() && acting {
+        // A policy keeps its rollback target (lastCompleteRevision) in the history.
+        let keep = decision
+            .as_ref()
+            .and_then(|p| p.status.last_complete_revision.as_deref());
+        sync_result = revisions::cleanup(ctx, &ds, &history.old, &owned, keep).await;
     }
 
     // Status from the cache as it is now, with observedGeneration, and every node's reason from
@@ -209,7 +314,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     let node_pods = group_by_node(owned.iter(), false);
     let reasons = node_reason::Context {
         backoff_until: Some(&plan.backoff_until),
-        rollout: None,
+        rollout: decision.as_ref(),
     };
     let explanation = explain(d, &nodes, &node_pods, hash, now, &reasons);
     let counters = explanation.counters;
@@ -224,7 +329,36 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     if status_result.is_ok() {
         ctx.metrics.set_rollout(&ds_labels(&ds), &counters, now);
     }
+    // The policy's decision on the view as it is now: its events, status and mirrored conditions.
+    // Without a policy, only conditions it left on the DaemonSet are removed (once; never a write
+    // for a DaemonSet that never had one).
+    let outcome = policy.as_ref().map(|(r, previous, revs)| {
+        let view = View {
+            ds: &ds,
+            nodes: &nodes,
+            node_pods: &node_pods,
+            pods: &owned,
+            hash,
+            revisions: revs,
+        };
+        (
+            rollouts::decide(r, previous, &view, starts_issued, now),
+            r,
+            previous,
+        )
+    });
+    let rollout_result = match &outcome {
+        Some((outcome, r, previous)) => rollout_writer::write(ctx, &ds, r, outcome, previous).await,
+        None => rollout_writer::mirror_conditions(ctx, &ds, &[])
+            .await
+            .map(|_| ()),
+    };
+    let status_result = match (status_result, rollout_result) {
+        (Ok(_), Err(e)) => Err(e),
+        (result, _) => result,
+    };
     let requeue = earliest([
+        outcome.as_ref().and_then(|(o, _, _)| o.requeue_after),
         plan.requeue_after,
         min_ready_requeue(d, &counters),
         expectations_requeue(ctx, uid, now),

@@ -17,8 +17,9 @@ use crate::core::placement::placement;
 use crate::core::pod_state::is_updated;
 use crate::core::pod_state::{is_ready, is_terminal, is_terminating};
 use crate::core::pods_by_node::NodePods;
-use crate::core::rolling_update::Gate;
-use crate::core::rolling_update::{RollingUpdateError, RollingUpdatePlan, plan_rolling_update};
+use crate::core::rolling_update::{
+    RollingUpdateError, RollingUpdatePlan, plan_rolling_update, plan_rolling_update_gated,
+};
 use crate::core::rollout::guard::restrict_manage;
 use crate::core::rollout::{Mode as RolloutMode, RolloutInput, RolloutPlan, plan_rollout};
 use crate::core::status::template_generation;
@@ -363,7 +364,7 @@ impl Sim {
         }
         let before = self.input();
         let plan = match &decision {
-            Some(d) => gated_stand_in(&self.ds, &self.nodes, &before, &self.hash, now, d.gate())?,
+            Some(d) => plan_rolling_update_gated(&self.ds, &self.nodes, &before, &self.hash, now, d.gate())?,
             None => plan_rolling_update(&self.ds, &self.nodes, &before, &self.hash, now)?,
         };
         let plan = RollingUpdatePlan {
@@ -416,45 +417,6 @@ impl Sim {
         );
         outcome
     }
-}
-
-/// Stand-in for `plan_rolling_update_gated` until it lands: a held node (in `keep`, or wanted,
-/// outdated only and not in `starts`) is planned as if its outdated pods were updated, the rule
-/// of design §2.2, by relabelling them in a copy of the input.
-fn gated_stand_in(
-    ds: &DaemonSet,
-    nodes: &[Node],
-    node_pods: &NodePods,
-    hash: &str,
-    now: Timestamp,
-    gate: Gate,
-) -> Result<RollingUpdatePlan, RollingUpdateError> {
-    let generation = template_generation(ds);
-    let wanted: BTreeSet<&str> = nodes
-        .iter()
-        .filter(|n| placement(n, ds).should_run)
-        .filter_map(|n| n.metadata.name.as_deref())
-        .collect();
-    let mut disguised = node_pods.clone();
-    for (node, pods) in disguised.iter_mut() {
-        let live = pods.iter().filter(|p| !is_terminating(p));
-        let outdated_only = !live.clone().any(|p| is_updated(p, hash, generation));
-        let kept = gate.keep.is_some_and(|k| k.contains(node));
-        let held = gate.starts.is_some_and(|s| !s.contains(node))
-            && wanted.contains(node.as_str())
-            && outdated_only;
-        if !(kept || held) {
-            continue;
-        }
-        for pod in pods.iter_mut().filter(|p| !is_updated(p, hash, generation)) {
-            let mut p = with_pod_label((**pod).clone(), CONTROLLER_REVISION_HASH, hash);
-            if let Some(g) = generation {
-                p = with_pod_label(p, POD_TEMPLATE_GENERATION, &g.to_string());
-            }
-            *pod = Arc::new(p);
-        }
-    }
-    plan_rolling_update(ds, nodes, &disguised, hash, now)
 }
 
 fn truncated(mut names: Vec<String>) -> Vec<String> {

@@ -52,6 +52,24 @@ pub struct NodesLabels {
     pub class: &'static str,
 }
 
+/// A DaemonSetRollout's phase (one series per phase: 1 for the current one).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub namespace: String,
+    pub name: String,
+    pub phase: &'static str,
+}
+
+/// A DaemonSetRollout wave's nodes in one state (desired, updated, available).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WaveLabels {
+    pub namespace: String,
+    pub name: String,
+    /// The wave's label value ("" for nodes without the label).
+    pub wave: String,
+    pub state: &'static str,
+}
+
 /// The outcome of one reconcile.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -122,6 +140,23 @@ pub fn rollout_states(c: &StatusCounters) -> [(&'static str, i32); 7] {
     ]
 }
 
+fn phase_labels(ds: &DaemonSetLabels, phase: &'static str) -> PhaseLabels {
+    PhaseLabels {
+        namespace: ds.namespace.clone(),
+        name: ds.name.clone(),
+        phase,
+    }
+}
+
+fn wave_labels(ds: &DaemonSetLabels, wave: &str, state: &'static str) -> WaveLabels {
+    WaveLabels {
+        namespace: ds.namespace.clone(),
+        name: ds.name.clone(),
+        wave: wave.to_string(),
+        state,
+    }
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -152,6 +187,13 @@ pub struct Metrics {
     leader: Gauge,
     api_requests: Family<RequestLabels, Counter>,
     api_request_duration: HistogramFamily<RequestLabels>,
+    rollout_phase: Family<PhaseLabels, Gauge>,
+    rollout_step: Family<DaemonSetLabels, Gauge>,
+    rollout_wave_nodes: Family<WaveLabels, Gauge>,
+    rollout_deletions_held: Family<DaemonSetLabels, Gauge>,
+    rollout_rollbacks: Family<DaemonSetLabels, Counter>,
+    /// The wave values each policy's gauges were last set for (to remove departed waves).
+    rollout_waves: Mutex<HashMap<DaemonSetLabels, Vec<String>>>,
 }
 
 impl Default for Metrics {
@@ -186,6 +228,12 @@ impl Metrics {
             leader: Gauge::default(),
             api_requests: Family::default(),
             api_request_duration: Family::new_with_constructor(latency_histogram),
+            rollout_phase: Family::default(),
+            rollout_step: Family::default(),
+            rollout_wave_nodes: Family::default(),
+            rollout_deletions_held: Family::default(),
+            rollout_rollbacks: Family::default(),
+            rollout_waves: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -300,6 +348,31 @@ impl Metrics {
             "api_request_duration_seconds",
             "Latency of API requests (until the response headers) by client, verb and HTTP status code",
             m.api_request_duration.clone(),
+        );
+        registry.register(
+            "rollout_phase",
+            "Phase of each DaemonSetRollout: 1 for its current phase, 0 for the others",
+            m.rollout_phase.clone(),
+        );
+        registry.register(
+            "rollout_step",
+            "Current step of each DaemonSetRollout (0 is the canary when it has one, then the waves)",
+            m.rollout_step.clone(),
+        );
+        registry.register(
+            "rollout_wave_nodes",
+            "Nodes of each DaemonSetRollout wave by state (desired, updated, available)",
+            m.rollout_wave_nodes.clone(),
+        );
+        registry.register(
+            "rollout_deletions_held",
+            "Pod deletions the mass-deletion guard of each DaemonSetRollout holds",
+            m.rollout_deletions_held.clone(),
+        );
+        registry.register(
+            "rollout_rollbacks",
+            "Rollbacks everynode wrote into a DaemonSet (failurePolicy Rollback or abort), by DaemonSet",
+            m.rollout_rollbacks.clone(),
         );
         Self {
             registry: root,
@@ -421,8 +494,91 @@ impl Metrics {
         }
     }
 
+    /// The gauges of a DaemonSet's policy from the status a sync decided.
+    pub fn set_rollout_policy(
+        &self,
+        ds: &DaemonSetLabels,
+        status: &crate::api::DaemonSetRolloutStatus,
+    ) {
+        for phase in crate::api::Phase::ALL {
+            self.rollout_phase
+                .get_or_create(&phase_labels(ds, phase.as_str()))
+                .set(i64::from(status.phase == Some(phase)));
+        }
+        match &status.step {
+            Some(step) => {
+                self.rollout_step
+                    .get_or_create(ds)
+                    .set(i64::from(step.index));
+            }
+            None => {
+                self.rollout_step.remove(ds);
+            }
+        }
+        self.rollout_deletions_held.get_or_create(ds).set(
+            status
+                .held_deletions
+                .as_ref()
+                .map_or(0, |h| i64::from(h.pods)),
+        );
+        let waves: Vec<String> = status.waves.iter().map(|w| w.value.clone()).collect();
+        let gone = {
+            let mut known = self.rollout_waves.lock().unwrap_or_else(|e| e.into_inner());
+            let before = known.insert(ds.clone(), waves.clone()).unwrap_or_default();
+            before
+                .into_iter()
+                .filter(|w| !waves.contains(w))
+                .collect::<Vec<_>>()
+        };
+        for wave in gone {
+            self.remove_wave(ds, &wave);
+        }
+        for w in &status.waves {
+            for (state, n) in [
+                ("desired", w.node_count),
+                ("updated", w.updated),
+                ("available", w.available),
+            ] {
+                self.rollout_wave_nodes
+                    .get_or_create(&wave_labels(ds, &w.value, state))
+                    .set(i64::from(n));
+            }
+        }
+    }
+
+    fn remove_wave(&self, ds: &DaemonSetLabels, wave: &str) {
+        for state in ["desired", "updated", "available"] {
+            self.rollout_wave_nodes
+                .remove(&wave_labels(ds, wave, state));
+        }
+    }
+
+    /// One rollback written into the DaemonSet.
+    pub fn rolled_back(&self, ds: &DaemonSetLabels) {
+        self.rollout_rollbacks.get_or_create(ds).inc();
+    }
+
+    /// Forgets the gauges of a DaemonSet's policy (deleted, or its DaemonSet deleted).
+    pub fn forget_rollout_policy(&self, ds: &DaemonSetLabels) {
+        for phase in crate::api::Phase::ALL {
+            self.rollout_phase.remove(&phase_labels(ds, phase.as_str()));
+        }
+        self.rollout_step.remove(ds);
+        self.rollout_deletions_held.remove(ds);
+        let waves = self
+            .rollout_waves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ds)
+            .unwrap_or_default();
+        for wave in waves {
+            self.remove_wave(ds, &wave);
+        }
+    }
+
     /// Forgets a deleted DaemonSet's gauges (its counters stay: they are totals).
     pub fn forget_daemonset(&self, ds: &DaemonSetLabels) {
+        self.forget_rollout_policy(ds);
         for (state, _) in rollout_states(&StatusCounters::default()) {
             self.rollout.remove(&rollout_labels(ds, state));
         }
@@ -445,7 +601,7 @@ impl Metrics {
 }
 
 /// The `reason` labels of `everynode_reconcile_errors_total`, exported at 0 from the start.
-pub const ERROR_REASONS: [&str; 8] = [
+pub const ERROR_REASONS: [&str; 9] = [
     "api",
     "invalid_budget",
     "invalid_spec",
@@ -454,6 +610,7 @@ pub const ERROR_REASONS: [&str; 8] = [
     "rolling_update",
     "sync_nodes",
     "status",
+    "rollout",
 ];
 
 /// One API client (`controller`, `watches`, `lease`).

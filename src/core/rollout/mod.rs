@@ -51,6 +51,7 @@ pub mod revisions;
 pub mod steps;
 #[cfg(test)]
 mod tests;
+pub mod trigger;
 
 pub use plan::plan_rollout;
 pub use reasons::PolicyWait;
