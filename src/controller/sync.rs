@@ -17,7 +17,7 @@ use crate::core::manage::{ManagePlan, plan_manage, selecting_all_event};
 use crate::core::node_reason::{self, explain};
 use crate::core::pods_by_node::{NodePods, group_by_node};
 use crate::core::rolling_update::is_rolling_update;
-use crate::core::rolling_update::{Gate, RollingUpdateError, RollingUpdatePlan, plan_rolling_update_gated};
+use crate::core::rolling_update::{Gate, RollingUpdateError, plan_rolling_update_gated};
 use crate::core::rollout::guard::restrict_manage;
 use crate::core::rollout::{Mode, RolloutPlan};
 use crate::core::shrink::selects_few_nodes;

@@ -97,7 +97,7 @@ fn failing_reason(pod: &Pod, policy: &Policy, min_ready: i32, now: Timestamp) ->
 }
 
 /// The pod's container restarts (init containers included), summed.
-fn restarts(pod: &Pod) -> i32 {
+pub fn restarts(pod: &Pod) -> i32 {
     pod.status
         .iter()
         .flat_map(|s| {
