@@ -41,6 +41,8 @@ fn view(output: Option<OutputFormat>, node: Option<&'static str>) -> View<'stati
         revision: "new",
         node,
         output,
+        rollout: None,
+        note: None,
     }
 }
 
