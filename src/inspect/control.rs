@@ -31,8 +31,8 @@ fn write_error(e: kube::Error, connection: &Connection, name: &str) -> String {
         ),
         kube::Error::Api(s) if s.code == 403 => format!(
             "the API server at {} forbids it (403 Forbidden): {}; the rollout commands need get, \
-             create and patch on daemonsetrollouts.everynode.io in the namespace (the chart's \
-             everynode-rollout-operator role)",
+             create and patch on daemonsetrollouts.everynode.io in the namespace, and what explain \
+             needs (docs/rollout-policy.md, RBAC)",
             connection.server, s.message
         ),
         kube::Error::Api(s) if s.code == 422 => {
