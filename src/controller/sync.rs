@@ -209,6 +209,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     let node_pods = group_by_node(owned.iter(), false);
     let reasons = node_reason::Context {
         backoff_until: Some(&plan.backoff_until),
+        rollout: None,
     };
     let explanation = explain(d, &nodes, &node_pods, hash, now, &reasons);
     let counters = explanation.counters;

@@ -98,6 +98,7 @@ impl Snapshot {
             &self.hash,
             now,
             &Context {
+                backoff_until: None,
                 rollout: plan.as_ref(),
             },
         )

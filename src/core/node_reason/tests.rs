@@ -233,6 +233,7 @@ fn pods_that_will_not_become_available_by_waiting_are_failed() {
         ts(NOW),
         &Context {
             backoff_until: Some(&backoffs),
+            rollout: None,
         },
     );
     assert_eq!(
