@@ -119,11 +119,16 @@ async fn rollout_commands_leave_the_spec_they_say() {
     let resume = plugin(&env, &dir, &["resume", "daemonset/agent"]).await;
     assert_eq!(resume.code, Some(1), "{resume:?}");
     assert!(
-        resume.stderr.contains("no DaemonSetRollout agent: resume needs one"),
+        resume
+            .stderr
+            .contains("no DaemonSetRollout agent: resume needs one"),
         "{resume:?}"
     );
     let line = ok(&env, &dir, &["pause", "ds/agent"]).await;
-    assert!(line.contains("paused (DaemonSetRollout agent created"), "{line}");
+    assert!(
+        line.contains("paused (DaemonSetRollout agent created"),
+        "{line}"
+    );
     assert_eq!(spec(&api).await, json!({ "paused": true }));
     let line = ok(&env, &dir, &["resume", "ds/agent"]).await;
     assert_eq!(line, "daemonset/agent resumed (DaemonSetRollout agent)\n");
@@ -167,7 +172,10 @@ async fn rollout_commands_leave_the_spec_they_say() {
     )
     .await;
     let line = ok(&env, &dir, &["approve", "ds/agent"]).await;
-    assert!(line.contains(&format!("the canary of revision {hash}")), "{line}");
+    assert!(
+        line.contains(&format!("the canary of revision {hash}")),
+        "{line}"
+    );
     assert_eq!(
         spec(&api).await["approvals"],
         json!({ "canaryRevision": hash })
@@ -201,15 +209,9 @@ async fn rollout_commands_leave_the_spec_they_say() {
     // Failed: approve retries the revision; abort rolls it back.
     set_status(&api, json!({ "phase": "Failed", "heldDeletions": null })).await;
     ok(&env, &dir, &["approve", "ds/agent"]).await;
-    assert_eq!(
-        spec(&api).await["approvals"]["retryRevision"],
-        json!(hash)
-    );
+    assert_eq!(spec(&api).await["approvals"]["retryRevision"], json!(hash));
     ok(&env, &dir, &["abort", "ds/agent"]).await;
-    assert_eq!(
-        spec(&api).await["approvals"]["abortRevision"],
-        json!(hash)
-    );
+    assert_eq!(spec(&api).await["approvals"]["abortRevision"], json!(hash));
     eprintln!("final spec: {}", spec(&api).await);
 }
 
@@ -227,18 +229,18 @@ async fn a_patch_from_a_stale_read_is_refused() {
         .get("agent")
         .await
         .unwrap_or_else(|e| panic!("get the DaemonSet: {e}"));
-    set_status(
-        &api,
-        json!({ "phase": "Failed", "updateRevision": "h1" }),
+    set_status(&api, json!({ "phase": "Failed", "updateRevision": "h1" })).await;
+    let read = wait_for(
+        "the status to be readable",
+        Duration::from_secs(10),
+        || async {
+            let d = api.get("agent").await.map_err(|e| e.to_string())?;
+            match d.status.as_ref().and_then(|s| s.phase) {
+                Some(_) => Ok(d),
+                None => Err("no phase yet".to_string()),
+            }
+        },
     )
-    .await;
-    let read = wait_for("the status to be readable", Duration::from_secs(10), || async {
-        let d = api.get("agent").await.map_err(|e| e.to_string())?;
-        match d.status.as_ref().and_then(|s| s.phase) {
-            Some(_) => Ok(d),
-            None => Err("no phase yet".to_string()),
-        }
-    })
     .await;
     let decided = command_patch(RolloutCommand::Approve, Some(&read), &ds, "h1")
         .unwrap_or_else(|e| panic!("{e}"));

@@ -16,10 +16,10 @@ use crate::core::pod_state::{
 };
 use crate::core::pod_template::template_generation;
 use crate::core::pods_by_node::NodePods;
-use crate::core::rollout::PolicyWait;
 use crate::core::rolling_update::{
     RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update,
 };
+use crate::core::rollout::PolicyWait;
 use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};

@@ -57,7 +57,6 @@
 
 use crate::api::{DaemonSetRollout, DaemonSetRolloutStatus, Phase};
 use crate::core::Timestamp;
-use crate::core::rollout::PolicyWait;
 use crate::core::budget::unavailable_count;
 use crate::core::node_affinity::Mismatch;
 use crate::core::node_reason::{Explanation, NodeRow, OutdatedWait, Reason, ReasonClass};
@@ -65,6 +64,7 @@ use crate::core::placement::Exclusion;
 use crate::core::pod_state::is_terminating;
 use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::is_rolling_update;
+use crate::core::rollout::PolicyWait;
 use crate::core::status::StatusCounters;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::jiff::SignedDuration;
@@ -343,7 +343,10 @@ pub enum Verdict {
     },
     /// Every wanted node the `DaemonSetRollout` lets update is up to date; the rest are held by its
     /// partition or outside its update scope (R4). `held`: e.g. "3 nodes held by partition 3".
-    CompleteAsAllowed { rollout: String, held: Vec<String> },
+    CompleteAsAllowed {
+        rollout: String,
+        held: Vec<String>,
+    },
     Progressing(Step),
     CannotProgress {
         blocker: Blocker,
@@ -567,9 +570,9 @@ fn hold_words(name: &str, spec_paused: bool, status: &DaemonSetRolloutStatus) ->
             .filter(|m| !m.is_empty())
     };
     Some(match phase {
-        Phase::Paused if spec_paused => format!(
-            "paused by DaemonSetRollout {name} (kubectl everynode resume daemonset/{name})"
-        ),
+        Phase::Paused if spec_paused => {
+            format!("paused by DaemonSetRollout {name} (kubectl everynode resume daemonset/{name})")
+        }
         Phase::Paused => match why() {
             Some(m) => format!("paused by DaemonSetRollout {name}: {m}"),
             None => format!("paused by DaemonSetRollout {name}"),
@@ -681,7 +684,9 @@ pub fn verdict_with_rollout(
             let mut held: Vec<(String, usize)> = Vec::new();
             for wait in allowed {
                 let words = match wait {
-                    PolicyWait::Partition { partition, .. } => format!("held by partition {partition}"),
+                    PolicyWait::Partition { partition, .. } => {
+                        format!("held by partition {partition}")
+                    }
                     PolicyWait::OutOfScope { selector, .. } => {
                         format!("outside the updateScope ({selector})")
                     }
@@ -696,7 +701,12 @@ pub fn verdict_with_rollout(
                 rollout: name,
                 held: held
                     .into_iter()
-                    .map(|(w, n)| format!("{} {w}", plural(i64::try_from(n).unwrap_or(i64::MAX), "node", "nodes")))
+                    .map(|(w, n)| {
+                        format!(
+                            "{} {w}",
+                            plural(i64::try_from(n).unwrap_or(i64::MAX), "node", "nodes")
+                        )
+                    })
                     .collect(),
             };
         }
@@ -906,9 +916,7 @@ impl Blocker {
                 from,
                 to,
                 reason,
-            } => format!(
-                "DaemonSetRollout {rollout} rolled back from {from} to {to}: {reason}"
-            ),
+            } => format!("DaemonSetRollout {rollout} rolled back from {from} to {to}: {reason}"),
         }
     }
 

@@ -26,9 +26,9 @@ fn write_error(e: kube::Error, connection: &Connection, name: &str) -> String {
             "the DaemonSetRollout CRD is not installed in this cluster: `everynode crd | kubectl apply --server-side -f -` installs it ({})",
             s.message
         ),
-        kube::Error::Api(s) if s.code == 404 => format!(
-            "DaemonSetRollout {name} changed since read (it is gone); run again"
-        ),
+        kube::Error::Api(s) if s.code == 404 => {
+            format!("DaemonSetRollout {name} changed since read (it is gone); run again")
+        }
         kube::Error::Api(s) if s.code == 403 => format!(
             "the API server at {} forbids it (403 Forbidden): {}; the rollout commands need get, \
              create and patch on daemonsetrollouts.everynode.io in the namespace, and what explain \
@@ -36,7 +36,10 @@ fn write_error(e: kube::Error, connection: &Connection, name: &str) -> String {
             connection.server, s.message
         ),
         kube::Error::Api(s) if s.code == 422 => {
-            format!("the API server rejected the change to DaemonSetRollout {name}: {}", s.message)
+            format!(
+                "the API server rejected the change to DaemonSetRollout {name}: {}",
+                s.message
+            )
         }
         _ => connection.sentence(&InspectError::api(e)),
     }
@@ -59,7 +62,8 @@ pub async fn run(command: RolloutCommand, target: &TargetArgs) -> Result<String,
         &snapshot.hash,
     )
     .map_err(|e| e.to_string())?;
-    let api: Api<DaemonSetRollout> = Api::namespaced(connection.client.clone(), &connection.namespace);
+    let api: Api<DaemonSetRollout> =
+        Api::namespaced(connection.client.clone(), &connection.namespace);
     match decided.write {
         Write::Patch(patch) => {
             let params = PatchParams {

@@ -8,11 +8,11 @@ use super::snapshot;
 use super::table;
 use crate::api::{DaemonSetRolloutStatus, Phase, StepStatus, WaveStatus};
 use crate::core::Timestamp;
-use crate::core::rollout_status::rollout_line;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use crate::core::node_reason::{Explanation, NodeRow, ReasonClass};
+use crate::core::rollout_status::rollout_line;
 use crate::core::status::StatusCounters;
 use crate::runtime::cli::{ExplainArgs, OutputFormat};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde::Serialize;
 
 /// What to render an [`Explanation`] as.

@@ -3,14 +3,14 @@
 
 use super::InspectError;
 use crate::api::DaemonSetRollout;
-use crate::core::labels::CONTROLLER_REVISION_HASH;
-use crate::core::rollout::{RevisionRef, RolloutInput, RolloutPlan, plan_rollout};
 use crate::controller::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
 use crate::core::history::plan_history;
+use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::node_reason::{Context, Explanation, explain};
 use crate::core::ownership::controller_uid;
 use crate::core::pods_by_node::{NodePods, group_by_node};
+use crate::core::rollout::{RevisionRef, RolloutInput, RolloutPlan, plan_rollout};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, ListParams};

@@ -536,7 +536,10 @@ fn rows_the_rollout_policy_holds_name_the_policy() {
     // Without a plan, the same cluster gives upstream's rows.
     let plain = rows(&ds, &nodes, pods());
     assert_eq!(plain.rows[3].reason, Reason::NoPod);
-    assert!(matches!(plain.rows[2].reason, Reason::Outdated(OutdatedWait::Rollout { .. })));
+    assert!(matches!(
+        plain.rows[2].reason,
+        Reason::Outdated(OutdatedWait::Rollout { .. })
+    ));
     // The counters never depend on the policy.
     assert_eq!(plain.counters, e.counters);
 }
@@ -550,7 +553,12 @@ fn a_deletion_the_guard_holds_is_excluded_and_says_how_to_let_it_go() {
         pods: 9,
         of: 12,
     };
-    let e = rows_with(&ds, &[n], vec![available(&ds, "n", NEW)], &policy(&[("n", held)]));
+    let e = rows_with(
+        &ds,
+        &[n],
+        vec![available(&ds, "n", NEW)],
+        &policy(&[("n", held)]),
+    );
     assert_eq!(only(&e).reason.state(), "Held");
     assert_eq!(only(&e).class(), ReasonClass::Excluded);
     assert_eq!(

@@ -100,7 +100,11 @@ pub fn command_patch(
     let Some(dsr) = dsr else {
         return match command {
             RolloutCommand::Pause | RolloutCommand::Freeze => {
-                let field = if command == RolloutCommand::Pause { "paused" } else { "frozen" };
+                let field = if command == RolloutCommand::Pause {
+                    "paused"
+                } else {
+                    "frozen"
+                };
                 let mut object = json!({
                     "apiVersion": "everynode.io/v1alpha1",
                     "kind": "DaemonSetRollout",
@@ -347,7 +351,11 @@ mod tests {
                 serde_json::from_value(object.clone()).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(typed.spec.paused, command == RolloutCommand::Pause);
             assert_eq!(typed.spec.frozen, command == RolloutCommand::Freeze);
-            assert!(w.message.contains("DaemonSetRollout agent created"), "{}", w.message);
+            assert!(
+                w.message.contains("DaemonSetRollout agent created"),
+                "{}",
+                w.message
+            );
         }
     }
 
@@ -394,9 +402,15 @@ mod tests {
             None,
         );
         let w = run(RolloutCommand::Resume, Some(&paused)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(w.message, "daemonset/agent resumed (DaemonSetRollout agent)");
+        assert_eq!(
+            w.message,
+            "daemonset/agent resumed (DaemonSetRollout agent)"
+        );
         let w = run(RolloutCommand::Pause, Some(&paused)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(w.message, "daemonset/agent was already paused (DaemonSetRollout agent)");
+        assert_eq!(
+            w.message,
+            "daemonset/agent was already paused (DaemonSetRollout agent)"
+        );
     }
 
     fn canary_spec() -> DaemonSetRolloutSpec {
@@ -432,7 +446,10 @@ mod tests {
             run(RolloutCommand::Promote, Some(&stale)),
             Err(CommandError::StaleStatus { .. })
         ));
-        let plain = dsr(DaemonSetRolloutSpec::default(), Some(status(Phase::Baking, "rev2")));
+        let plain = dsr(
+            DaemonSetRolloutSpec::default(),
+            Some(status(Phase::Baking, "rev2")),
+        );
         assert!(matches!(
             run(RolloutCommand::Promote, Some(&plain)),
             Err(CommandError::NothingToPromote { .. })
@@ -446,7 +463,10 @@ mod tests {
 
     #[test]
     fn approve_picks_what_waits() {
-        let canary = dsr(canary_spec(), Some(status(Phase::WaitingForApproval, "rev2")));
+        let canary = dsr(
+            canary_spec(),
+            Some(status(Phase::WaitingForApproval, "rev2")),
+        );
         let w = run(RolloutCommand::Approve, Some(&canary)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             patch_of(&w)["spec"],
@@ -481,7 +501,10 @@ mod tests {
             Err("nothing waits for approval (phase Progressing)".to_string())
         );
         // A canary wait of a revision the DaemonSet no longer has is not approved.
-        let stale = dsr(canary_spec(), Some(status(Phase::WaitingForApproval, "rev1")));
+        let stale = dsr(
+            canary_spec(),
+            Some(status(Phase::WaitingForApproval, "rev1")),
+        );
         assert!(matches!(
             run(RolloutCommand::Approve, Some(&stale)),
             Err(CommandError::StaleStatus { .. })

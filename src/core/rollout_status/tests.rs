@@ -914,7 +914,12 @@ fn status_mut(d: &mut DaemonSetRollout) -> &mut DaemonSetRolloutStatus {
     d.status.get_or_insert_with(Default::default)
 }
 
-fn condition(type_: &str, status: &str, reason: &str, message: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
         type_: type_.into(),
         status: status.into(),
@@ -956,13 +961,17 @@ fn r0_a_rollout_status_behind_is_waiting_to_be_observed() {
     let e = expl(vec![up("n0"), up("n1"), up("n2")]);
     for behind in [
         dsr(Phase::Complete, |d| d.metadata.generation = Some(2)),
-        dsr(Phase::Complete, |d| status_mut(d).daemon_set_generation = Some(GEN - 1)),
+        dsr(Phase::Complete, |d| {
+            status_mut(d).daemon_set_generation = Some(GEN - 1)
+        }),
         dsr(Phase::Complete, |d| status_mut(d).phase = None),
     ] {
         let (_, v) = look_with(None, 100, &ds, &e, &behind, &limits(600, 0));
         let step = progressing(v);
         assert!(
-            step.hold.as_deref().is_some_and(|h| h.contains("waiting for the controller to observe DaemonSetRollout agent")),
+            step.hold.as_deref().is_some_and(
+                |h| h.contains("waiting for the controller to observe DaemonSetRollout agent")
+            ),
             "{step:?}"
         );
     }
@@ -973,7 +982,10 @@ fn r0_a_rollout_status_behind_is_waiting_to_be_observed() {
 #[test]
 fn r1_failed_cannot_progress_naming_the_failing_pods() {
     let ds = held_ds(GEN, 3, 1, 1);
-    let e = expl(vec![up("n0"), row("n1", Some(false), Reason::Outdated(OutdatedWait::NextSync))]);
+    let e = expl(vec![
+        up("n0"),
+        row("n1", Some(false), Reason::Outdated(OutdatedWait::NextSync)),
+    ]);
     let d = dsr(Phase::Failed, |d| {
         status_mut(d).failing = vec![crate::api::FailingPod {
             node: "n0".into(),
@@ -989,7 +1001,10 @@ fn r1_failed_cannot_progress_naming_the_failing_pods() {
         blocker.words(&step),
         "DaemonSetRollout agent failed: n0 CrashLoopBackOff (5 restarts) (fix the template, kubectl everynode approve daemonset/agent retries, kubectl everynode abort daemonset/agent rolls back)"
     );
-    assert_eq!(blocker.detail(&step), vec!["  n0 CrashLoopBackOff (5 restarts)"]);
+    assert_eq!(
+        blocker.detail(&step),
+        vec!["  n0 CrashLoopBackOff (5 restarts)"]
+    );
 }
 
 #[test]
@@ -1033,7 +1048,11 @@ fn r3_rolled_back_cannot_progress() {
         });
     });
     let (_, v) = look_with(None, 100, &ds, &e, &d, &limits(600, 0));
-    assert_eq!(v.exit_code(), Some(1), "the template asked for did not roll out");
+    assert_eq!(
+        v.exit_code(),
+        Some(1),
+        "the template asked for did not roll out"
+    );
     let (blocker, step) = blocked(v);
     assert_eq!(
         blocker.words(&step),
@@ -1044,7 +1063,12 @@ fn r3_rolled_back_cannot_progress() {
 #[test]
 fn r4_complete_as_the_partition_allows() {
     let ds = held_ds(GEN, 4, 2, 2);
-    let e = expl(vec![up("n0"), up("n1"), held_by_partition("n2"), held_by_partition("n3")]);
+    let e = expl(vec![
+        up("n0"),
+        up("n1"),
+        held_by_partition("n2"),
+        held_by_partition("n3"),
+    ]);
     for phase in [Phase::Paused, Phase::Complete] {
         let (_, v) = look_with(None, 100, &ds, &e, &dsr(phase, |_| {}), &limits(600, 0));
         assert_eq!(v.exit_code(), Some(0), "{v:?}");
@@ -1059,14 +1083,34 @@ fn r4_complete_as_the_partition_allows() {
     // A node still to do beside the held ones: not complete.
     let e = expl(vec![
         up("n0"),
-        row("n1", Some(true), Reason::Starting { waiting_reason: None }),
+        row(
+            "n1",
+            Some(true),
+            Reason::Starting {
+                waiting_reason: None,
+            },
+        ),
         held_by_partition("n2"),
     ]);
-    let (_, v) = look_with(None, 100, &ds, &e, &dsr(Phase::Paused, |_| {}), &limits(600, 0));
+    let (_, v) = look_with(
+        None,
+        100,
+        &ds,
+        &e,
+        &dsr(Phase::Paused, |_| {}),
+        &limits(600, 0),
+    );
     assert!(matches!(v, Verdict::Progressing(_)), "{v:?}");
     // Progressing with only held rows left is not complete either (the controller has not said so).
     let e = expl(vec![up("n0"), held_by_partition("n2")]);
-    let (_, v) = look_with(None, 100, &ds, &e, &dsr(Phase::Progressing, |_| {}), &limits(600, 0));
+    let (_, v) = look_with(
+        None,
+        100,
+        &ds,
+        &e,
+        &dsr(Phase::Progressing, |_| {}),
+        &limits(600, 0),
+    );
     assert!(matches!(v, Verdict::Progressing(_)), "{v:?}");
 }
 
@@ -1078,7 +1122,9 @@ fn r5_holds_are_progress_lines_and_still_end_at_the_deadline() {
         row(
             "n1",
             Some(false),
-            Reason::Outdated(OutdatedWait::Policy(PolicyWait::Paused { rollout: "agent".into() })),
+            Reason::Outdated(OutdatedWait::Policy(PolicyWait::Paused {
+                rollout: "agent".into(),
+            })),
         ),
     ]);
     for (d, hold) in [
@@ -1110,8 +1156,13 @@ fn r5_holds_are_progress_lines_and_still_end_at_the_deadline() {
 #[test]
 fn r6_baking_is_progress() {
     let ds = held_ds(GEN, 3, 1, 1);
-    let e = expl(vec![up("n0"), row("n1", Some(false), Reason::Outdated(OutdatedWait::NextSync))]);
-    let d = dsr(Phase::Baking, |d| status_mut(d).wave = Some("canary".into()));
+    let e = expl(vec![
+        up("n0"),
+        row("n1", Some(false), Reason::Outdated(OutdatedWait::NextSync)),
+    ]);
+    let d = dsr(Phase::Baking, |d| {
+        status_mut(d).wave = Some("canary".into())
+    });
     let l = limits(600, 0);
     let (mut p, _) = look_with(None, 0, &ds, &e, &d, &l);
     for at in (300..=1800).step_by(300) {

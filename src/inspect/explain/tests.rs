@@ -328,8 +328,7 @@ fn a_daemonset_rollout_is_one_line_above_the_table_and_rollout_in_json() {
     assert_eq!(json["rollout"]["phase"], "Paused");
     assert_eq!(json["rollout"]["updatedNodes"], 2);
     // Without one, no `rollout` key (the document is today's).
-    let plain: serde_json::Value =
-        serde_json::from_str(&rendered(Some(OutputFormat::Json), None))
-            .unwrap_or_else(|e| panic!("{e}"));
+    let plain: serde_json::Value = serde_json::from_str(&rendered(Some(OutputFormat::Json), None))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(plain.get("rollout").is_none(), "{plain}");
 }
