@@ -1,7 +1,8 @@
 //! The `everynode` binary: parses flags, sets up logging, serves metrics and health, connects to the
 //! API server, waits for the leader lease and runs the controller until SIGTERM or SIGINT (or, as
 //! leader, until it loses the lease: then it exits with a non-zero code). `everynode explain` and
-//! `everynode status` (and the same binary as `kubectl everynode`) read and explain instead.
+//! `everynode status` (and the same binary as `kubectl everynode`) read and explain instead;
+//! `everynode pause|resume|freeze|unfreeze|promote|approve|abort` write the DaemonSetRollout.
 
 use everynode::controller::Clients;
 use everynode::runtime::cli::{Command, LogFormat, RunArgs};
@@ -196,6 +197,16 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             print_result(everynode::inspect::explain::run(&args).await)
+        }
+        other => {
+            let Some((command, target)) = other.rollout_command() else {
+                return ExitCode::from(2);
+            };
+            if let Err(e) = init_operator_logging() {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            print_result(everynode::inspect::control::run(command, target).await)
         }
     }
 }

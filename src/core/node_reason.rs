@@ -19,6 +19,7 @@ use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::{
     RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update,
 };
+use crate::core::rollout::PolicyWait;
 use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
@@ -94,6 +95,8 @@ pub enum OutdatedWait {
     OnDelete,
     /// Nothing holds it; the controller replaces it in its next sync.
     NextSync,
+    /// The DaemonSetRollout holds it (partition, scope, pause, canary, wave, pacing, ...).
+    Policy(PolicyWait),
 }
 
 /// How many holders a reason names.
@@ -139,16 +142,28 @@ pub enum Reason {
         message: String,
         backoff_until: Option<Timestamp>,
     },
+    /// Qualifies and has no pod, but the DaemonSetRollout holds its creation (frozen, or a policy
+    /// that cannot be used).
+    NoPodHeld(PolicyWait),
+    /// Does not qualify, but the DaemonSetRollout holds the deletion of its pod (the mass-deletion
+    /// guard, or frozen).
+    RemovalHeld {
+        exclusion: Exclusion,
+        #[serde(flatten)]
+        wait: PolicyWait,
+    },
 }
 
 impl Reason {
     pub fn class(&self) -> ReasonClass {
         match self {
             Reason::UpToDate => ReasonClass::Ok,
-            Reason::Excluded { .. } | Reason::Misscheduled { .. } | Reason::Removing { .. } => {
-                ReasonClass::Excluded
-            }
-            Reason::NoPod
+            Reason::Excluded { .. }
+            | Reason::Misscheduled { .. }
+            | Reason::Removing { .. }
+            | Reason::RemovalHeld { .. } => ReasonClass::Excluded,
+            Reason::NoPodHeld(_)
+            | Reason::NoPod
             | Reason::Terminating
             | Reason::Starting { .. }
             | Reason::NotYetAvailable { .. }
@@ -174,6 +189,9 @@ impl Reason {
             Reason::Unschedulable { .. } => "Unschedulable",
             Reason::ContainerFailing { reason, .. } => reason,
             Reason::PodFailed { .. } => "Failed",
+            Reason::NoPodHeld(PolicyWait::Frozen { .. }) => "Frozen",
+            Reason::NoPodHeld(_) => "Missing",
+            Reason::RemovalHeld { .. } => "Held",
         }
     }
 
@@ -216,6 +234,13 @@ impl Reason {
             Reason::Outdated(OutdatedWait::NextSync) => {
                 same("waiting for the controller to update".into())
             }
+            Reason::Outdated(OutdatedWait::Policy(wait)) | Reason::NoPodHeld(wait) => {
+                same(wait.summary_phrase().into())
+            }
+            Reason::RemovalHeld { wait, .. } => same(match wait {
+                PolicyWait::DeletionHeld { .. } => wait.summary_phrase().into(),
+                other => format!("deletion held ({})", other.summary_phrase()),
+            }),
             Reason::Unschedulable { .. } => same("unschedulable".into()),
             Reason::ContainerFailing { reason, .. } => same(format!("failing ({reason})")),
             Reason::PodFailed { .. } => same("with a failed pod".into()),
@@ -322,6 +347,9 @@ impl fmt::Display for Reason {
             Reason::Outdated(OutdatedWait::NextSync) => {
                 write!(f, "outdated: the controller replaces it in its next sync")
             }
+            Reason::Outdated(OutdatedWait::Policy(wait)) => write!(f, "outdated, {wait}"),
+            Reason::NoPodHeld(wait) => write!(f, "no pod: {wait}"),
+            Reason::RemovalHeld { exclusion, wait } => write!(f, "{exclusion}; {wait}"),
             Reason::Unschedulable { message } => {
                 write!(f, "the scheduler cannot place the pod: {message}")
             }
@@ -563,6 +591,9 @@ pub fn explain<N: Borrow<Node>>(
     let min_ready = min_ready_seconds(ds);
     let empty = BTreeMap::new();
     let backoffs = context.backoff_until.unwrap_or(&empty);
+    let empty_waits = BTreeMap::new();
+    // Why the DaemonSetRollout holds a node (none without one: every row is upstream's).
+    let policy_waits = context.rollout.map(|p| &p.waits).unwrap_or(&empty_waits);
     let mut rows = Vec::with_capacity(nodes.len());
     for node in nodes {
         let node = node.borrow();
@@ -588,6 +619,7 @@ pub fn explain<N: Borrow<Node>>(
         let main = updated.or(live.first().copied()).or(pods.first().copied());
         let facts = main.map(|p| pod_facts(p, hash, generation, min_ready, now));
         let backoff_until = backoffs.get(name).copied();
+        let policy_wait = policy_waits.get(name);
         let reason = match (fit.should_run, exclusion) {
             // Every excluded node with a pod is counted in numberMisscheduled; a pod still there
             // (terminating included) is being removed unless it may stay.
@@ -596,18 +628,28 @@ pub fn explain<N: Borrow<Node>>(
                     Reason::Excluded { exclusion }
                 } else if fit.should_continue_running && !live.is_empty() {
                     Reason::Misscheduled { exclusion }
+                } else if let (Some(wait), false) = (policy_wait, live.is_empty()) {
+                    Reason::RemovalHeld {
+                        exclusion,
+                        wait: wait.clone(),
+                    }
                 } else {
                     Reason::Removing { exclusion }
                 }
             }
             _ => match (updated, live.first()) {
                 (Some(pod), _) => updated_pod_reason(pod, min_ready, now, backoff_until),
-                (None, None) if pods.is_empty() => Reason::NoPod,
+                (None, None) if pods.is_empty() => match policy_wait {
+                    Some(wait) => Reason::NoPodHeld(wait.clone()),
+                    None => Reason::NoPod,
+                },
                 (None, None) => Reason::Terminating,
                 (None, Some(old)) if phase(old) == "Failed" => failed(old, backoff_until),
                 (None, Some(old)) => {
                     if on_delete {
                         Reason::Outdated(OutdatedWait::OnDelete)
+                    } else if let Some(wait) = policy_wait {
+                        Reason::Outdated(OutdatedWait::Policy(wait.clone()))
                     } else {
                         let rolling = rolling
                             .get_or_insert_with(|| rolling_plan(ds, nodes, node_pods, hash, now));

@@ -33,12 +33,29 @@
 //! 5. Otherwise **progressing**, with the nodes still to do (wanted nodes not running an up-to-date
 //!    available pod), failing ones first.
 //!
+//! **With a `DaemonSetRollout`** ([`verdict_with_rollout`]), its status is read first:
+//!
+//! - **R0.** Its `observedGeneration` (or `daemonSetGeneration`) is behind: progressing, waiting
+//!   for the controller to observe it.
+//! - **R1.** Phase `Failed`: cannot progress (exit 1), naming the failing pods.
+//! - **R2.** `Progressing=False`, reason `ProgressDeadlineExceeded`: cannot progress (exit 1).
+//! - **R3.** Phase `RolledBack`: cannot progress (exit 1); the template asked for did not roll out.
+//! - **R4.** Phase `Complete`, or `Paused`, with every wanted node not yet up to date held by the
+//!   partition or outside the update scope: complete as the policy allows (exit 0).
+//! - **R5.** `Paused`, `Frozen`, `WaitingForApproval`: progressing, naming the hold; the progress
+//!   deadline still runs, so a hold cannot hang `status` either.
+//! - **R6.** `Baking` counts as progress ([`observe_with_rollout`]): a long bake never trips the
+//!   progress deadline.
+//!
+//! Without a `DaemonSetRollout` nothing of this applies and the verdict is the rules above.
+//!
 //! **OnDelete**: outdated pods wait for someone to delete them; nothing replaces them on its own.
 //! That is progress that waits, not a failure: deleting pods by hand while `status` watches is how
 //! an OnDelete rollout is done, so each delete (and the new pod that follows) is progress. The
 //! progress line says it plainly, and without deletes the progress deadline ends the wait with
 //! that reason.
 
+use crate::api::{DaemonSetRollout, DaemonSetRolloutStatus, Phase};
 use crate::core::Timestamp;
 use crate::core::budget::unavailable_count;
 use crate::core::node_affinity::Mismatch;
@@ -47,6 +64,7 @@ use crate::core::placement::Exclusion;
 use crate::core::pod_state::is_terminating;
 use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::is_rolling_update;
+use crate::core::rollout::PolicyWait;
 use crate::core::status::StatusCounters;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::jiff::SignedDuration;
@@ -153,6 +171,22 @@ pub fn observe(
     settling: &BTreeSet<String>,
     now: Timestamp,
 ) -> Progress {
+    observe_with_rollout(prev, ds, explanation, settling, now, None)
+}
+
+/// [`observe`], with the DaemonSet's `DaemonSetRollout` if it has one: a rollout `Baking` makes
+/// progress by waiting (R6).
+pub fn observe_with_rollout(
+    prev: Option<&Progress>,
+    ds: &DaemonSet,
+    explanation: &Explanation,
+    settling: &BTreeSet<String>,
+    now: Timestamp,
+    rollout: Option<&DaemonSetRollout>,
+) -> Progress {
+    let baking = rollout
+        .and_then(|r| r.status.as_ref())
+        .is_some_and(|s| s.phase == Some(Phase::Baking));
     let h = held(ds);
     let c = h.counters;
     let updated_now: BTreeSet<String> = explanation
@@ -190,7 +224,8 @@ pub fn observe(
         };
     };
     let desired_changed = c.desired_number_scheduled != prev.desired;
-    let progressed = h.observed_generation > prev.observed_generation
+    let progressed = baking
+        || h.observed_generation > prev.observed_generation
         || desired_changed
         || c.updated_number_scheduled > prev.updated_high
         || c.number_available > prev.available_high
@@ -256,6 +291,9 @@ pub struct Step {
     pub on_delete: usize,
     /// Set when every pod is updated and the unavailable ones are within maxUnavailable.
     pub within_budget: Option<WithinBudget>,
+    /// What the `DaemonSetRollout` holds the rollout for, e.g. "paused by DaemonSetRollout agent
+    /// (kubectl everynode resume daemonset/agent)".
+    pub hold: Option<String>,
 }
 
 /// Why the rollout cannot progress.
@@ -268,6 +306,21 @@ pub enum Blocker {
     NoProgress {
         since: Timestamp,
         deadline: Duration,
+    },
+    /// The `DaemonSetRollout`'s phase is Failed (R1): its cause and failing pods.
+    RolloutFailed {
+        rollout: String,
+        cause: String,
+        nodes: Vec<String>,
+    },
+    /// The `DaemonSetRollout`'s progress deadline passed (R2), with its condition's message.
+    DeadlineExceeded { rollout: String, message: String },
+    /// The `DaemonSetRollout` rolled the template back (R3).
+    RolledBack {
+        rollout: String,
+        from: String,
+        to: String,
+        reason: String,
     },
 }
 
@@ -288,6 +341,12 @@ pub enum Verdict {
         desired: i32,
         no_node: Option<NoNode>,
     },
+    /// Every wanted node the `DaemonSetRollout` lets update is up to date; the rest are held by its
+    /// partition or outside its update scope (R4). `held`: e.g. "3 nodes held by partition 3".
+    CompleteAsAllowed {
+        rollout: String,
+        held: Vec<String>,
+    },
     Progressing(Step),
     CannotProgress {
         blocker: Blocker,
@@ -299,7 +358,7 @@ impl Verdict {
     /// The exit code of `everynode status`: 0 complete, 1 cannot progress; `None` while progressing.
     pub fn exit_code(&self) -> Option<u8> {
         match self {
-            Verdict::Complete { .. } => Some(0),
+            Verdict::Complete { .. } | Verdict::CompleteAsAllowed { .. } => Some(0),
             Verdict::CannotProgress { .. } => Some(1),
             Verdict::Progressing(_) => None,
         }
@@ -395,6 +454,7 @@ fn step(ds: &DaemonSet, explanation: &Explanation) -> Step {
             .collect(),
         on_delete,
         within_budget,
+        hold: None,
     }
 }
 
@@ -449,6 +509,228 @@ pub fn verdict(
             step,
         };
     }
+    if at_least(now.duration_since(progress.since), limits.progress_deadline) {
+        return Verdict::CannotProgress {
+            blocker: Blocker::NoProgress {
+                since: progress.since,
+                deadline: limits.progress_deadline,
+            },
+            step,
+        };
+    }
+    Verdict::Progressing(step)
+}
+
+/// The one line about a `DaemonSetRollout` (`explain` prints it above the table), e.g.
+/// `DaemonSetRollout agent: Baking, wave 1/3 zone=a, 4/12 updated`.
+pub fn rollout_line(name: &str, status: &DaemonSetRolloutStatus) -> String {
+    let Some(phase) = status.phase else {
+        return format!("DaemonSetRollout {name}: not observed by the controller yet");
+    };
+    let mut parts = vec![phase.to_string()];
+    if let Some(wave) = status.wave.as_deref().filter(|w| !w.is_empty()) {
+        if wave.starts_with("canary") {
+            parts.push(wave.to_string());
+        } else {
+            parts.push(format!("wave {wave}"));
+        }
+    }
+    if let Some(at) = status
+        .step
+        .as_ref()
+        .and_then(|s| s.bake_started_at.as_ref())
+        .filter(|_| phase == Phase::Baking)
+    {
+        parts.push(format!(
+            "baking since {}",
+            crate::core::node_reason::utc(at.0)
+        ));
+    }
+    parts.push(format!(
+        "{}/{} updated",
+        status.updated_nodes, status.desired_nodes
+    ));
+    format!("DaemonSetRollout {name}: {}", parts.join(", "))
+}
+
+/// The condition `type_` of a `DaemonSetRollout` status.
+fn condition<'a>(
+    status: &'a DaemonSetRolloutStatus,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// What holds a rollout in `phase` (R5), or `None` when the phase holds nothing.
+fn hold_words(name: &str, spec_paused: bool, status: &DaemonSetRolloutStatus) -> Option<String> {
+    let phase = status.phase?;
+    let why = || {
+        condition(status, "Progressing")
+            .map(|c| c.message.clone())
+            .filter(|m| !m.is_empty())
+    };
+    Some(match phase {
+        Phase::Paused if spec_paused => {
+            format!("paused by DaemonSetRollout {name} (kubectl everynode resume daemonset/{name})")
+        }
+        Phase::Paused => match why() {
+            Some(m) => format!("paused by DaemonSetRollout {name}: {m}"),
+            None => format!("paused by DaemonSetRollout {name}"),
+        },
+        Phase::Frozen => format!(
+            "frozen by DaemonSetRollout {name} (kubectl everynode unfreeze daemonset/{name})"
+        ),
+        Phase::WaitingForApproval => format!(
+            "DaemonSetRollout {name} waits for approval of the canary (kubectl everynode approve daemonset/{name})"
+        ),
+        Phase::Baking => rollout_line(name, status),
+        Phase::Progressing | Phase::Complete | Phase::Failed | Phase::RolledBack => return None,
+    })
+}
+
+/// The `DaemonSetRollout`'s own partition or scope holds this row: it is as done as allowed.
+fn held_as_allowed(row: &NodeRow) -> Option<&PolicyWait> {
+    match &row.reason {
+        Reason::Outdated(OutdatedWait::Policy(
+            wait @ (PolicyWait::Partition { .. } | PolicyWait::OutOfScope { .. }),
+        )) => Some(wait),
+        _ => None,
+    }
+}
+
+/// [`verdict`], with the DaemonSet's `DaemonSetRollout` if it has one (rules R0–R6 of the module
+/// docs come first). Without one, exactly [`verdict`].
+pub fn verdict_with_rollout(
+    ds: &DaemonSet,
+    explanation: &Explanation,
+    progress: &Progress,
+    now: Timestamp,
+    limits: &Limits,
+    rollout: Option<&DaemonSetRollout>,
+) -> Verdict {
+    let Some(dsr) = rollout else {
+        return verdict(ds, explanation, progress, now, limits);
+    };
+    let name = dsr.metadata.name.clone().unwrap_or_default();
+    let status = dsr.status.clone().unwrap_or_default();
+    let h = held(ds);
+    // R0: the controller has not decided on what is there now.
+    let behind = status.observed_generation.unwrap_or(0) < dsr.metadata.generation.unwrap_or(0)
+        || status.daemon_set_generation.unwrap_or(0) < h.generation;
+    if behind || status.phase.is_none() {
+        let mut step = step(ds, explanation);
+        step.hold = Some(format!(
+            "waiting for the controller to observe DaemonSetRollout {name} and this generation of the DaemonSet"
+        ));
+        return deadline_or(step, progress, now, limits);
+    }
+    // R1
+    if status.phase == Some(Phase::Failed) {
+        let nodes = status
+            .failing
+            .iter()
+            .map(|f| format!("{} {} ({} restarts)", f.node, f.reason, f.restarts))
+            .collect::<Vec<_>>();
+        let cause = condition(&status, "Progressing")
+            .map(|c| c.message.clone())
+            .filter(|m| !m.is_empty())
+            .or_else(|| nodes.first().cloned())
+            .unwrap_or_else(|| "a pod of the new revision is failing".into());
+        return Verdict::CannotProgress {
+            blocker: Blocker::RolloutFailed {
+                rollout: name,
+                cause,
+                nodes,
+            },
+            step: step(ds, explanation),
+        };
+    }
+    // R2
+    if let Some(c) = condition(&status, "Progressing")
+        .filter(|c| c.status == "False" && c.reason == "ProgressDeadlineExceeded")
+    {
+        return Verdict::CannotProgress {
+            blocker: Blocker::DeadlineExceeded {
+                rollout: name,
+                message: c.message.clone(),
+            },
+            step: step(ds, explanation),
+        };
+    }
+    // R3
+    if status.phase == Some(Phase::RolledBack) {
+        let rb = status.rollback.clone().unwrap_or_default();
+        return Verdict::CannotProgress {
+            blocker: Blocker::RolledBack {
+                rollout: name,
+                from: rb.from,
+                to: rb.to,
+                reason: rb.reason,
+            },
+            step: step(ds, explanation),
+        };
+    }
+    // R4
+    if matches!(status.phase, Some(Phase::Complete | Phase::Paused))
+        && h.observed_generation >= h.generation
+    {
+        let todo: Vec<&NodeRow> = explanation
+            .rows
+            .iter()
+            .filter(|r| r.wanted && r.class() != ReasonClass::Ok)
+            .collect();
+        let allowed: Vec<&PolicyWait> = todo.iter().filter_map(|r| held_as_allowed(r)).collect();
+        if !allowed.is_empty() && allowed.len() == todo.len() {
+            let mut held: Vec<(String, usize)> = Vec::new();
+            for wait in allowed {
+                let words = match wait {
+                    PolicyWait::Partition { partition, .. } => {
+                        format!("held by partition {partition}")
+                    }
+                    PolicyWait::OutOfScope { selector, .. } => {
+                        format!("outside the updateScope ({selector})")
+                    }
+                    other => other.summary_phrase().to_string(),
+                };
+                match held.iter_mut().find(|(w, _)| *w == words) {
+                    Some(e) => e.1 += 1,
+                    None => held.push((words, 1)),
+                }
+            }
+            return Verdict::CompleteAsAllowed {
+                rollout: name,
+                held: held
+                    .into_iter()
+                    .map(|(w, n)| {
+                        format!(
+                            "{} {w}",
+                            plural(i64::try_from(n).unwrap_or(i64::MAX), "node", "nodes")
+                        )
+                    })
+                    .collect(),
+            };
+        }
+    }
+    // R5, R6 (and Progressing): today's rules, with the hold named.
+    let hold = hold_words(&name, dsr.spec.paused, &status);
+    match verdict(ds, explanation, progress, now, limits) {
+        Verdict::Progressing(mut step) => {
+            step.hold = hold;
+            Verdict::Progressing(step)
+        }
+        Verdict::CannotProgress {
+            blocker: blocker @ Blocker::NoProgress { .. },
+            mut step,
+        } => {
+            step.hold = hold;
+            Verdict::CannotProgress { blocker, step }
+        }
+        other => other,
+    }
+}
+
+/// Progressing with `step`, unless the progress deadline has passed.
+fn deadline_or(step: Step, progress: &Progress, now: Timestamp, limits: &Limits) -> Verdict {
     if at_least(now.duration_since(progress.since), limits.progress_deadline) {
         return Verdict::CannotProgress {
             blocker: Blocker::NoProgress {
@@ -547,7 +829,8 @@ impl Step {
     /// The lines under a headline: the nodes still to do (at most [`NAMED_NODES`]), then the notes
     /// on OnDelete and on pods unavailable within maxUnavailable.
     pub fn detail(&self) -> Vec<String> {
-        let mut out = node_lines(&self.todo, NAMED_NODES);
+        let mut out: Vec<String> = self.hold.iter().map(|h| format!("  {h}")).collect();
+        out.extend(node_lines(&self.todo, NAMED_NODES));
         if self.on_delete > 0 {
             out.push(format!(
                 "  updateStrategy OnDelete: {} for a manual delete; nothing replaces {} on its own",
@@ -607,6 +890,8 @@ impl Blocker {
                             "outdated pods wait"
                         )
                     )
+                } else if let Some(hold) = &step.hold {
+                    hold.clone()
                 } else if matches!(step.stage, Stage::SpecNotObserved { .. }) {
                     format!(
                         "{}: is a DaemonSet controller (everynode) running?",
@@ -617,6 +902,21 @@ impl Blocker {
                 };
                 format!("no progress for {}: {what}", human_duration(*deadline))
             }
+            Blocker::RolloutFailed { rollout, cause, .. } => format!(
+                "DaemonSetRollout {rollout} failed: {cause} (fix the template, kubectl everynode approve daemonset/{rollout} retries, kubectl everynode abort daemonset/{rollout} rolls back)"
+            ),
+            Blocker::DeadlineExceeded { rollout, message } if message.is_empty() => {
+                format!("DaemonSetRollout {rollout}: progress deadline exceeded")
+            }
+            Blocker::DeadlineExceeded { rollout, message } => {
+                format!("DaemonSetRollout {rollout}: progress deadline exceeded: {message}")
+            }
+            Blocker::RolledBack {
+                rollout,
+                from,
+                to,
+                reason,
+            } => format!("DaemonSetRollout {rollout} rolled back from {from} to {to}: {reason}"),
         }
     }
 
@@ -624,8 +924,25 @@ impl Blocker {
     pub fn detail(&self, step: &Step) -> Vec<String> {
         match self {
             Blocker::NewPodsFailing { nodes } => node_lines(nodes, NAMED_NODES),
-            Blocker::NoProgress { .. } => step.detail(),
+            Blocker::NoProgress { .. } | Blocker::DeadlineExceeded { .. } => step.detail(),
+            Blocker::RolloutFailed { nodes, .. } => nodes
+                .iter()
+                .take(NAMED_NODES)
+                .map(|n| format!("  {n}"))
+                .collect(),
+            Blocker::RolledBack { .. } => Vec::new(),
         }
+    }
+}
+
+impl Verdict {
+    /// The line of a [`Verdict::CompleteAsAllowed`], e.g. `complete as DaemonSetRollout agent
+    /// allows: 3 nodes held by partition 3`.
+    pub fn allowed_words(rollout: &str, held: &[String]) -> String {
+        format!(
+            "complete as DaemonSetRollout {rollout} allows: {}",
+            held.join(", ")
+        )
     }
 }
 

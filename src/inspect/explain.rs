@@ -6,10 +6,13 @@ use super::InspectError;
 use super::connect::Connection;
 use super::snapshot;
 use super::table;
+use crate::api::{DaemonSetRolloutStatus, Phase, StepStatus, WaveStatus};
 use crate::core::Timestamp;
 use crate::core::node_reason::{Explanation, NodeRow, ReasonClass};
+use crate::core::rollout_status::rollout_line;
 use crate::core::status::StatusCounters;
 use crate::runtime::cli::{ExplainArgs, OutputFormat};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde::Serialize;
 
 /// What to render an [`Explanation`] as.
@@ -23,6 +26,53 @@ pub struct View<'a> {
     pub node: Option<&'a str>,
     /// `None`: the table.
     pub output: Option<OutputFormat>,
+    /// The DaemonSet's `DaemonSetRollout`, if it has one: one line above the table, `rollout` in
+    /// JSON.
+    pub rollout: Option<RolloutView<'a>>,
+    /// A note above the table (the `DaemonSetRollout` could not be read).
+    pub note: Option<&'a str>,
+}
+
+/// A `DaemonSetRollout` as `explain` shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct RolloutView<'a> {
+    pub name: &'a str,
+    pub status: &'a DaemonSetRolloutStatus,
+}
+
+/// `-o json`'s `rollout`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RolloutJson<'a> {
+    name: &'a str,
+    line: String,
+    phase: Option<Phase>,
+    wave: Option<&'a str>,
+    step: Option<&'a StepStatus>,
+    waves: &'a [WaveStatus],
+    updated_nodes: i32,
+    desired_nodes: i32,
+    conditions: &'a [Condition],
+}
+
+impl<'a> RolloutView<'a> {
+    fn line(&self) -> String {
+        rollout_line(self.name, self.status)
+    }
+
+    fn json(&self) -> RolloutJson<'a> {
+        RolloutJson {
+            name: self.name,
+            line: self.line(),
+            phase: self.status.phase,
+            wave: self.status.wave.as_deref(),
+            step: self.status.step.as_ref(),
+            waves: &self.status.waves,
+            updated_nodes: self.status.updated_nodes,
+            desired_nodes: self.status.desired_nodes,
+            conditions: &self.status.conditions,
+        }
+    }
 }
 
 const COLUMNS: [&str; 6] = ["NODE", "WANTED", "POD", "REVISION", "STATE", "REASON"];
@@ -62,8 +112,18 @@ pub fn render(explanation: &Explanation, view: &View) -> Result<String, InspectE
                 .map(|r| if wide { wide_cells(r) } else { cells(r) })
                 .collect();
             let columns: &[&str] = if wide { &WIDE_COLUMNS } else { &COLUMNS };
+            let mut above = String::new();
+            for line in view
+                .note
+                .map(str::to_string)
+                .into_iter()
+                .chain(view.rollout.map(|r| r.line()))
+            {
+                above.push_str(&line);
+                above.push('\n');
+            }
             format!(
-                "{}{}\n",
+                "{above}{}{}\n",
                 table::render(columns, &cells),
                 explanation.summary()
             )
@@ -75,6 +135,7 @@ pub fn render(explanation: &Explanation, view: &View) -> Result<String, InspectE
                     name: view.name,
                 },
                 revision: view.revision,
+                rollout: view.rollout.map(|r| r.json()),
                 summary: explanation.summary(),
                 counters: &explanation.counters,
                 by_class: ByClass::of(explanation),
@@ -148,6 +209,8 @@ fn wide_cells(row: &NodeRow) -> Vec<String> {
 struct Document<'a> {
     daemon_set: Key<'a>,
     revision: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout: Option<RolloutJson<'a>>,
     summary: String,
     counters: &'a StatusCounters,
     by_class: ByClass,
@@ -201,12 +264,18 @@ pub async fn run(args: &ExplainArgs) -> Result<String, String> {
         .await
         .map_err(|e| connection.sentence(&e))?;
     let explanation = snapshot.explain(Timestamp::now());
+    let empty = DaemonSetRolloutStatus::default();
     let view = View {
         namespace: &connection.namespace,
         name,
         revision: &snapshot.hash,
         node: args.node.as_deref(),
         output: args.output,
+        rollout: snapshot.rollout.as_ref().map(|r| RolloutView {
+            name: r.metadata.name.as_deref().unwrap_or(name),
+            status: r.status.as_ref().unwrap_or(&empty),
+        }),
+        note: snapshot.rollout_note.as_deref(),
     };
     render(&explanation, &view).map_err(|e| connection.sentence(&e))
 }

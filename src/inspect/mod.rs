@@ -2,6 +2,8 @@
 //! (also `kubectl everynode explain|status` when the binary is installed as `kubectl-everynode`).
 //! They only get and list, with the user's kubeconfig, and explain with the controller's own core.
 //!
+//! - [`control`]: `everynode pause|resume|freeze|unfreeze|promote|approve|abort`, the only
+//!   commands here that write (the `DaemonSetRollout` of the same name);
 //! - [`snapshot`]: reads one DaemonSet with its nodes, pods and revisions;
 //! - [`connect`]: the client from the user's kubeconfig, the namespace, errors as one sentence;
 //! - [`explain`]: `everynode explain`, rendered by a pure function;
@@ -9,6 +11,7 @@
 //! - [`table`]: kubectl-style aligned tables.
 
 pub mod connect;
+pub mod control;
 pub mod explain;
 pub mod snapshot;
 pub mod status;

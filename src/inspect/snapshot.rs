@@ -2,12 +2,15 @@
 //! nodes, its pods and its revisions, read with the user's kubeconfig (get and list only).
 
 use super::InspectError;
+use crate::api::DaemonSetRollout;
 use crate::controller::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
 use crate::core::history::plan_history;
+use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::node_reason::{Context, Explanation, explain};
 use crate::core::ownership::controller_uid;
 use crate::core::pods_by_node::{NodePods, group_by_node};
+use crate::core::rollout::{RevisionRef, RolloutInput, RolloutPlan, plan_rollout};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, ListParams};
@@ -50,6 +53,12 @@ pub struct Snapshot {
     /// The current revision's hash (what the controller labels the pods of the current template
     /// with; computed as the controller does when the revision does not exist yet).
     pub hash: String,
+    /// The `DaemonSetRollout` of the same name, if any (none when the CRD is not installed).
+    pub rollout: Option<DaemonSetRollout>,
+    /// Why the `DaemonSetRollout` could not be read (403), said above the table.
+    pub rollout_note: Option<String>,
+    /// The DaemonSet's ControllerRevisions, by revision number (the policy's rollback targets).
+    pub revisions: Vec<RevisionRef>,
 }
 
 impl Snapshot {
@@ -58,15 +67,40 @@ impl Snapshot {
         group_by_node(self.pods.iter(), false)
     }
 
-    /// Every node's row at `now`, from the same core functions the controller decides with.
+    /// The rollout policy's plan at `now`, as the controller would decide it (None without a
+    /// `DaemonSetRollout`).
+    pub fn rollout_plan(&self, node_pods: &NodePods, now: Timestamp) -> Option<RolloutPlan> {
+        let rollout = self.rollout.as_ref()?;
+        let previous = rollout.status.clone().unwrap_or_default();
+        Some(plan_rollout(&RolloutInput {
+            ds: &self.daemonset,
+            nodes: &self.nodes,
+            node_pods,
+            pods: &self.pods,
+            hash: &self.hash,
+            revisions: &self.revisions,
+            rollout,
+            previous: &previous,
+            starts_issued: false,
+            now,
+        }))
+    }
+
+    /// Every node's row at `now`, from the same core functions the controller decides with (the
+    /// rollout policy's included, when there is a `DaemonSetRollout`).
     pub fn explain(&self, now: Timestamp) -> Explanation {
+        let node_pods = self.node_pods();
+        let plan = self.rollout_plan(&node_pods, now);
         explain(
             &self.daemonset,
             &self.nodes,
-            &self.node_pods(),
+            &node_pods,
             &self.hash,
             now,
-            &Context::default(),
+            &Context {
+                backoff_until: None,
+                rollout: plan.as_ref(),
+            },
         )
     }
 }
@@ -136,12 +170,52 @@ pub async fn read(
     )
     .map_err(|e| InspectError::Decode(e.to_string()))?;
     let hash = history.hash().to_string();
+    let (rollout, rollout_note) = read_rollout(client, namespace, name).await?;
+    let revisions = revisions
+        .iter()
+        .map(|r| RevisionRef {
+            name: r.metadata.name.clone().unwrap_or_default(),
+            hash: r
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(CONTROLLER_REVISION_HASH))
+                .cloned()
+                .unwrap_or_default(),
+            revision: r.revision,
+        })
+        .collect();
     Ok(Snapshot {
         daemonset,
         nodes,
         pods,
         hash,
+        rollout,
+        rollout_note,
+        revisions,
     })
+}
+
+/// The `DaemonSetRollout` `namespace/name`: `None` when there is none or its CRD is not installed
+/// (both 404); `None` and a note when reading it is forbidden (explain still works without it).
+pub async fn read_rollout(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(Option<DaemonSetRollout>, Option<String>), InspectError> {
+    let api: Api<DaemonSetRollout> = Api::namespaced(client.clone(), namespace);
+    match api.get_opt(name).await {
+        Ok(found) => Ok((found, None)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok((None, None)),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok((
+            None,
+            Some(format!(
+                "note: cannot read DaemonSetRollout {name} (403 Forbidden), so its rollout policy is not shown: {}",
+                s.message
+            )),
+        )),
+        Err(e) => Err(InspectError::api(e)),
+    }
 }
 
 #[cfg(test)]

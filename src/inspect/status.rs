@@ -16,8 +16,8 @@ use super::connect::Connection;
 use super::snapshot::Snapshot;
 use crate::core::Timestamp;
 use crate::core::rollout_status::{
-    FAILURE_GRACE, Limits, Progress, Step, Verdict, human_duration, observe, settling_nodes,
-    verdict,
+    FAILURE_GRACE, Limits, Progress, Step, Verdict, human_duration, observe_with_rollout,
+    settling_nodes, verdict_with_rollout,
 };
 use crate::runtime::cli::{TargetArgs, parse_duration};
 use futures::StreamExt;
@@ -45,9 +45,13 @@ pub const EXIT_UNREADABLE: u8 = 4;
 /// The exit codes, for `everynode status --help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0  the rollout is complete (with a warning line when the DaemonSet selects no node: DESIRED 0)
+  0  the rollout is complete (with a warning line when the DaemonSet selects no node: DESIRED 0),
+     or complete as its DaemonSetRollout allows (the other nodes held by its partition or outside
+     its updateScope)
   1  the rollout cannot progress: new pods the scheduler cannot place, crash-looping, failing to
-     pull their image or failed (seen for 5s), or no progress for --progress-deadline
+     pull their image or failed (seen for 5s), or no progress for --progress-deadline (also while
+     a DaemonSetRollout pauses, freezes or waits for approval); or its DaemonSetRollout is Failed,
+     exceeded its progressDeadlineSeconds, or RolledBack the template
   2  --timeout passed; also a usage error (an unknown flag, a bad duration or target)
   3  --watch=false only: the rollout is still progressing
   4  the DaemonSet cannot be read: it or its namespace does not exist, the kubeconfig or the
@@ -57,7 +61,8 @@ A rollout is complete as for kubectl rollout status: the controller has observed
 generation, and every desired pod is updated and available. Pods still unavailable within
 maxUnavailable do not complete it (kubernetes#73667): status says they are within the budget and
 names their nodes. With updateStrategy OnDelete, outdated pods wait for a manual delete; each delete
-is progress, and without one the progress deadline ends the wait.";
+is progress, and without one the progress deadline ends the wait. With a DaemonSetRollout (same
+name), its phase is read first; a Baking rollout is progress, so a long bake never ends the wait.";
 
 /// How long one snapshot read may take.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
@@ -308,14 +313,23 @@ pub async fn follow(
                 let now = clock.now();
                 let explanation = snapshot.explain(now);
                 let settling = settling_nodes(&snapshot.node_pods());
-                let p = observe(
+                let rollout = snapshot.rollout.as_ref();
+                let p = observe_with_rollout(
                     progress.as_ref(),
                     &snapshot.daemonset,
                     &explanation,
                     &settling,
                     now,
+                    rollout,
                 );
-                let v = verdict(&snapshot.daemonset, &explanation, &p, now, &limits);
+                let v = verdict_with_rollout(
+                    &snapshot.daemonset,
+                    &explanation,
+                    &p,
+                    now,
+                    &limits,
+                    rollout,
+                );
                 wake = Some(clock.instant(due(&p, &limits)));
                 progress = Some(p);
                 match v {
@@ -324,6 +338,14 @@ pub async fn follow(
                             let _ = writeln!(err, "warning: {}", warning.words());
                         }
                         let _ = writeln!(out, "daemon set {name:?} successfully rolled out");
+                        return EXIT_COMPLETE;
+                    }
+                    Verdict::CompleteAsAllowed { rollout, held } => {
+                        let _ = writeln!(
+                            out,
+                            "daemon set {name:?} {}",
+                            Verdict::allowed_words(&rollout, &held)
+                        );
                         return EXIT_COMPLETE;
                     }
                     Verdict::CannotProgress { blocker, step } => {

@@ -28,16 +28,61 @@ pub enum Command {
     /// Print the DaemonSetRollout CustomResourceDefinition (everynode.io/v1alpha1) as YAML, e.g.
     /// `everynode crd | kubectl apply --server-side -f -`. Reads no kubeconfig.
     Crd,
+    /// Pause the DaemonSet's rollout: no old pod is replaced (nodes without a pod still get one).
+    /// Creates the DaemonSetRollout of the same name when there is none.
+    Pause(TargetArgs),
+    /// Resume a paused rollout.
+    Resume(TargetArgs),
+    /// Freeze the DaemonSet: nothing is created or deleted for it until unfreeze. Creates the
+    /// DaemonSetRollout of the same name when there is none.
+    Freeze(TargetArgs),
+    /// Unfreeze a frozen DaemonSet.
+    Unfreeze(TargetArgs),
+    /// Skip the bakes (and the canary approval) of the current update revision up to the current
+    /// step.
+    Promote(TargetArgs),
+    /// Approve what waits: a Manual canary, deletions held by the mass-deletion guard, or a retry
+    /// of a Failed rollout. Errors when nothing waits.
+    Approve(TargetArgs),
+    /// Roll the current update revision back now, to the last complete revision.
+    Abort(TargetArgs),
 }
 
 impl Command {
-    /// Whether the command reads and explains the cluster for an operator (`explain`, `status`):
-    /// the only commands `kubectl everynode` runs. `run` starts the controller and is not one.
+    /// Whether the command is for an operator (`explain`, `status`, `crd` and the rollout
+    /// commands): the only commands `kubectl everynode` runs. `run` starts the controller and is
+    /// not one.
     pub fn is_operator_command(&self) -> bool {
         match self {
             Command::Run(_) => false,
             Command::Explain(_) | Command::Status(_) | Command::Crd => true,
+            Command::Pause(_)
+            | Command::Resume(_)
+            | Command::Freeze(_)
+            | Command::Unfreeze(_)
+            | Command::Promote(_)
+            | Command::Approve(_)
+            | Command::Abort(_) => true,
         }
+    }
+
+    /// The rollout command and its target, for `pause|resume|freeze|unfreeze|promote|approve|abort`.
+    pub fn rollout_command(
+        &self,
+    ) -> Option<(crate::core::rollout::commands::RolloutCommand, &TargetArgs)> {
+        use crate::core::rollout::commands::RolloutCommand as C;
+        Some(match self {
+            Command::Pause(t) => (C::Pause, t),
+            Command::Resume(t) => (C::Resume, t),
+            Command::Freeze(t) => (C::Freeze, t),
+            Command::Unfreeze(t) => (C::Unfreeze, t),
+            Command::Promote(t) => (C::Promote, t),
+            Command::Approve(t) => (C::Approve, t),
+            Command::Abort(t) => (C::Abort, t),
+            Command::Run(_) | Command::Explain(_) | Command::Status(_) | Command::Crd => {
+                return None;
+            }
+        })
     }
 }
 

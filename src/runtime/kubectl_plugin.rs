@@ -1,7 +1,8 @@
 //! The binary as a kubectl plugin: installed or linked as `kubectl-everynode` (docs/kubectl-plugin.md,
 //! the image, Krew), kubectl runs it for `kubectl everynode ...`. Which of the two it is comes from
 //! argv[0]'s file name; as the plugin it names itself `kubectl everynode` in help and usage, and runs
-//! only the operator commands (`explain`, `status`), not the controller.
+//! only the operator commands (`explain`, `status`, `crd`, and the rollout commands `pause`,
+//! `resume`, `freeze`, `unfreeze`, `promote`, `approve`, `abort`), not the controller.
 
 use super::cli::Cli;
 use clap::error::ErrorKind;
@@ -50,7 +51,7 @@ impl Invocation {
                 .bin_name("kubectl everynode")
                 .about(
                     "everynode's operator commands as a kubectl plugin: why each node has, lacks or \
-                     waits for a DaemonSet's pod",
+                     waits for a DaemonSet's pod, and the rollout controls of its DaemonSetRollout",
                 )
                 .mut_subcommand("run", |run| run.hide(true)),
         }
@@ -70,7 +71,7 @@ impl Invocation {
             return Err(cmd.error(
                 ErrorKind::InvalidSubcommand,
                 "`kubectl everynode run` is not a plugin command: the controller starts as \
-                 `everynode run` (or from deploy/everynode.yaml); the plugin runs explain and status",
+                 `everynode run` (or from deploy/everynode.yaml); the plugin runs explain, status and the rollout commands",
             ));
         }
         Ok(cli)
@@ -146,6 +147,37 @@ mod tests {
         assert!(
             explain_help.contains("Usage: kubectl everynode explain"),
             "{explain_help}"
+        );
+    }
+
+    #[test]
+    fn the_plugin_runs_the_rollout_commands() {
+        use crate::core::rollout::commands::RolloutCommand as C;
+        for (word, want) in [
+            ("pause", C::Pause),
+            ("resume", C::Resume),
+            ("freeze", C::Freeze),
+            ("unfreeze", C::Unfreeze),
+            ("promote", C::Promote),
+            ("approve", C::Approve),
+            ("abort", C::Abort),
+        ] {
+            let cli = Invocation::KubectlPlugin
+                .parse(["kubectl-everynode", word, "-n", "ops", "daemonset/agent"])
+                .unwrap_or_else(|e| panic!("{word}: {e}"));
+            assert!(cli.command.is_operator_command(), "{word}");
+            let (command, target) = cli
+                .command
+                .rollout_command()
+                .unwrap_or_else(|| panic!("{word} is not a rollout command"));
+            assert_eq!(command, want);
+            assert_eq!(target.daemonset, "agent");
+            assert_eq!(target.namespace.as_deref(), Some("ops"));
+        }
+        assert!(
+            Invocation::KubectlPlugin
+                .parse(["kubectl-everynode", "pause", "deployment/agent"])
+                .is_err()
         );
     }
 

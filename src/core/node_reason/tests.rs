@@ -453,3 +453,117 @@ mod properties {
         }
     }
 }
+
+/// A rollout plan holding `waits` (what `plan_rollout` decides; the rows only read `waits`).
+fn policy(waits: &[(&str, PolicyWait)]) -> crate::core::rollout::RolloutPlan {
+    crate::core::rollout::RolloutPlan {
+        waits: waits
+            .iter()
+            .map(|(n, w)| (n.to_string(), w.clone()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn rows_with(
+    ds: &DaemonSet,
+    nodes: &[Node],
+    pods: Vec<Pod>,
+    plan: &crate::core::rollout::RolloutPlan,
+) -> Explanation {
+    explain(
+        ds,
+        nodes,
+        &by_node(pods),
+        NEW,
+        ts(NOW),
+        &Context {
+            backoff_until: None,
+            rollout: Some(plan),
+        },
+    )
+}
+
+#[test]
+fn rows_the_rollout_policy_holds_name_the_policy() {
+    let ds = daemonset("foo"); // RollingUpdate, maxUnavailable 1
+    let nodes: Vec<Node> = (0..4).map(|i| node(&format!("n{i}"))).collect();
+    let pods = || {
+        vec![
+            available(&ds, "n0", NEW),
+            available(&ds, "n1", OLD),
+            available(&ds, "n2", OLD),
+        ]
+    };
+    let partition = PolicyWait::Partition {
+        rollout: "foo".into(),
+        partition: 1,
+    };
+    let frozen = PolicyWait::Frozen {
+        rollout: "foo".into(),
+    };
+    let plan = policy(&[("n2", partition.clone()), ("n3", frozen.clone())]);
+    let e = rows_with(&ds, &nodes, pods(), &plan);
+    let reasons: Vec<String> = e.rows.iter().map(|r| r.reason.to_string()).collect();
+    assert_eq!(reasons[0], "up to date");
+    // n1 is not held by the policy: upstream's reason (n3, without a pod, holds the budget).
+    assert_eq!(
+        reasons[1],
+        "outdated, waiting: the budget maxUnavailable=1 is held by n3"
+    );
+    assert_eq!(
+        reasons[2],
+        "outdated, held by partition 1 (DaemonSetRollout foo keeps the last 1 nodes in update order on the old revision)"
+    );
+    assert_eq!(e.rows[2].reason.state(), "Outdated");
+    assert_eq!(e.rows[2].class(), ReasonClass::Waiting);
+    assert_eq!(
+        reasons[3],
+        "no pod: DaemonSetRollout foo freezes this DaemonSet (kubectl everynode unfreeze daemonset/foo)"
+    );
+    assert_eq!(e.rows[3].reason.state(), "Frozen");
+    assert_eq!(e.rows[3].class(), ReasonClass::Waiting);
+    assert_eq!(
+        e.summary(),
+        "4 nodes: 1 runs an up-to-date available pod, 1 waiting for the budget, 1 held by partition, 1 frozen"
+    );
+    // The policy's wait is tagged in JSON.
+    let json = serde_json::to_value(&e.rows[2]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["reason"]["kind"], "outdated");
+    assert_eq!(json["reason"]["wait"], "policy");
+    assert_eq!(json["reason"]["policy"], "partition");
+    assert_eq!(json["reason"]["partition"], 1);
+    // Without a plan, the same cluster gives upstream's rows.
+    let plain = rows(&ds, &nodes, pods());
+    assert_eq!(plain.rows[3].reason, Reason::NoPod);
+    assert!(matches!(
+        plain.rows[2].reason,
+        Reason::Outdated(OutdatedWait::Rollout { .. })
+    ));
+    // The counters never depend on the policy.
+    assert_eq!(plain.counters, e.counters);
+}
+
+#[test]
+fn a_deletion_the_guard_holds_is_excluded_and_says_how_to_let_it_go() {
+    let ds = with_node_selector(daemonset("foo"), &[("disktype", "ssd")]);
+    let n = node_with_labels("n", &[("disktype", "hdd")]);
+    let held = PolicyWait::DeletionHeld {
+        rollout: "foo".into(),
+        pods: 9,
+        of: 12,
+    };
+    let e = rows_with(
+        &ds,
+        &[n],
+        vec![available(&ds, "n", NEW)],
+        &policy(&[("n", held)]),
+    );
+    assert_eq!(only(&e).reason.state(), "Held");
+    assert_eq!(only(&e).class(), ReasonClass::Excluded);
+    assert_eq!(
+        only(&e).reason.to_string(),
+        "nodeSelector disktype=ssd: node has disktype=hdd; deletion held by the mass-deletion guard (9 of 12 pods would go; kubectl everynode approve daemonset/foo, or revert the change)"
+    );
+    assert_eq!(e.summary(), "1 node: 1 deletion held");
+}

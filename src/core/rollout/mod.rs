@@ -36,6 +36,7 @@ use crate::core::events::PlannedEvent;
 use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::Gate;
 
+pub mod commands;
 pub mod conditions;
 pub mod deadline;
 pub mod facts;

@@ -892,3 +892,307 @@ fn nodes_waiting_for_the_budget_name_the_node_being_replaced() {
         "outdated, waiting: the budget maxUnavailable=1 is used up"
     );
 }
+
+// ---- with a DaemonSetRollout (R0-R6) ----------------------------------------------------------
+
+/// DaemonSetRollout `agent` at generation 1 in `phase`, describing DaemonSet generation [`GEN`].
+fn dsr(phase: Phase, edit: impl FnOnce(&mut DaemonSetRollout)) -> DaemonSetRollout {
+    let mut d = DaemonSetRollout::new("agent", Default::default());
+    d.metadata.generation = Some(1);
+    d.status = Some(DaemonSetRolloutStatus {
+        observed_generation: Some(1),
+        daemon_set_generation: Some(GEN),
+        phase: Some(phase),
+        update_revision: Some("new".into()),
+        ..Default::default()
+    });
+    edit(&mut d);
+    d
+}
+
+fn status_mut(d: &mut DaemonSetRollout) -> &mut DaemonSetRolloutStatus {
+    d.status.get_or_insert_with(Default::default)
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: crate::core::fixtures::time(0),
+        observed_generation: None,
+    }
+}
+
+fn held_by_partition(node: &str) -> NodeRow {
+    row(
+        node,
+        Some(false),
+        Reason::Outdated(OutdatedWait::Policy(PolicyWait::Partition {
+            rollout: "agent".into(),
+            partition: 2,
+        })),
+    )
+}
+
+/// One look at `at` with `rollout`, after `prev`.
+fn look_with(
+    prev: Option<&Progress>,
+    at: i64,
+    ds: &DaemonSet,
+    e: &Explanation,
+    rollout: &DaemonSetRollout,
+    limits: &Limits,
+) -> (Progress, Verdict) {
+    let p = observe_with_rollout(prev, ds, e, NONE, ts(at), Some(rollout));
+    let v = verdict_with_rollout(ds, e, &p, ts(at), limits, Some(rollout));
+    (p, v)
+}
+
+#[test]
+fn r0_a_rollout_status_behind_is_waiting_to_be_observed() {
+    let ds = held_ds(GEN, 3, 3, 3);
+    let e = expl(vec![up("n0"), up("n1"), up("n2")]);
+    for behind in [
+        dsr(Phase::Complete, |d| d.metadata.generation = Some(2)),
+        dsr(Phase::Complete, |d| {
+            status_mut(d).daemon_set_generation = Some(GEN - 1)
+        }),
+        dsr(Phase::Complete, |d| status_mut(d).phase = None),
+    ] {
+        let (_, v) = look_with(None, 100, &ds, &e, &behind, &limits(600, 0));
+        let step = progressing(v);
+        assert!(
+            step.hold.as_deref().is_some_and(
+                |h| h.contains("waiting for the controller to observe DaemonSetRollout agent")
+            ),
+            "{step:?}"
+        );
+    }
+    // Without a DaemonSetRollout the same DaemonSet is complete.
+    assert!(matches!(once(&ds, &e), Verdict::Complete { .. }));
+}
+
+#[test]
+fn r1_failed_cannot_progress_naming_the_failing_pods() {
+    let ds = held_ds(GEN, 3, 1, 1);
+    let e = expl(vec![
+        up("n0"),
+        row("n1", Some(false), Reason::Outdated(OutdatedWait::NextSync)),
+    ]);
+    let d = dsr(Phase::Failed, |d| {
+        status_mut(d).failing = vec![crate::api::FailingPod {
+            node: "n0".into(),
+            pod: "agent-x".into(),
+            reason: "CrashLoopBackOff".into(),
+            restarts: 5,
+        }];
+    });
+    let (_, v) = look_with(None, 100, &ds, &e, &d, &limits(600, 0));
+    assert_eq!(v.exit_code(), Some(1));
+    let (blocker, step) = blocked(v);
+    assert_eq!(
+        blocker.words(&step),
+        "DaemonSetRollout agent failed: n0 CrashLoopBackOff (5 restarts) (fix the template, kubectl everynode approve daemonset/agent retries, kubectl everynode abort daemonset/agent rolls back)"
+    );
+    assert_eq!(
+        blocker.detail(&step),
+        vec!["  n0 CrashLoopBackOff (5 restarts)"]
+    );
+}
+
+#[test]
+fn r2_progress_deadline_exceeded_cannot_progress() {
+    let ds = held_ds(GEN, 3, 1, 1);
+    let e = expl(vec![up("n0")]);
+    let d = dsr(Phase::Progressing, |d| {
+        status_mut(d).conditions = vec![condition(
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            "no progress for 600s",
+        )];
+    });
+    let (_, v) = look_with(None, 100, &ds, &e, &d, &limits(600, 0));
+    let (blocker, step) = blocked(v);
+    assert_eq!(
+        blocker.words(&step),
+        "DaemonSetRollout agent: progress deadline exceeded: no progress for 600s"
+    );
+    // Progressing=True with the same reason field empty is not the deadline.
+    let ok = dsr(Phase::Progressing, |d| {
+        status_mut(d).conditions = vec![condition("Progressing", "True", "NewPodsAvailable", "")];
+    });
+    assert!(matches!(
+        look_with(None, 100, &ds, &e, &ok, &limits(600, 0)).1,
+        Verdict::Progressing(_)
+    ));
+}
+
+#[test]
+fn r3_rolled_back_cannot_progress() {
+    let ds = held_ds(GEN, 3, 3, 3);
+    let e = expl(vec![up("n0"), up("n1"), up("n2")]);
+    let d = dsr(Phase::RolledBack, |d| {
+        status_mut(d).rollback = Some(crate::api::RollbackStatus {
+            from: "bad".into(),
+            to: "good".into(),
+            reason: "n0 CrashLoopBackOff".into(),
+            ..Default::default()
+        });
+    });
+    let (_, v) = look_with(None, 100, &ds, &e, &d, &limits(600, 0));
+    assert_eq!(
+        v.exit_code(),
+        Some(1),
+        "the template asked for did not roll out"
+    );
+    let (blocker, step) = blocked(v);
+    assert_eq!(
+        blocker.words(&step),
+        "DaemonSetRollout agent rolled back from bad to good: n0 CrashLoopBackOff"
+    );
+}
+
+#[test]
+fn r4_complete_as_the_partition_allows() {
+    let ds = held_ds(GEN, 4, 2, 2);
+    let e = expl(vec![
+        up("n0"),
+        up("n1"),
+        held_by_partition("n2"),
+        held_by_partition("n3"),
+    ]);
+    for phase in [Phase::Paused, Phase::Complete] {
+        let (_, v) = look_with(None, 100, &ds, &e, &dsr(phase, |_| {}), &limits(600, 0));
+        assert_eq!(v.exit_code(), Some(0), "{v:?}");
+        let Verdict::CompleteAsAllowed { rollout, held } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(
+            Verdict::allowed_words(&rollout, &held),
+            "complete as DaemonSetRollout agent allows: 2 nodes held by partition 2"
+        );
+    }
+    // A node still to do beside the held ones: not complete.
+    let e = expl(vec![
+        up("n0"),
+        row(
+            "n1",
+            Some(true),
+            Reason::Starting {
+                waiting_reason: None,
+            },
+        ),
+        held_by_partition("n2"),
+    ]);
+    let (_, v) = look_with(
+        None,
+        100,
+        &ds,
+        &e,
+        &dsr(Phase::Paused, |_| {}),
+        &limits(600, 0),
+    );
+    assert!(matches!(v, Verdict::Progressing(_)), "{v:?}");
+    // Progressing with only held rows left is not complete either (the controller has not said so).
+    let e = expl(vec![up("n0"), held_by_partition("n2")]);
+    let (_, v) = look_with(
+        None,
+        100,
+        &ds,
+        &e,
+        &dsr(Phase::Progressing, |_| {}),
+        &limits(600, 0),
+    );
+    assert!(matches!(v, Verdict::Progressing(_)), "{v:?}");
+}
+
+#[test]
+fn r5_holds_are_progress_lines_and_still_end_at_the_deadline() {
+    let ds = held_ds(GEN, 3, 1, 1);
+    let e = expl(vec![
+        up("n0"),
+        row(
+            "n1",
+            Some(false),
+            Reason::Outdated(OutdatedWait::Policy(PolicyWait::Paused {
+                rollout: "agent".into(),
+            })),
+        ),
+    ]);
+    for (d, hold) in [
+        (
+            dsr(Phase::Paused, |d| d.spec.paused = true),
+            "paused by DaemonSetRollout agent (kubectl everynode resume daemonset/agent)",
+        ),
+        (
+            dsr(Phase::Frozen, |d| d.spec.frozen = true),
+            "frozen by DaemonSetRollout agent (kubectl everynode unfreeze daemonset/agent)",
+        ),
+        (
+            dsr(Phase::WaitingForApproval, |_| {}),
+            "DaemonSetRollout agent waits for approval of the canary (kubectl everynode approve daemonset/agent)",
+        ),
+    ] {
+        let l = limits(600, 0);
+        let (p, v) = look_with(None, 100, &ds, &e, &d, &l);
+        let step = progressing(v);
+        assert_eq!(step.hold.as_deref(), Some(hold));
+        assert_eq!(step.detail()[0], format!("  {hold}"));
+        // Nothing changes for the deadline: cannot progress, saying what holds it.
+        let (_, v) = look_with(Some(&p), 700, &ds, &e, &d, &l);
+        let (blocker, step) = blocked(v);
+        assert_eq!(blocker.words(&step), format!("no progress for 10m: {hold}"));
+    }
+}
+
+#[test]
+fn r6_baking_is_progress() {
+    let ds = held_ds(GEN, 3, 1, 1);
+    let e = expl(vec![
+        up("n0"),
+        row("n1", Some(false), Reason::Outdated(OutdatedWait::NextSync)),
+    ]);
+    let d = dsr(Phase::Baking, |d| {
+        status_mut(d).wave = Some("canary".into())
+    });
+    let l = limits(600, 0);
+    let (mut p, _) = look_with(None, 0, &ds, &e, &d, &l);
+    for at in (300..=1800).step_by(300) {
+        let (next, v) = look_with(Some(&p), at, &ds, &e, &d, &l);
+        assert!(matches!(v, Verdict::Progressing(_)), "at {at}: {v:?}");
+        p = next;
+    }
+    // The same look without the bake: the deadline ends it.
+    let progressing = dsr(Phase::Progressing, |_| {});
+    let (p, _) = look_with(None, 0, &ds, &e, &progressing, &l);
+    let (_, v) = look_with(Some(&p), 600, &ds, &e, &progressing, &l);
+    assert_eq!(v.exit_code(), Some(1));
+}
+
+#[test]
+fn the_rollout_line_says_phase_step_and_progress() {
+    let mut status = DaemonSetRolloutStatus {
+        phase: Some(Phase::Baking),
+        wave: Some("1/3 topology.kubernetes.io/zone=a".into()),
+        updated_nodes: 4,
+        desired_nodes: 12,
+        ..Default::default()
+    };
+    assert_eq!(
+        rollout_line("agent", &status),
+        "DaemonSetRollout agent: Baking, wave 1/3 topology.kubernetes.io/zone=a, 4/12 updated"
+    );
+    status.phase = None;
+    assert_eq!(
+        rollout_line("agent", &status),
+        "DaemonSetRollout agent: not observed by the controller yet"
+    );
+}

@@ -41,6 +41,8 @@ fn view(output: Option<OutputFormat>, node: Option<&'static str>) -> View<'stati
         revision: "new",
         node,
         output,
+        rollout: None,
+        note: None,
     }
 }
 
@@ -294,4 +296,39 @@ fn summary_parts_hold_no_comma_of_their_own() {
             e.summary()
         );
     }
+}
+
+#[test]
+fn a_daemonset_rollout_is_one_line_above_the_table_and_rollout_in_json() {
+    use crate::api::{DaemonSetRolloutStatus, Phase};
+    let status = DaemonSetRolloutStatus {
+        phase: Some(Phase::Paused),
+        updated_nodes: 2,
+        desired_nodes: 3,
+        ..Default::default()
+    };
+    let mut v = view(None, None);
+    v.rollout = Some(super::RolloutView {
+        name: "agent",
+        status: &status,
+    });
+    let table = render(&scene(), &v).unwrap_or_else(|e| panic!("{e}"));
+    let first = table.lines().next().unwrap_or_default();
+    assert_eq!(first, "DaemonSetRollout agent: Paused, 2/3 updated");
+    // The rest is the table without the line.
+    assert_eq!(
+        table.split_once('\n').map(|(_, rest)| rest),
+        Some(rendered(None, None).as_str())
+    );
+    v.output = Some(OutputFormat::Json);
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&scene(), &v).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["rollout"]["name"], "agent");
+    assert_eq!(json["rollout"]["phase"], "Paused");
+    assert_eq!(json["rollout"]["updatedNodes"], 2);
+    // Without one, no `rollout` key (the document is today's).
+    let plain: serde_json::Value = serde_json::from_str(&rendered(Some(OutputFormat::Json), None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(plain.get("rollout").is_none(), "{plain}");
 }

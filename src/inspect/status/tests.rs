@@ -21,6 +21,9 @@ fn snapshot(desired: i32, updated: i32, available: i32) -> Snapshot {
         nodes: vec![node("n0")],
         pods: vec![],
         hash: "new".into(),
+        rollout: None,
+        rollout_note: None,
+        revisions: vec![],
     }
 }
 
