@@ -70,12 +70,7 @@ fn first_document(path: &str, text: &str) -> String {
 
 #[test]
 fn generated_crd_is_the_charts_file() {
-    assert_same(
-        "everynode crd",
-        &generated(),
-        CHART_CRD,
-        &read(CHART_CRD),
-    );
+    assert_same("everynode crd", &generated(), CHART_CRD, &read(CHART_CRD));
 }
 
 #[test]

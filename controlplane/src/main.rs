@@ -74,7 +74,11 @@ fn up(dir: &Path, nodes: usize) -> ExitCode {
         let opts = Options {
             dir: Some(dir.to_path_buf()),
             nodes,
-            crds: if crds.is_dir() { vec![crds] } else { Vec::new() },
+            crds: if crds.is_dir() {
+                vec![crds]
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         };
         let started = Instant::now();

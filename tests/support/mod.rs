@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod budget;
+pub mod dsr;
 pub mod fault_proxy;
 pub mod invariants;
 pub mod prometheus;

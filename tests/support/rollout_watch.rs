@@ -110,7 +110,13 @@ impl State {
                 };
                 self.log.push((
                     r.seen,
-                    format!("{} {} created on {} ({})", r.name, short(&r.uid), node, r.hash),
+                    format!(
+                        "{} {} created on {} ({})",
+                        r.name,
+                        short(&r.uid),
+                        node,
+                        r.hash
+                    ),
                 ));
                 self.pods.push(r);
                 self.pods.len() - 1
@@ -160,7 +166,8 @@ impl State {
             if r.deleted.is_none() {
                 r.deleted = Some(t);
             }
-            self.log.push((t, format!("{} on {}: gone", r.name, r.node)));
+            self.log
+                .push((t, format!("{} on {}: gone", r.name, r.node)));
         }
     }
 }
@@ -258,7 +265,13 @@ impl RolloutWatch {
     pub fn update_started(&self, node: &str, hash: &str) -> Option<f64> {
         self.on_node(node)
             .iter()
-            .filter_map(|r| if r.hash == hash { Some(r.seen) } else { r.deleted })
+            .filter_map(|r| {
+                if r.hash == hash {
+                    Some(r.seen)
+                } else {
+                    r.deleted
+                }
+            })
             .reduce(f64::min)
     }
 
@@ -400,7 +413,10 @@ mod tests {
         s.observe(&pod("b", "n1", "new", true, false, 0), 3.0, false);
         s.observe(&pod("c", "n2", "new", false, false, 2), 4.0, false);
         let a = &s.pods[0];
-        assert_eq!((a.preexisting, a.ready, a.deleted), (true, Some(0.0), Some(1.0)));
+        assert_eq!(
+            (a.preexisting, a.ready, a.deleted),
+            (true, Some(0.0), Some(1.0))
+        );
         let b = &s.pods[1];
         assert_eq!((b.seen, b.ready, b.deleted), (2.0, Some(3.0), None));
         let c = &s.pods[2];
