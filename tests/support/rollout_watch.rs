@@ -43,7 +43,7 @@ pub struct PodRecord {
 }
 
 impl PodRecord {
-    /// Live (not deleting) and Ready at its last observation.
+    /// Not seen deleting or gone.
     pub fn live(&self) -> bool {
         self.deleted.is_none()
     }
