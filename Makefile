@@ -15,7 +15,7 @@ DIST ?= dist
 RELEASE_BINARY ?= $(or $(CARGO_TARGET_DIR),target)/release/everynode
 export EVERYNODE_CACHE := $(CACHE)
 
-.PHONY: demo test lint unit-and-integration cluster cluster-down controlplane shipping-tools build tools help plugin-archive plugin-manifest
+.PHONY: demo test lint unit-and-integration cluster cluster-down controlplane shipping-tools build tools help plugin-archive plugin-manifest crd
 
 help:
 	@echo "make demo          local control plane + 3 fake nodes + everynode + an example DaemonSet"
@@ -23,6 +23,7 @@ help:
 	@echo "make cluster       start the local control plane in the background (NODES=$(NODES))"
 	@echo "make cluster-down  stop it"
 	@echo "make bench         everynode vs. the upstream DaemonSet controller (BENCH_NODES=$(BENCH_NODES)), report in bench/results/"
+	@echo "make crd           regenerate the DaemonSetRollout CRD in deploy/crds/ and charts/everynode/crds/"
 	@echo "make plugin-archive    the kubectl plugin's release archive for this machine, in $(DIST)/"
 	@echo "make plugin-manifest   that archive, and plugins/everynode.yaml regenerated from it"
 
@@ -59,6 +60,16 @@ test: controlplane shipping-tools lint
 bench: controlplane
 	cargo build --release -p everynode -p everynode-bench
 	target/release/everynode-bench --nodes $(BENCH_NODES) --everynode target/release/everynode --out bench/results $(BENCH_ARGS)
+
+# The DaemonSetRollout CRD, generated from src/api/ (`everynode crd`): the same bytes in deploy/crds/
+# and the chart's crds/ (tests/crd.rs checks both, and that the rendered manifests start with it).
+# Then scripts/render-manifests.sh puts it first in deploy/everynode.yaml and replace-builtin.yaml.
+CRD_FILE := daemonsetrollouts.everynode.io.yaml
+crd:
+	cargo run -q --bin everynode -- crd > deploy/crds/$(CRD_FILE).tmp
+	mv deploy/crds/$(CRD_FILE).tmp deploy/crds/$(CRD_FILE)
+	cp deploy/crds/$(CRD_FILE) charts/everynode/crds/$(CRD_FILE)
+	scripts/render-manifests.sh
 
 # The kubectl plugin (docs/kubectl-plugin.md): the release binary packed as kubectl-everynode with
 # LICENSE, reproducibly, then the Krew manifest computed from that very archive.

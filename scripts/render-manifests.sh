@@ -2,7 +2,8 @@
 # Regenerates deploy/everynode.yaml, deploy/replace-builtin.yaml and the monitoring pack's objects in
 # deploy/monitoring/ from charts/everynode: each is its header comment (kept from the file, up to its
 # first blank line) followed by `helm template` as it is, release name everynode in kube-system,
-# without helm's `# Source:` lines. tests/shipping.rs checks, object by object, that the chart still
+# without helm's `# Source:` lines. The two install manifests are rendered with `--include-crds`, so
+# the DaemonSetRollout CRD (charts/everynode/crds/, written by `make crd`) is their first document. tests/shipping.rs checks, object by object, that the chart still
 # renders them. helm comes from tools/build.sh (built on first use).
 #
 # First it copies the monitoring pack's sources, deploy/monitoring/everynode.rules.yaml and
@@ -42,8 +43,8 @@ render() { # file, --set values... (or --show-only=<template>)
 for f in everynode.rules.yaml everynode-dashboard.json; do
   cp deploy/monitoring/$f charts/everynode/files/$f
 done
-render deploy/everynode.yaml
-render deploy/replace-builtin.yaml replaceBuiltin.enabled=true apiServer.host=API_SERVER_HOST
+render deploy/everynode.yaml --include-crds
+render deploy/replace-builtin.yaml --include-crds replaceBuiltin.enabled=true apiServer.host=API_SERVER_HOST
 render deploy/monitoring/servicemonitor.yaml monitoring.serviceMonitor.enabled=true \
   --show-only=templates/servicemonitor.yaml
 render deploy/monitoring/prometheusrule.yaml monitoring.prometheusRule.enabled=true \

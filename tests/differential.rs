@@ -258,6 +258,8 @@ impl Cluster {
         let cp = ControlPlane::start(Options {
             dir: Some(dir),
             kcm_controllers,
+            // Both runs with everynode's CRDs, as every test control plane (support::crds).
+            crds: support::crds(),
             ..Default::default()
         })
         .await

@@ -3,7 +3,9 @@
 //! wrapper modules into the cache on first use); a missing tool fails the test, it is never skipped.
 //!
 //! - the chart lints, and renders exactly `deploy/everynode.yaml` with its default values and exactly
-//!   `deploy/replace-builtin.yaml` with `replaceBuiltin.enabled=true` (object by object, field by field);
+//!   `deploy/replace-builtin.yaml` with `replaceBuiltin.enabled=true` (object by object, field by field,
+//!   both with `--include-crds`: the DaemonSetRollout CRD is part of each manifest; tests/crd.rs checks
+//!   that it is the chart's `crds/` file and comes first);
 //! - the manifests are locked down: probes, securityContext, resources, priority, replicas, a
 //!   PodDisruptionBudget, RBAC without wildcards and with a reason for every rule, and the
 //!   replace-builtin specifics;
@@ -82,6 +84,11 @@ fn template(release: &str, namespace: &str, set: &[&str]) -> Command {
 /// `helm template` of charts/everynode with `set` values, as release `release` in `namespace`.
 fn render(release: &str, namespace: &str, set: &[&str]) -> String {
     run(&mut template(release, namespace, set))
+}
+
+/// [`render`] with `--include-crds`, as scripts/render-manifests.sh renders `deploy/*.yaml`.
+fn render_with_crds(set: &[&str]) -> String {
+    run(template(RELEASE, NAMESPACE, set).arg("--include-crds"))
 }
 
 /// The objects of the default release with `set` values.
@@ -593,11 +600,16 @@ fn chart_lints_for_both_variants() {
 #[test]
 fn default_rendering_is_deploy_everynode_yaml() {
     let rendered = objects(
-        "helm template (default values)",
-        &render(RELEASE, NAMESPACE, &[]),
+        "helm template --include-crds (default values)",
+        &render_with_crds(&[]),
+    );
+    assert!(
+        rendered.contains_key("CustomResourceDefinition /daemonsetrollouts.everynode.io"),
+        "helm template --include-crds renders no DaemonSetRollout CRD: {:?}",
+        rendered.keys()
     );
     assert_same_objects(
-        "helm template (default values)",
+        "helm template --include-crds (default values)",
         &rendered,
         "deploy/everynode.yaml",
         &file_objects("deploy/everynode.yaml"),
@@ -607,11 +619,11 @@ fn default_rendering_is_deploy_everynode_yaml() {
 #[test]
 fn replace_builtin_rendering_is_deploy_replace_builtin_yaml() {
     let rendered = objects(
-        "helm template (replaceBuiltin)",
-        &render(RELEASE, NAMESPACE, REPLACE_BUILTIN),
+        "helm template --include-crds (replaceBuiltin)",
+        &render_with_crds(REPLACE_BUILTIN),
     );
     assert_same_objects(
-        "helm template (replaceBuiltin)",
+        "helm template --include-crds (replaceBuiltin)",
         &rendered,
         "deploy/replace-builtin.yaml",
         &file_objects("deploy/replace-builtin.yaml"),
@@ -1230,6 +1242,8 @@ fn user_tolerations_are_kept_in_both_variants() {
 }
 
 /// The standard labels every object (and the pods) carry for release `release` with chart name `name`.
+/// CRDs are left out: Helm installs `crds/` as it is (no templating, no release labels), and they
+/// belong to the cluster rather than to one release.
 fn check_standard_labels(what: &str, objs: &BTreeMap<String, Value>, release: &str, name: &str) {
     let chart = yaml_file("charts/everynode/Chart.yaml");
     let want = BTreeMap::from([
@@ -1261,7 +1275,10 @@ fn check_standard_labels(what: &str, objs: &BTreeMap<String, Value>, release: &s
         ),
     ]));
     assert!(objs.len() >= 6, "{what}: only {} objects", objs.len());
-    for (key, obj) in objs {
+    for (key, obj) in objs
+        .iter()
+        .filter(|(_, o)| o["kind"] != "CustomResourceDefinition")
+    {
         let mut labelled = vec![("", &obj["metadata"]["labels"])];
         if obj["kind"] == "Deployment" {
             labelled.push((

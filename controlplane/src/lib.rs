@@ -28,6 +28,11 @@ use std::time::{Duration, Instant};
 /// whose new pods never become ready.
 pub const NEVER_READY_LABEL: &str = "everynode.test/never-ready";
 
+/// Pods carrying this label crash-loop under kwok: Running, Ready False, every container waiting in
+/// `CrashLoopBackOff` with a `restartCount` that rises by one about every second, for tests of
+/// rollouts whose new pods fail.
+pub const CRASH_LOOP_LABEL: &str = "everynode.test/crash-loop";
+
 /// What can go wrong starting or running the local control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -58,6 +63,8 @@ pub enum Error {
     Kubeconfig(String),
     #[error("no running component named {0}")]
     NoComponent(String),
+    #[error("cannot install the CustomResourceDefinitions of {path}: {why}")]
+    Crd { path: PathBuf, why: String },
 }
 
 impl Error {
@@ -94,6 +101,9 @@ pub struct Options {
     /// Extra kube-apiserver flags, after the usual ones (e.g. a small `--max-requests-inflight` so
     /// that API Priority and Fairness gives a priority level a single seat).
     pub apiserver_args: Vec<String>,
+    /// CustomResourceDefinitions to install once the API server is ready (files, or folders whose
+    /// `*.yaml` files are applied), each waited for until Established.
+    pub crds: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -108,6 +118,7 @@ impl Default for Options {
             users_group: "system:masters".into(),
             audit: false,
             apiserver_args: Vec::new(),
+            crds: Vec::new(),
         }
     }
 }
@@ -270,6 +281,8 @@ impl ControlPlane {
                 .create(&Default::default(), &binding)
                 .await?;
         }
+
+        cp.install_crds(&options.crds).await?;
 
         // kube-controller-manager
         let kcm = cp.kcm_args(
@@ -665,6 +678,58 @@ impl ControlPlane {
         }
     }
 
+    /// Applies the CRDs of `paths` (files, or folders whose `*.yaml` files are taken in name order)
+    /// with `kubectl apply --server-side` and waits until each is Established.
+    async fn install_crds(&self, paths: &[PathBuf]) -> Result<(), Error> {
+        let mut files = Vec::new();
+        for path in paths {
+            if path.is_dir() {
+                let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                    .map_err(|e| Error::io(path, e))?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                    .collect();
+                found.sort();
+                files.extend(found);
+            } else {
+                files.push(path.clone());
+            }
+        }
+        for file in files {
+            let file_arg = format!("--filename={}", file.display());
+            for args in [
+                vec!["apply", "--server-side", "--force-conflicts", &file_arg],
+                vec![
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    &file_arg,
+                ],
+            ] {
+                let out = tokio::process::Command::new(self.binaries.path("kubectl"))
+                    .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+                    .args(&args)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .await
+                    .map_err(|e| Error::io(&self.binaries.path("kubectl"), e))?;
+                if !out.status.success() {
+                    return Err(Error::Crd {
+                        path: file.clone(),
+                        why: format!(
+                            "kubectl {} exited with {}: {}",
+                            args[0],
+                            out.status,
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn write_kwok_stages(&self) -> Result<PathBuf, Error> {
         let src = self.binaries.kwok_stages();
         let mut all = String::new();
@@ -678,20 +743,122 @@ impl ControlPlane {
             let path = src.join(f);
             let mut text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             if f == "pod-ready.yaml" {
-                // Pods labelled NEVER_READY_LABEL stay Pending and never Ready: stuck rollouts in tests.
+                // Pods labelled NEVER_READY_LABEL stay Pending and never Ready: stuck rollouts in
+                // tests. Pods labelled CRASH_LOOP_LABEL are left to the pod-crash-loop stage.
                 let marker = "    matchExpressions:\n";
-                let extra = format!(
-                    "{marker}    - key: '.metadata.labels[\"{NEVER_READY_LABEL}\"]'\n      operator: 'DoesNotExist'\n"
-                );
+                let mut extra = marker.to_string();
+                for label in [NEVER_READY_LABEL, CRASH_LOOP_LABEL] {
+                    extra.push_str(&format!(
+                        "    - key: '.metadata.labels[\"{label}\"]'\n      operator: 'DoesNotExist'\n"
+                    ));
+                }
                 text = text.replacen(marker, &extra, 1);
             }
             all.push_str(&text);
             all.push_str("\n---\n");
         }
+        all.push_str(&pod_crash_loop_stage());
         let out = self.dir.join("kwok-stages.yaml");
         std::fs::write(&out, all).map_err(|e| Error::io(&out, e))?;
         Ok(out)
     }
+}
+
+/// The kwok stage `pod-crash-loop`: a live pod labelled [`CRASH_LOOP_LABEL`] is made Running with
+/// Ready and ContainersReady False, and every container `waiting: CrashLoopBackOff` after a
+/// terminated `Error` run, its `restartCount` one more than before. kwok plays the stage again on
+/// each of its own status changes (after a second's delay), so the count keeps rising, as a kubelet's
+/// would (without the back-off). Host and pod IPs are assigned on the first play only: a second
+/// assignment would add a second IP of the same family, which the API server rejects.
+fn pod_crash_loop_stage() -> String {
+    format!(
+        r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-crash-loop
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.labels["{CRASH_LOOP_LABEL}"]'
+      operator: 'Exists'
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Pending'
+      - 'Running'
+  delay:
+    durationMilliseconds: 1000
+  next:
+    event:
+      type: Warning
+      reason: BackOff
+      message: Back-off restarting failed container
+    statusTemplate: |
+      {{{{ $now := Now }}}}
+      {{{{ $statuses := or .status.containerStatuses list }}}}
+      conditions:
+      - lastTransitionTime: {{{{ or .status.startTime $now | Quote }}}}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{{{ $now | Quote }}}}
+        status: "False"
+        reason: ContainersNotReady
+        message: "containers with unready status"
+        type: Ready
+      - lastTransitionTime: {{{{ $now | Quote }}}}
+        status: "False"
+        reason: ContainersNotReady
+        message: "containers with unready status"
+        type: ContainersReady
+      containerStatuses:
+      {{{{ range $index, $item := .spec.containers }}}}
+      {{{{ $restarts := 0 }}}}
+      {{{{ if lt $index (len $statuses) }}}}
+      {{{{ $restarts = or (index $statuses $index).restartCount 0 }}}}
+      {{{{ end }}}}
+      - image: {{{{ $item.image | Quote }}}}
+        name: {{{{ $item.name | Quote }}}}
+        ready: false
+        started: false
+        restartCount: {{{{ add1 $restarts }}}}
+        lastState:
+          terminated:
+            exitCode: 1
+            reason: Error
+            startedAt: {{{{ $now | Quote }}}}
+            finishedAt: {{{{ $now | Quote }}}}
+        state:
+          waiting:
+            reason: CrashLoopBackOff
+            message: {{{{ printf "back-off restarting failed container %s" $item.name | Quote }}}}
+      {{{{ end }}}}
+      {{{{ if not .status.podIP }}}}
+      {{{{ $hostIPs := NodeIPsWith .spec.nodeName }}}}
+      {{{{ with $hostIPs }}}}
+      hostIP: {{{{ index . 0 | Quote }}}}
+      hostIPs:
+      {{{{ range . }}}}
+      - ip: {{{{ . | Quote }}}}
+      {{{{ end }}}}
+      {{{{ end }}}}
+      {{{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}}}
+      {{{{ with $podIPs }}}}
+      podIP: {{{{ index . 0 | Quote }}}}
+      podIPs:
+      {{{{ range . }}}}
+      - ip: {{{{ . | Quote }}}}
+      {{{{ end }}}}
+      {{{{ end }}}}
+      {{{{ end }}}}
+      phase: Running
+      startTime: {{{{ or .status.startTime $now | Quote }}}}
+"#
+    )
 }
 
 impl Drop for ControlPlane {

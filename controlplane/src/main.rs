@@ -69,9 +69,16 @@ fn up(dir: &Path, nodes: usize) -> ExitCode {
         }
     };
     rt.block_on(async {
+        // everynode's own CRDs (DaemonSetRollout), as the chart installs them.
+        let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
         let opts = Options {
             dir: Some(dir.to_path_buf()),
             nodes,
+            crds: if crds.is_dir() {
+                vec![crds]
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         };
         let started = Instant::now();

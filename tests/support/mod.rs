@@ -4,10 +4,12 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod budget;
+pub mod dsr;
 pub mod fault_proxy;
 pub mod invariants;
 pub mod prometheus;
 pub mod revisions;
+pub mod rollout_watch;
 pub mod tools;
 pub mod watch;
 
@@ -41,6 +43,13 @@ pub fn control_plane() -> &'static ControlPlane {
     CP.get_or_init(|| start_blocking(instance_dir(""), Options::default()))
 }
 
+/// everynode's CRDs as shipped (`deploy/crds/`): every test control plane installs them (design
+/// §5), so every suite runs with the DaemonSetRollout watch live, and those without a
+/// DaemonSetRollout prove that nothing changes.
+pub fn crds() -> Vec<PathBuf> {
+    vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/crds")]
+}
+
 fn instance_dir(suffix: &str) -> PathBuf {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("controlplane");
     prune_dead_runs(&base);
@@ -59,8 +68,11 @@ fn start_blocking(dir: PathBuf, options: Options) -> ControlPlane {
     // Started on a thread of its own with its own runtime: no test's runtime owns it.
     let result = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+        let mut crds = crds();
+        crds.extend(options.crds.iter().cloned());
         rt.block_on(ControlPlane::start(Options {
             dir: Some(dir),
+            crds,
             ..options
         }))
         .map_err(|e| e.to_string())
@@ -111,7 +123,8 @@ impl Drop for OwnControlPlane {
     }
 }
 
-/// Starts a control plane of the test's own with `options` (its `dir` is chosen here).
+/// Starts a control plane of the test's own with `options` (its `dir` is chosen here; everynode's
+/// [`crds`] are installed besides `options.crds`).
 pub fn own_control_plane(name: &str, options: Options) -> OwnControlPlane {
     let cp: &'static ControlPlane = Box::leak(Box::new(start_blocking(
         instance_dir(&format!("-{name}")),
