@@ -17,9 +17,9 @@ use crate::core::pod_state::{
 use crate::core::pod_template::template_generation;
 use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::{
-    RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update,
+    Gate, RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update_gated,
 };
-use crate::core::rollout::PolicyWait;
+use crate::core::rollout::{PolicyWait, RolloutPlan};
 use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
@@ -585,6 +585,7 @@ pub fn explain<N: Borrow<Node>>(
 ) -> Explanation {
     // Planned on first need: only outdated pods' reasons read it.
     let mut rolling: Option<Option<Rolling>> = None;
+    let gate = context.rollout.map(RolloutPlan::gate).unwrap_or(Gate::OPEN);
     let on_delete = !is_rolling_update(ds);
     let mut tally = CounterTally::new(ds, hash, now);
     let generation = template_generation(ds);
@@ -651,8 +652,9 @@ pub fn explain<N: Borrow<Node>>(
                     } else if let Some(wait) = policy_wait {
                         Reason::Outdated(OutdatedWait::Policy(wait.clone()))
                     } else {
-                        let rolling = rolling
-                            .get_or_insert_with(|| rolling_plan(ds, nodes, node_pods, hash, now));
+                        let rolling = rolling.get_or_insert_with(|| {
+                            rolling_plan(ds, nodes, node_pods, hash, now, gate)
+                        });
                         Reason::Outdated(outdated_wait(rolling.as_ref(), name, old))
                     }
                 }
@@ -687,9 +689,10 @@ fn rolling_plan<N: Borrow<Node>>(
     node_pods: &NodePods,
     hash: &str,
     now: Timestamp,
+    gate: Gate,
 ) -> Option<Rolling> {
     use std::collections::{BTreeSet, HashSet};
-    let plan = plan_rolling_update(ds, nodes, node_pods, hash, now).ok()?;
+    let plan = plan_rolling_update_gated(ds, nodes, node_pods, hash, now, gate).ok()?;
     let deleted: HashSet<&str> = plan.pods_to_delete.iter().map(String::as_str).collect();
     let replaced = node_pods
         .iter()

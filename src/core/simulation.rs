@@ -8,13 +8,10 @@ use crate::core::backoff::FailedPodBackoff;
 use crate::core::fixtures::{
     ds_pod, ts, with_creation_timestamp, with_name, with_phase, with_pod_label, with_ready,
 };
-use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::labels::{
     BURST_REPLICAS, POD_TEMPLATE_GENERATION, TEMPLATE_GENERATION_ANNOTATION,
 };
 use crate::core::manage::plan_manage;
-use crate::core::placement::placement;
-use crate::core::pod_state::is_updated;
 use crate::core::pod_state::{is_ready, is_terminal, is_terminating};
 use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::{
@@ -25,7 +22,6 @@ use crate::core::rollout::{Mode as RolloutMode, RolloutInput, RolloutPlan, plan_
 use crate::core::status::template_generation;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// When the rolling update runs relative to manage.
@@ -364,7 +360,14 @@ impl Sim {
         }
         let before = self.input();
         let plan = match &decision {
-            Some(d) => plan_rolling_update_gated(&self.ds, &self.nodes, &before, &self.hash, now, d.gate())?,
+            Some(d) => plan_rolling_update_gated(
+                &self.ds,
+                &self.nodes,
+                &before,
+                &self.hash,
+                now,
+                d.gate(),
+            )?,
             None => plan_rolling_update(&self.ds, &self.nodes, &before, &self.hash, now)?,
         };
         let plan = RollingUpdatePlan {
