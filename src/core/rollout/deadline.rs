@@ -1,8 +1,8 @@
 //! The progress deadline's clock (design §2.3 "Progress deadline"), as Deployments'
 //! `progressDeadlineSeconds`.
 //!
-//! The clock runs only while the rollout is `running` (phase Progressing). It restarts on a new
-//! update revision, on leaving a hold (the previous phase was not Progressing), and when the
+//! The clock runs only while the rollout is `running` (phase Progressing or Failed). It restarts on a new
+//! update revision, on leaving a hold (the previous phase was neither Progressing nor Failed), and when the
 //! updated or available nodes rise above their high-water mark. Only gains count: a pod that
 //! flaps between available and not keeps nothing alive (the rule of `rollout_status::observe`).
 //! While the clock does not run, the last progress time is kept, so a held rollout writes no
@@ -47,7 +47,8 @@ pub fn progress_clock(
         available: same_revision.map_or(available, |h| h.available.max(available)),
     };
     let gained = same_revision.is_some_and(|h| updated > h.updated || available > h.available);
-    let left_hold = previous.phase != Some(Phase::Progressing);
+    // Failed is no hold: the clock runs through it (see `plan`), so entering it resets nothing.
+    let left_hold = !matches!(previous.phase, Some(Phase::Progressing | Phase::Failed));
     let last = previous.last_progress_time.as_ref().map(|t| t.0);
     let last_progress = match last {
         Some(t) if same_revision.is_some() && !gained && !(running && left_hold) => t,

@@ -434,7 +434,10 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
         hash,
         status.updated_nodes,
         status.available_nodes,
-        phase == Phase::Progressing,
+        // A rollout stopped by failing pods has made no progress either: its deadline still
+        // runs, so pods that never become available give both Failed and
+        // ProgressDeadlineExceeded (design §2.3).
+        matches!(phase, Phase::Progressing | Phase::Failed),
         policy.progress_deadline_seconds,
         now,
     );

@@ -59,7 +59,7 @@ pub struct Policy {
     pub max_restarts: i32,
     pub action: FailureAction,
     pub progress_deadline_seconds: i64,
-    /// `None`: no guard (no `massDeletionGuard` in the spec).
+    /// The guard's share (default 50%, on whenever a DaemonSetRollout exists).
     pub max_deletions: Option<IntOrString>,
     pub approvals: Approvals,
 }
@@ -120,17 +120,15 @@ impl Policy {
             }),
             None => None,
         };
-        let max_deletions = match &spec.mass_deletion_guard {
-            Some(g) => {
-                let share = g
-                    .max_deletions
-                    .clone()
-                    .unwrap_or_else(|| IntOrString::String(DEFAULT_MAX_DELETIONS.into()));
-                check_share("massDeletionGuard.maxDeletions", Some(&share), 0)?;
-                Some(share)
-            }
-            None => None,
-        };
+        // The guard is on whenever a DaemonSetRollout exists (never without one: parity); "100%"
+        // turns it off.
+        let max_deletions = spec
+            .mass_deletion_guard
+            .as_ref()
+            .and_then(|g| g.max_deletions.clone())
+            .unwrap_or_else(|| IntOrString::String(DEFAULT_MAX_DELETIONS.into()));
+        check_share("massDeletionGuard.maxDeletions", Some(&max_deletions), 0)?;
+        let max_deletions = Some(max_deletions);
         let failure = spec.failure_policy.clone().unwrap_or_default();
         Ok(Policy {
             name: name.to_string(),
