@@ -180,7 +180,6 @@ async fn canary_spread_then_automatic_promotion() {
 }
 
 #[tokio::test]
-#[ignore = "known failure, issue 13 still open: after approval every node is updated but the phase stays WaitingForApproval (Complete=True beside it)"]
 async fn canary_manual_approval() {
     let (env, by_zone) = zoned("dsr-approval", &["a"], 3, 1).await;
     let nodes = all_nodes(&by_zone);

@@ -245,14 +245,18 @@ fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> Rollo
         r.completed_at = Some(Time(now));
     }
 
+    // Every eligible node runs the update revision, available: nothing is left to start, so no
+    // step bakes or waits for approval (a policy adopted on a complete DaemonSet, nodes that got
+    // new pods from manage). The canary and waves are for replacing old pods.
+    let already_complete = complete;
     let signals = Signals {
         frozen: policy.frozen,
         paused: policy.paused,
         rollback_active,
         failed: failed || rolling_back,
         known_bad,
-        waiting_approval: step.waiting_approval,
-        baking: step.baking,
+        waiting_approval: step.waiting_approval && !already_complete,
+        baking: step.baking && !already_complete,
         complete,
         policy_done,
     };

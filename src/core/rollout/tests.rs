@@ -483,3 +483,89 @@ fn pacing_spaces_the_starts() {
     assert_eq!(at.len(), 4, "{at:?}");
     assert!(at.windows(2).all(|w| w[1] - w[0] >= 7), "{at:?}");
 }
+
+/// A Manual canary waits for approval; once `approvals.canaryRevision` names the update revision
+/// the rollout goes on and ends Complete (not WaitingForApproval beside Complete=True).
+#[test]
+fn an_approved_manual_canary_completes() {
+    let spec = DaemonSetRolloutSpec {
+        canary: Some(Canary {
+            nodes: IntOrString::Int(1),
+            bake_seconds: Some(0),
+            promotion: Some(crate::api::Promotion::Manual),
+            ..Canary::default()
+        }),
+        ..DaemonSetRolloutSpec::default()
+    };
+    let mut sim = cluster(3, 1, false, 1, spec);
+    let phase = |sim: &Sim| sim.rollout.as_ref().and_then(|r| r.1.phase);
+    for _ in 0..20 {
+        sim.sync().unwrap_or_else(|e| panic!("{e}"));
+        sim.mark_all_ready();
+        sim.advance(1);
+    }
+    assert_eq!(phase(&sim), Some(crate::api::Phase::WaitingForApproval));
+    let hash = sim.hash.clone();
+    if let Some(r) = sim.rollout.as_mut() {
+        r.0.spec.approvals = Some(crate::api::Approvals {
+            canary_revision: Some(hash),
+            ..Default::default()
+        });
+    }
+    for _ in 0..20 {
+        sim.sync().unwrap_or_else(|e| panic!("{e}"));
+        sim.mark_all_ready();
+        sim.advance(1);
+    }
+    let status = sim
+        .rollout
+        .as_ref()
+        .map(|r| r.1.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Some(crate::api::Phase::Complete),
+        "{status:?}"
+    );
+}
+
+/// A DaemonSet that is complete when its policy arrives is Complete at once, even with a Manual
+/// canary: the canary is for the next revision (found on the real control plane).
+#[test]
+fn a_policy_adopted_on_a_complete_daemonset_is_complete() {
+    let spec = DaemonSetRolloutSpec {
+        canary: Some(Canary {
+            nodes: IntOrString::Int(1),
+            bake_seconds: Some(0),
+            promotion: Some(crate::api::Promotion::Manual),
+            ..Canary::default()
+        }),
+        ..DaemonSetRolloutSpec::default()
+    };
+    let mut sim = cluster(3, 1, false, 1, spec);
+    let hash = sim.hash.clone();
+    for node in ["n00", "n01", "n02"] {
+        for name in sim
+            .pods_on(node)
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>()
+        {
+            sim.remove_pod(&name);
+        }
+        sim.create_pod(node);
+    }
+    sim.mark_all_ready();
+    sim.advance(1);
+    let plan = sim.plan_rollout(false).unwrap_or_else(|| panic!("no plan"));
+    assert_eq!(
+        plan.status.phase,
+        Some(crate::api::Phase::Complete),
+        "{:?}",
+        plan.status
+    );
+    assert_eq!(
+        plan.status.last_complete_revision.as_deref(),
+        Some(hash.as_str())
+    );
+}
