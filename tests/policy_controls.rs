@@ -435,6 +435,24 @@ async fn progress_deadline_on_both_objects() {
         },
     )
     .await;
+    // `everynode status` says it and exits 1 (the "status exits 1 on ProgressDeadlineExceeded").
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_everynode"))
+        .arg("status")
+        .arg(format!("--kubeconfig={}", env.cp.kubeconfig().display()))
+        .args(["-n", &env.ns, "daemonset/agent"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .unwrap_or_else(|_| panic!("everynode status ran for 60 s"))
+        .unwrap_or_else(|e| panic!("run everynode status: {e}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("everynode status: exit {:?}\n{said}", out.status.code());
+    assert_eq!(out.status.code(), Some(1), "{said}");
 }
 
 /// Without a policy, a condition type the policy mirrors (left by a deleted one) is removed from
