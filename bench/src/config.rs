@@ -10,13 +10,17 @@ pub const USAGE: &str = "\
 everynode-bench: everynode against kube-controller-manager's DaemonSet controller on the local
 control plane with kwok fake nodes (see bench/README.md).
 
-usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited] [--steady-seconds 60]
-                       [--churn-per-second 10] [--everynode target/release/everynode]
+usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited,lifted] [--daemonsets 1]
+                       [--steady-seconds 60] [--churn-per-second 10]
+                       [--everynode target/release/everynode]
                        [--out bench/results] [--work-dir target/bench]
        everynode-bench --report-only [--out bench/results]
 
   --nodes             node counts N, run in this order (the pool grows between them)
-  --budgets           client-side API budgets: default (20 QPS, burst 30) and/or unlimited
+  --budgets           API budgets: default (controllers at 20 QPS, burst 30), unlimited (controllers
+                      without a client-side limit, kube-scheduler at its defaults: 50 QPS, burst 100)
+                      and/or lifted (no client-side limit for the controllers nor kube-scheduler)
+  --daemonsets        DaemonSets per turn on the pool; every figure counts all of their pods
   --steady-seconds    length of the steady state with node label churn
   --churn-per-second  node label patches per second during the steady state
   --everynode         the everynode binary to measure (build it with cargo build --release)
@@ -29,6 +33,8 @@ usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited] [--s
 pub struct Config {
     pub nodes: Vec<usize>,
     pub budgets: Vec<Budget>,
+    /// DaemonSets a turn creates on the pool (all with the same template).
+    pub daemonsets: usize,
     pub steady: Duration,
     pub churn_per_second: u32,
     pub everynode: PathBuf,
@@ -42,7 +48,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             nodes: vec![100, 500, 1000],
-            budgets: vec![Budget::upstream_default(), Budget::unlimited()],
+            budgets: vec![
+                Budget::upstream_default(),
+                Budget::unlimited(),
+                Budget::lifted(),
+            ],
+            daemonsets: 1,
             steady: Duration::from_secs(60),
             churn_per_second: 10,
             everynode: PathBuf::from("target/release/everynode"),
@@ -79,14 +90,20 @@ impl Config {
                 "--budgets" => {
                     c.budgets = value()?
                         .split(',')
-                        .map(|b| match b.trim() {
-                            "default" => Ok(Budget::upstream_default()),
-                            "unlimited" => Ok(Budget::unlimited()),
-                            other => Err(Error::Usage(format!(
-                                "--budgets: {other:?} is neither default nor unlimited"
-                            ))),
+                        .map(|b| {
+                            Budget::named(b.trim()).ok_or_else(|| {
+                                Error::Usage(format!(
+                                    "--budgets: {b:?} is none of default, unlimited, lifted"
+                                ))
+                            })
                         })
                         .collect::<Result<_, _>>()?;
+                }
+                "--daemonsets" => {
+                    let v = value()?;
+                    c.daemonsets = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        Error::Usage(format!("--daemonsets: {v:?} is not a positive number"))
+                    })?;
                 }
                 "--steady-seconds" => {
                     let v = value()?;
@@ -130,11 +147,16 @@ mod tests {
     fn defaults_and_overrides() {
         let c = Config::from_args(&[]).unwrap_or_default();
         assert_eq!(c.nodes, vec![100, 500, 1000]);
-        assert_eq!(c.budgets.len(), 2);
-        let c = Config::from_args(&args("--nodes 20 --budgets unlimited --steady-seconds 5"));
+        assert_eq!(c.budgets.len(), 3);
+        assert_eq!(c.daemonsets, 1);
+        let c = Config::from_args(&args(
+            "--nodes 20 --budgets unlimited,lifted --steady-seconds 5 --daemonsets 5",
+        ));
         let c = c.unwrap_or_default();
         assert_eq!(c.nodes, vec![20]);
-        assert_eq!(c.budgets, vec![Budget::unlimited()]);
+        assert_eq!(c.budgets, vec![Budget::unlimited(), Budget::lifted()]);
+        assert!(c.budgets[1].scheduler_lifted && !c.budgets[0].scheduler_lifted);
+        assert_eq!(c.daemonsets, 5);
         assert_eq!(c.steady, Duration::from_secs(5));
     }
 
@@ -143,6 +165,7 @@ mod tests {
         assert!(Config::from_args(&args("--nodes 0")).is_err());
         assert!(Config::from_args(&args("--budgets fast")).is_err());
         assert!(Config::from_args(&args("--what 1")).is_err());
+        assert!(Config::from_args(&args("--daemonsets 0")).is_err());
         assert!(Config::from_args(&args("--nodes")).is_err());
     }
 }

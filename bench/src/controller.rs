@@ -38,14 +38,19 @@ impl Kind {
     }
 }
 
-/// A client-side API budget (client-go's QPS and burst), the same for both controllers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A client-side API budget (client-go's QPS and burst), the same for both controllers, and whether
+/// the control plane's kube-scheduler keeps its own default limit (50 QPS, burst 100) meanwhile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
     pub name: String,
     pub qps: f64,
     pub burst: u32,
     /// `false` for "no client-side limit" (a QPS and burst so large that they never bind).
     pub limited: bool,
+    /// `true`: kube-scheduler runs with a client-side limit that never binds (kwok has none), so
+    /// binding daemon pods does not bound the figures; `false`: the scheduler's defaults.
+    #[serde(default)]
+    pub scheduler_lifted: bool,
 }
 
 impl Budget {
@@ -56,17 +61,61 @@ impl Budget {
             qps: 20.0,
             burst: 30,
             limited: true,
+            scheduler_lifted: false,
         }
     }
 
-    /// No client-side limit: 100000 QPS, burst 100000.
+    /// No client-side limit for the controllers: 100000 QPS, burst 100000; the scheduler at its
+    /// defaults, as a user's cluster has it.
     pub fn unlimited() -> Self {
         Self {
             name: "unlimited".into(),
             qps: 100_000.0,
             burst: 100_000,
             limited: false,
+            scheduler_lifted: false,
         }
+    }
+
+    /// No client-side limit anywhere: the controllers as [`Budget::unlimited`], and kube-scheduler
+    /// with a client limit that never binds.
+    pub fn lifted() -> Self {
+        Self {
+            name: "lifted".into(),
+            scheduler_lifted: true,
+            ..Self::unlimited()
+        }
+    }
+
+    /// The budget of this name (`default`, `unlimited`, `lifted`).
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "default" => Some(Self::upstream_default()),
+            "unlimited" => Some(Self::unlimited()),
+            "lifted" => Some(Self::lifted()),
+            _ => None,
+        }
+    }
+
+    /// The kube-scheduler client limit this budget runs with (`None`: its defaults).
+    pub fn scheduler_limit(&self) -> Option<controlplane::ClientLimit> {
+        self.scheduler_lifted
+            .then(controlplane::ClientLimit::never_binding)
+    }
+
+    /// One line for the report: the controllers' limit and the scheduler's.
+    pub fn describe(&self) -> String {
+        let controllers = if self.limited {
+            format!("controllers {} QPS, burst {}", self.qps, self.burst)
+        } else {
+            "controllers without a client-side limit (QPS and burst 100000)".into()
+        };
+        let scheduler = if self.scheduler_lifted {
+            "kube-scheduler without a client-side limit (QPS and burst 100000 in its configuration)"
+        } else {
+            "kube-scheduler at its defaults (50 QPS, burst 100)"
+        };
+        format!("{controllers}; {scheduler}; kwok has no client-side limit")
     }
 }
 

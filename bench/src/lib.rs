@@ -7,6 +7,7 @@ pub mod charts;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod floor;
 pub mod limit;
 pub mod namespace;
 pub mod podwatch;
@@ -68,10 +69,14 @@ pub async fn run(config: &Config) -> Result<Results, Error> {
         machine: Machine::here(),
         everynode_has_api_budget_flags: flags.kube_api_qps,
         steady_seconds: config.steady.as_secs(),
+        daemonsets: config.daemonsets,
+        budget_limits: config.budgets.clone(),
         churn_per_second: config.churn_per_second,
         ..Default::default()
     };
     results.machine.kubernetes = kubernetes_version(&client).await;
+    // The control plane starts with kube-scheduler at its defaults; budgets that lift it restart it.
+    let mut scheduler: Option<controlplane::ClientLimit> = None;
     for &n in &config.nodes {
         if !fits(n, &results.machine) {
             let why = format!(
@@ -84,7 +89,24 @@ pub async fn run(config: &Config) -> Result<Results, Error> {
         }
         pool::ensure_pool(&client, n).await?;
         for (i, budget) in config.budgets.iter().enumerate() {
-            results.limits.push(limit::run(&client, n, budget).await?);
+            if budget.scheduler_limit() != scheduler {
+                progress::say(format!(
+                    "restarting kube-scheduler for the {} budget: {}",
+                    budget.name,
+                    budget.describe()
+                ));
+                cp.set_scheduler_client_limit(budget.scheduler_limit())
+                    .await?;
+                scheduler = budget.scheduler_limit();
+            }
+            let d = config.daemonsets;
+            results
+                .limits
+                .push(limit::run(&client, n, d, budget).await?);
+            results
+                .floors
+                .push(floor::run(&client, n, d, budget).await?);
+            write(&results, &config.out)?;
             // Alternate who goes first, so neither always meets a freshly compacted etcd.
             let order = if i % 2 == 0 {
                 [Kind::Everynode, Kind::Upstream]
@@ -96,6 +118,7 @@ pub async fn run(config: &Config) -> Result<Results, Error> {
                     kind,
                     budget: budget.clone(),
                     nodes: n,
+                    daemonsets: config.daemonsets,
                     steady: config.steady,
                     churn_per_second: config.churn_per_second,
                 };

@@ -1,4 +1,4 @@
-//! The physical limit: a plain loop creating N pods (already bound to the N nodes, as daemon pods
+//! The physical limit: a plain loop creating N pods per DaemonSet of the turn (already bound to the N nodes, as daemon pods
 //! are) against the same API server, at the same budget and at most as many requests in flight as a
 //! DaemonSet sync (250, kube-controller-manager's burstReplicas), with no controller involved.
 
@@ -21,6 +21,9 @@ pub const CONCURRENCY: usize = 250;
 pub struct LimitResult {
     pub budget: String,
     pub nodes: usize,
+    /// DaemonSets of the turns it stands for: it created `nodes × daemonsets` pods.
+    #[serde(default = "one")]
+    pub daemonsets: usize,
     /// Seconds until every create was answered.
     pub all_created_s: f64,
     /// Seconds until kwok had made every pod Ready.
@@ -29,11 +32,15 @@ pub struct LimitResult {
     pub retries: u64,
 }
 
-fn pod(i: usize) -> Result<Pod, Error> {
+fn one() -> usize {
+    1
+}
+
+fn pod(d: usize, i: usize) -> Result<Pod, Error> {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": format!("limit-{i:05}"), "annotations": {REVISION_ANNOTATION: "limit"}},
+        "metadata": {"name": format!("limit-{d}-{i:05}"), "annotations": {REVISION_ANNOTATION: "limit"}},
         "spec": {
             "nodeName": pool::pool_node(i),
             "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
@@ -43,12 +50,14 @@ fn pod(i: usize) -> Result<Pod, Error> {
     .map_err(|e| Error::Usage(format!("the benchmark's pod does not parse: {e}")))
 }
 
-/// Creates N pods at `budget` in a namespace of their own, then removes them.
+/// Creates N pods per DaemonSet at `budget` in a namespace of their own, then removes them.
 pub async fn run(
     client: &kube::Client,
     nodes: usize,
+    daemonsets: usize,
     budget: &Budget,
 ) -> Result<LimitResult, Error> {
+    let total = nodes * daemonsets;
     let ns = format!("bench-limit-{}-{nodes}", budget.name);
     namespace::create(client, &ns).await?;
     let tracker = PodTracker::start(client.clone(), &ns).await?;
@@ -56,15 +65,15 @@ pub async fn run(
     let bucket = TokenBucket::new(budget.limited.then_some((budget.qps, budget.burst)));
     let retries = std::sync::atomic::AtomicU64::new(0);
     progress::say(format!(
-        "N={nodes} limit {}: creating {nodes} pods directly",
+        "N={nodes} limit {}: creating {total} pods directly",
         budget.name
     ));
     let t0 = Instant::now();
-    futures::stream::iter(0..nodes)
-        .map(|i| {
+    futures::stream::iter((0..daemonsets).flat_map(|d| (0..nodes).map(move |i| (d, i))))
+        .map(|(d, i)| {
             let (api, bucket, retries, ns) = (&api, &bucket, &retries, &ns);
             async move {
-                let pod = pod(i)?;
+                let pod = pod(d, i)?;
                 let mut attempt = 0;
                 loop {
                     bucket.take().await;
@@ -77,7 +86,9 @@ pub async fn run(
                             retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
-                        Err(e) => return Err(Error::kube(format!("create pod {i} in {ns}"))(e)),
+                        Err(e) => {
+                            return Err(Error::kube(format!("create pod {d}/{i} in {ns}"))(e));
+                        }
                     }
                 }
             }
@@ -88,11 +99,11 @@ pub async fn run(
     let all_created_s = t0.elapsed().as_secs_f64();
     let ready = tracker
         .wait(
-            &format!("{nodes} Ready pods of the limit loop"),
-            Duration::from_secs(180 + nodes as u64),
+            &format!("{total} Ready pods of the limit loop"),
+            Duration::from_secs(180 + total as u64),
             |pods| {
                 let (live, ready, _) = podwatch::tally(pods, "limit");
-                (live == nodes && ready == nodes).then_some(())
+                (live == total && ready == total).then_some(())
             },
             podwatch::describe,
         )
@@ -116,6 +127,7 @@ pub async fn run(
     let result = LimitResult {
         budget: budget.name.clone(),
         nodes,
+        daemonsets,
         all_created_s,
         all_ready_s,
         retries: retries.into_inner(),

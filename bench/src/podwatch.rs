@@ -21,7 +21,11 @@ pub const REVISION_ANNOTATION: &str = "bench.everynode.io/revision";
 pub struct PodRecord {
     pub node: String,
     pub revision: String,
+    /// The name of the pod's first owner (its DaemonSet), empty for pods without one.
+    pub owner: String,
     pub first_seen: Instant,
+    /// When the pod was first seen with a node (at once for pods created bound).
+    pub bound_at: Option<Instant>,
     pub ready_at: Option<Instant>,
     /// Deleted from the API, or has a deletionTimestamp.
     pub gone: bool,
@@ -143,22 +147,28 @@ impl PodTracker {
         let deadline = Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
-            let pods = self.snapshot();
-            if let Some(v) = done(&pods) {
-                return Ok(v);
-            }
-            if Instant::now() >= deadline {
-                let err = self
-                    .state
-                    .lock()
-                    .ok()
-                    .and_then(|s| s.error.clone())
-                    .map(|e| format!("; last watch error: {e}"))
-                    .unwrap_or_default();
+            // Checked under the lock, not on a copy: the floor's rolling loop has hundreds of waiters.
+            let failed = match self.state.lock() {
+                Ok(st) => {
+                    if let Some(v) = done(&st.pods) {
+                        return Ok(v);
+                    }
+                    (Instant::now() >= deadline).then(|| {
+                        let err = st
+                            .error
+                            .as_ref()
+                            .map(|e| format!("; last watch error: {e}"))
+                            .unwrap_or_default();
+                        format!("{}{err}", describe(&st.pods))
+                    })
+                }
+                Err(_) => Some("the pod watch's state is poisoned".to_string()),
+            };
+            if let Some(state) = failed {
                 return Err(Error::Timeout {
                     what: what.to_string(),
                     seconds: timeout.as_secs(),
-                    state: format!("{}{err}", describe(&pods)),
+                    state,
                 });
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
@@ -185,7 +195,15 @@ fn observe(state: &Mutex<State>, pod: &Pod, now: Instant, deleted: bool) {
             .as_ref()
             .and_then(|a| a.get(REVISION_ANNOTATION).cloned())
             .unwrap_or_default(),
+        owner: pod
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|o| o.first())
+            .map(|o| o.name.clone())
+            .unwrap_or_default(),
         first_seen: now,
+        bound_at: None,
         ready_at: None,
         gone: false,
     });
@@ -193,6 +211,7 @@ fn observe(state: &Mutex<State>, pod: &Pod, now: Instant, deleted: bool) {
         && rec.node.is_empty()
     {
         rec.node = node;
+        rec.bound_at = Some(now);
     }
     if rec.ready_at.is_none() && ready(pod) {
         rec.ready_at = Some(now);

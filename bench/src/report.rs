@@ -1,7 +1,11 @@
 //! The Markdown report: per node count and API budget, one table with each figure for everynode and
 //! for the upstream controller and their ratio (everynode / upstream; below 1 means everynode took
-//! less), the physical limit beside it, and the charts.
+//! less), the physical limit and the floor (what the scheduler and kwok need on their own) beside it,
+//! each controller's time above that floor, the issue's targets where the controllers ran without a
+//! client-side limit, and the charts.
 
+use crate::floor::FloorResult;
+use crate::limit::LimitResult;
 use crate::results::Results;
 use crate::scenario::TurnResult;
 use std::collections::BTreeSet;
@@ -83,6 +87,19 @@ pub fn markdown(r: &Results) -> String {
         out,
         "![time against N](time.png)\n\n![memory against N](memory.png)\n"
     );
+    if r.daemonsets > 1 {
+        let _ = writeln!(
+            out,
+            "Each turn created **{} DaemonSets** on the pool: every figure counts all of their pods \
+             (N per DaemonSet), and the plain loop and the floor create as many pods.\n",
+            r.daemonsets
+        );
+    }
+    let _ = writeln!(
+        out,
+        "The pure-core benchmark (one sync and one node event at 5 000, 20 000 and 65 000 nodes, no \
+         cluster) is in [core.md](core.md).\n"
+    );
     for n in r.node_counts().into_iter().rev() {
         for budget in r.budgets() {
             table(&mut out, r, n, &budget);
@@ -91,19 +108,180 @@ pub fn markdown(r: &Results) -> String {
     out
 }
 
+/// `a` above `floor`: the controller's own share of a time.
+fn above(a: Option<f64>, floor: Option<f64>) -> Option<f64> {
+    Some(a? - floor?)
+}
+
+/// Requests the API server refused (counted under a key ending in the status code).
+fn refused(t: &TurnResult) -> u64 {
+    t.phases
+        .iter()
+        .flat_map(|p| p.requests_by_resource.iter())
+        .filter(|(k, _)| {
+            k.rsplit(' ')
+                .next()
+                .is_some_and(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+/// Writes of DaemonSet status (update or patch of `daemonsets/status`, refused ones included).
+fn status_writes(t: &TurnResult) -> u64 {
+    t.phases
+        .iter()
+        .flat_map(|p| p.requests_by_resource.iter())
+        .filter(|(k, _)| {
+            k.starts_with("update daemonsets/status") || k.starts_with("patch daemonsets/status")
+        })
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+fn cpu_total(t: &TurnResult) -> f64 {
+    t.phases.iter().map(|s| s.cpu_seconds).sum()
+}
+
+/// One of the issue's targets, measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub figure: &'static str,
+    pub target: &'static str,
+    pub measured: String,
+    /// `None` when a figure is missing.
+    pub met: Option<bool>,
+}
+
+fn target(
+    figure: &'static str,
+    target: &'static str,
+    value: Option<f64>,
+    bound: f64,
+    shown: impl Fn(f64) -> String,
+) -> Target {
+    let value = value.filter(|v| v.is_finite());
+    Target {
+        figure,
+        target,
+        measured: value.map(&shown).unwrap_or_else(|| "–".into()),
+        met: value.map(|v| v <= bound),
+    }
+}
+
+fn quotient(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// The issue's targets (everynode / upstream in one run, no client-side limit) for one table.
+pub fn targets(
+    e: &TurnResult,
+    u: &TurnResult,
+    limit: Option<&LimitResult>,
+    floor: Option<&FloorResult>,
+) -> Vec<Target> {
+    let x = |v: f64| format!("{v:.2}×");
+    let floor_rollout = floor.and_then(|f| f.rollout_s);
+    vec![
+        target(
+            "all pods created, everynode / plain loop",
+            "≤ 1.2×",
+            quotient(e.create_all_exist_s, limit.map(|l| l.all_created_s)),
+            1.2,
+            x,
+        ),
+        target(
+            "rolling update above the floor, everynode / upstream",
+            "≤ 0.8×",
+            quotient(
+                above(e.rollout_s, floor_rollout),
+                above(u.rollout_s, floor_rollout),
+            ),
+            0.8,
+            x,
+        ),
+        target(
+            "node join → pod created p99, everynode / upstream",
+            "≤ 1×",
+            quotient(e.join_p99_s, u.join_p99_s),
+            1.0,
+            x,
+        ),
+        target(
+            "CPU seconds per turn, everynode / upstream",
+            "≤ 0.33×",
+            quotient(Some(cpu_total(e)), Some(cpu_total(u))),
+            1.0 / 3.0,
+            x,
+        ),
+        target(
+            "peak RSS (VmHWM), everynode / upstream",
+            "≤ 0.25×",
+            quotient(
+                e.high_water_mark_bytes.map(|b| b as f64),
+                u.high_water_mark_bytes.map(|b| b as f64),
+            ),
+            0.25,
+            x,
+        ),
+        target(
+            "requests refused by the API server, everynode",
+            "0",
+            Some(refused(e) as f64),
+            0.0,
+            |v| format!("{v:.0}"),
+        ),
+        Target {
+            figure: "DaemonSet status writes, everynode vs. upstream",
+            target: "≤ upstream's",
+            measured: format!("{} vs. {}", status_writes(e), status_writes(u)),
+            met: Some(status_writes(e) <= status_writes(u)),
+        },
+    ]
+}
+
+fn targets_table(out: &mut String, rows: &[Target]) {
+    let _ = writeln!(out, "| figure | target | measured | met |");
+    let _ = writeln!(out, "|---|---|---:|---|");
+    for t in rows {
+        let met = match t.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {met} |",
+            t.figure, t.target, t.measured
+        );
+    }
+    out.push('\n');
+}
+
 fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
     let e = r.turn("everynode", budget, n);
     let u = r.turn("upstream", budget, n);
     if e.is_none() && u.is_none() {
         return;
     }
-    let budget_desc = match budget {
-        "default" => "20 QPS, burst 30 (kube-controller-manager's defaults)",
-        "unlimited" => "no client-side limit (QPS and burst 100000)",
-        other => other,
-    };
-    let _ = writeln!(out, "## N = {n}, API budget: {budget_desc}\n");
+    let limits = r
+        .budget_limits
+        .iter()
+        .find(|b| b.name == budget)
+        .cloned()
+        .or_else(|| crate::controller::Budget::named(budget));
+    let _ = writeln!(out, "## N = {n}, API budget: {budget}\n");
+    if let Some(b) = &limits {
+        let _ = writeln!(out, "Client-side limits in this table: {}.\n", b.describe());
+    }
     let joined = e.or(u).map(|t| t.joined).unwrap_or(0);
+    let floor = r.floor(budget, n);
+    let floor_exist = floor.and_then(|f| f.all_exist_s);
+    let floor_ready = floor.and_then(|f| f.all_ready_s);
+    let floor_rollout = floor.and_then(|f| f.rollout_s);
     let mut rows = vec![
         row(format!("create: all {n} pods exist (s)"), 2, |t| {
             t.create_all_exist_s
@@ -116,6 +294,15 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             2,
             |t| t.rollout_s,
         ),
+        row("create: all pods exist, above the floor (s)", 2, move |t| {
+            above(t.create_all_exist_s, floor_exist)
+        }),
+        row("create: all pods Ready, above the floor (s)", 2, move |t| {
+            above(t.create_all_ready_s, floor_ready)
+        }),
+        row("rolling update above the floor (s)", 2, move |t| {
+            above(t.rollout_s, floor_rollout)
+        }),
         row(
             format!("{joined} nodes join: node created → its pod created, median (s)"),
             3,
@@ -216,6 +403,33 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             l.retries
         );
     }
+    if let Some(f) = floor {
+        let _ = writeln!(
+            out,
+            "Floor at this budget (what kube-scheduler and kwok need on their own): a plain loop creating the \
+             same pods unbound (node affinity to their node, as daemon pods) saw all of them exist after {} s, \
+             bound by the scheduler after {} s and Ready after {} s; replacing every pod, {} at a time (the \
+             rolling update's maxUnavailable), took {} s ({} retried after 429/5xx).\n",
+            fmt(f.all_exist_s, 2),
+            fmt(f.all_bound_s, 2),
+            fmt(f.all_ready_s, 2),
+            crate::floor::window(f.nodes, f.daemonsets.max(1)),
+            fmt(f.rollout_s, 2),
+            f.retries
+        );
+        for err in &f.errors {
+            let _ = writeln!(out, "- the floor did not finish: {err}\n");
+        }
+    }
+    if let (Some(e), Some(u)) = (e, u)
+        && limits.as_ref().is_some_and(|b| !b.limited)
+    {
+        let _ = writeln!(
+            out,
+            "Targets of issue 14 (everynode / upstream in this run, no client-side limit for the controllers):\n"
+        );
+        targets_table(out, &targets(e, u, r.limit(budget, n), floor));
+    }
     for t in e.into_iter().chain(u) {
         for err in &t.errors {
             let _ = writeln!(out, "- {} did not finish this turn: {err}", t.controller);
@@ -223,5 +437,89 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
     }
     if e.is_some_and(|t| !t.errors.is_empty()) || u.is_some_and(|t| !t.errors.is_empty()) {
         out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::PhaseStats;
+
+    fn turn(
+        create: f64,
+        rollout: f64,
+        p99: f64,
+        cpu: f64,
+        rss: u64,
+        extra: &[(&str, u64)],
+    ) -> TurnResult {
+        let mut by = crate::audit::VerbCounts::new();
+        for (k, v) in extra {
+            by.insert(k.to_string(), *v);
+        }
+        TurnResult {
+            create_all_exist_s: Some(create),
+            rollout_s: Some(rollout),
+            join_p99_s: Some(p99),
+            high_water_mark_bytes: Some(rss),
+            phases: vec![PhaseStats {
+                phase: "create".into(),
+                cpu_seconds: cpu,
+                requests_by_resource: by,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn met(rows: &[Target]) -> Vec<Option<bool>> {
+        rows.iter().map(|t| t.met).collect()
+    }
+
+    #[test]
+    fn targets_compare_above_the_floor_and_against_the_plain_loop() {
+        let limit = LimitResult {
+            all_created_s: 10.0,
+            ..Default::default()
+        };
+        let floor = FloorResult {
+            rollout_s: Some(10.0),
+            ..Default::default()
+        };
+        // everynode: 11 s vs. loop 10 s (1.1×); rollout 14 s, upstream 15 s: above the floor 4 vs. 5
+        // (0.8×, met although 14/15 is not); p99 equal; CPU 1 vs 3; RSS 25 vs 100; one status write each.
+        let e = turn(11.0, 14.0, 1.0, 1.0, 25, &[("update daemonsets/status", 1)]);
+        let u = turn(5.0, 15.0, 1.0, 3.0, 100, &[("update daemonsets/status", 1)]);
+        let rows = targets(&e, &u, Some(&limit), Some(&floor));
+        assert_eq!(met(&rows), vec![Some(true); 7], "{rows:?}");
+        assert_eq!(rows[1].measured, "0.80×");
+
+        // A refused request, a second status write and a slower rollout each miss theirs.
+        let e = turn(
+            13.0,
+            15.0,
+            1.5,
+            1.1,
+            26,
+            &[
+                ("update daemonsets/status", 1),
+                ("patch daemonsets/status 409", 1),
+            ],
+        );
+        let rows = targets(&e, &u, Some(&limit), Some(&floor));
+        assert_eq!(met(&rows), vec![Some(false); 7], "{rows:?}");
+        assert_eq!(rows[5].measured, "1");
+        assert_eq!(rows[6].measured, "2 vs. 1");
+
+        // Without a floor or a loop, those figures are missing, not met.
+        let rows = targets(&e, &u, None, None);
+        assert_eq!(rows[0].met, None);
+        assert_eq!(rows[1].met, None);
+    }
+
+    #[test]
+    fn above_needs_both() {
+        assert_eq!(above(Some(5.0), Some(2.0)), Some(3.0));
+        assert_eq!(above(Some(5.0), None), None);
     }
 }

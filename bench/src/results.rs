@@ -1,6 +1,8 @@
 //! Everything one benchmark run measured, written as `results.json` beside the report.
 
+use crate::controller::Budget;
 use crate::error::Error;
+use crate::floor::FloorResult;
 use crate::limit::LimitResult;
 use crate::scenario::TurnResult;
 use serde::{Deserialize, Serialize};
@@ -15,8 +17,17 @@ pub struct Results {
     pub everynode_has_api_budget_flags: bool,
     pub steady_seconds: u64,
     pub churn_per_second: u32,
+    /// DaemonSets per turn.
+    #[serde(default)]
+    pub daemonsets: usize,
+    /// The budgets run: the controllers' and kube-scheduler's client-side limits.
+    #[serde(default)]
+    pub budget_limits: Vec<Budget>,
     pub turns: Vec<TurnResult>,
     pub limits: Vec<LimitResult>,
+    /// What kube-scheduler and kwok need on their own, per N and budget.
+    #[serde(default)]
+    pub floors: Vec<FloorResult>,
     /// Node counts that were asked for but not run, with why.
     pub skipped: Vec<String>,
 }
@@ -61,6 +72,12 @@ impl Results {
         self.limits
             .iter()
             .find(|l| l.budget == budget && l.nodes == nodes)
+    }
+
+    pub fn floor(&self, budget: &str, nodes: usize) -> Option<&FloorResult> {
+        self.floors
+            .iter()
+            .find(|f| f.budget == budget && f.nodes == nodes)
     }
 
     /// Node counts measured, ascending.

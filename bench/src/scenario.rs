@@ -1,5 +1,5 @@
-//! One turn: one controller at one API budget on N nodes, in a fresh namespace: create a DaemonSet,
-//! roll it out (maxUnavailable 10%), let 10% more nodes join, then a steady state with node label
+//! One turn: one controller at one API budget on N nodes, in a fresh namespace: create D DaemonSets
+//! (1 by default) on the pool, roll them out (maxUnavailable 10%), let 10% more nodes join, then a steady state with node label
 //! churn; the controller's CPU, peak RSS and requests by verb per phase; then everything is removed.
 
 use crate::audit::AuditLog;
@@ -11,6 +11,7 @@ use controlplane::ControlPlane;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ pub struct TurnSpec {
     pub kind: Kind,
     pub budget: Budget,
     pub nodes: usize,
+    /// DaemonSets created on the pool; every figure counts all of their pods.
+    pub daemonsets: usize,
     pub steady: Duration,
     pub churn_per_second: u32,
 }
@@ -30,6 +33,9 @@ pub struct TurnResult {
     pub controller: String,
     pub budget: String,
     pub nodes: usize,
+    /// DaemonSets of the turn (all pods below are N per DaemonSet).
+    #[serde(default = "one")]
+    pub daemonsets: usize,
     /// Seconds from creating the DaemonSet until all N pods exist.
     pub create_all_exist_s: Option<f64>,
     /// Seconds from creating the DaemonSet until all N pods are Ready.
@@ -38,7 +44,8 @@ pub struct TurnResult {
     pub rollout_s: Option<f64>,
     /// How many nodes joined.
     pub joined: usize,
-    /// Seconds from a joining node's creation to its pod's creation: median and 99th percentile.
+    /// Seconds from a joining node's creation to its pods' creation (the last of its D pods): median
+    /// and 99th percentile.
     pub join_median_s: Option<f64>,
     pub join_p99_s: Option<f64>,
     /// Node label patches sent during the steady state.
@@ -55,18 +62,28 @@ impl TurnResult {
     }
 }
 
-const DS_NAME: &str = "bench";
+fn one() -> usize {
+    1
+}
 
-fn daemonset(namespace: &str, revision: &str) -> Result<DaemonSet, Error> {
+/// The name of the d-th DaemonSet of a turn: `bench` for the first (as before there were several).
+fn ds_name(d: usize) -> String {
+    match d {
+        0 => "bench".into(),
+        d => format!("bench-{d}"),
+    }
+}
+
+fn daemonset(namespace: &str, name: &str, revision: &str) -> Result<DaemonSet, Error> {
     let ds = serde_json::json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": DS_NAME, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "selector": {"matchLabels": {"app": DS_NAME}},
+            "selector": {"matchLabels": {"app": name}},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
             "template": {
-                "metadata": {"labels": {"app": DS_NAME}, "annotations": {REVISION_ANNOTATION: revision}},
+                "metadata": {"labels": {"app": name}, "annotations": {REVISION_ANNOTATION: revision}},
                 "spec": {
                     "nodeSelector": {pool::POOL_LABEL: "true"},
                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
@@ -102,6 +119,7 @@ pub async fn run(
         controller: spec.kind.name().into(),
         budget: spec.budget.name.clone(),
         nodes: spec.nodes,
+        daemonsets: spec.daemonsets,
         ..Default::default()
     };
     namespace::create(client, &ns).await?;
@@ -148,10 +166,13 @@ pub async fn run(
 
     say("cleaning up".into());
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-    match api.delete(DS_NAME, &DeleteParams::background()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(e) => return Err(Error::kube(format!("delete DaemonSet {ns}/{DS_NAME}"))(e)),
+    for d in 0..spec.daemonsets {
+        let name = ds_name(d);
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube(format!("delete DaemonSet {ns}/{name}"))(e)),
+        }
     }
     namespace::delete_pods(client, &ns).await?;
     pool::delete(client, &joining).await?;
@@ -171,23 +192,27 @@ async fn phases(
     result: &mut TurnResult,
     say: &impl Fn(String),
 ) -> Result<(), Error> {
-    let n = spec.nodes;
+    let (nodes_n, ds) = (spec.nodes, spec.daemonsets);
+    // Every figure counts the pods of all D DaemonSets: N per DaemonSet, one per node each.
+    let n = nodes_n * ds;
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
 
     // 1. Create.
-    say(format!("creating the DaemonSet ({n} pods)"));
+    say(format!("creating {ds} DaemonSet(s) ({n} pods)"));
     let phase = controller.phase("create");
     let t0 = Instant::now();
-    api.create(&PostParams::default(), &daemonset(ns, "1")?)
-        .await
-        .map_err(Error::kube("create the DaemonSet"))?;
+    for d in 0..ds {
+        api.create(&PostParams::default(), &daemonset(ns, &ds_name(d), "1")?)
+            .await
+            .map_err(Error::kube("create the DaemonSet"))?;
+    }
     tracker
         .wait(
             &format!("{n} Ready pods of revision 1"),
             bound(n),
             |pods| {
                 let (live, ready, nodes) = podwatch::tally(pods, "1");
-                (live == n && ready == n && nodes == n).then_some(())
+                (live == n && ready == n && nodes == nodes_n).then_some(())
             },
             podwatch::describe,
         )
@@ -222,9 +247,11 @@ async fn phases(
     let phase = controller.phase("update");
     let t0 = Instant::now();
     let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {REVISION_ANNOTATION: "2"}}}}});
-    api.patch(DS_NAME, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(Error::kube("change the DaemonSet's template"))?;
+    for d in 0..ds {
+        api.patch(&ds_name(d), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube("change the DaemonSet's template"))?;
+    }
     tracker
         .wait(
             &format!("{n} Ready pods of revision 2 and none of revision 1"),
@@ -232,7 +259,7 @@ async fn phases(
             |pods| {
                 let (live, ready, nodes) = podwatch::tally(pods, "2");
                 let (old, _, _) = podwatch::tally(pods, "1");
-                (live == n && ready == n && nodes == n && old == 0).then_some(())
+                (live == n && ready == n && nodes == nodes_n && old == 0).then_some(())
             },
             podwatch::describe,
         )
@@ -250,14 +277,14 @@ async fn phases(
     say(format!("{m} nodes join"));
     let phase = controller.phase("join");
     let created = pool::create(client, joining).await?;
-    let total = n + m;
+    let total = n + m * ds;
     tracker
         .wait(
             &format!("{total} Ready pods of revision 2"),
-            bound(m),
+            bound(m * ds),
             |pods| {
                 let (live, ready, nodes) = podwatch::tally(pods, "2");
-                (live == total && ready == total && nodes == total).then_some(())
+                (live == total && ready == total && nodes == nodes_n + m).then_some(())
             },
             podwatch::describe,
         )
@@ -266,10 +293,15 @@ async fn phases(
     let mut latencies: Vec<f64> = created
         .iter()
         .filter_map(|(node, at)| {
-            pods.values()
-                .filter(|p| &p.node == node)
-                .map(|p| p.first_seen)
-                .min()
+            // The last of the node's D pods (each DaemonSet's first pod there).
+            let mut firsts: BTreeMap<&str, Instant> = BTreeMap::new();
+            for p in pods.values().filter(|p| &p.node == node) {
+                let e = firsts.entry(p.owner.as_str()).or_insert(p.first_seen);
+                *e = (*e).min(p.first_seen);
+            }
+            (firsts.len() == ds)
+                .then(|| firsts.values().max().copied())
+                .flatten()
                 .map(|seen| seen.saturating_duration_since(*at).as_secs_f64())
         })
         .collect();
@@ -292,7 +324,7 @@ async fn phases(
         spec.churn_per_second
     ));
     let phase = controller.phase("steady");
-    result.churn_patches = pool::churn(client, n, spec.churn_per_second, spec.steady).await?;
+    result.churn_patches = pool::churn(client, nodes_n, spec.churn_per_second, spec.steady).await?;
     let stats = controller.end(phase, audit)?;
     say(format!(
         "steady state: {:.2} CPU s, {} requests",

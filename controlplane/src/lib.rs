@@ -24,6 +24,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// A KubeSchedulerConfiguration that differs from the defaults only in its client connection (and
+/// leader election off, as the flags say when no configuration is given).
+fn scheduler_config(kubeconfig: &Path, limit: ClientLimit) -> String {
+    format!(
+        "apiVersion: kubescheduler.config.k8s.io/v1\n\
+         kind: KubeSchedulerConfiguration\n\
+         clientConnection:\n  kubeconfig: {:?}\n  qps: {}\n  burst: {}\n\
+         leaderElection:\n  leaderElect: false\n",
+        kubeconfig.display().to_string(),
+        limit.qps,
+        limit.burst
+    )
+}
+
 /// Pods carrying this label are never made Ready by kwok (they stay Pending), for tests of rollouts
 /// whose new pods never become ready.
 pub const NEVER_READY_LABEL: &str = "everynode.test/never-ready";
@@ -104,6 +118,28 @@ pub struct Options {
     /// CustomResourceDefinitions to install once the API server is ready (files, or folders whose
     /// `*.yaml` files are applied), each waited for until Established.
     pub crds: Vec<PathBuf>,
+    /// kube-scheduler's client-side limit: `None` keeps its defaults (50 QPS, burst 100, as a user's
+    /// cluster has them); `Some` runs it from a KubeSchedulerConfiguration whose `clientConnection`
+    /// has this QPS and burst (the benchmark sets one that never binds). kwok has no client-side
+    /// limit to lift: its client uses an always-allow rate limiter.
+    pub scheduler_client_limit: Option<ClientLimit>,
+}
+
+/// A client-go client-side limit: QPS and burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClientLimit {
+    pub qps: f64,
+    pub burst: u32,
+}
+
+impl ClientLimit {
+    /// A limit so large that it never binds on one machine: 100000 QPS, burst 100000.
+    pub fn never_binding() -> Self {
+        Self {
+            qps: 100_000.0,
+            burst: 100_000,
+        }
+    }
 }
 
 impl Default for Options {
@@ -119,6 +155,7 @@ impl Default for Options {
             audit: false,
             apiserver_args: Vec::new(),
             crds: Vec::new(),
+            scheduler_client_limit: None,
         }
     }
 }
@@ -307,31 +344,7 @@ impl ControlPlane {
         }
 
         // kube-scheduler
-        let sched_port = free_port()?;
-        cp.spawn(
-            "kube-scheduler",
-            &[
-                format!("--kubeconfig={}", cp.kubeconfig.display()),
-                "--leader-elect=false".into(),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={sched_port}"),
-                format!("--cert-dir={}", cp.dir.join("certs").display()),
-            ],
-        )?;
-        let health = insecure_client(&format!("https://127.0.0.1:{sched_port}"))?;
-        cp.wait_ready("kube-scheduler", Duration::from_secs(60), move || {
-            let health = health.clone();
-            async move {
-                match http::Request::get("/healthz").body(Vec::new()) {
-                    Ok(req) => health
-                        .request_text(req)
-                        .await
-                        .is_ok_and(|t| t.trim() == "ok"),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await?;
+        cp.start_scheduler(options.scheduler_client_limit).await?;
 
         // kwok
         let stages = cp.write_kwok_stages()?;
@@ -563,6 +576,58 @@ impl ControlPlane {
             }
         }
         Ok(killed.elapsed())
+    }
+
+    /// Starts kube-scheduler (with its default client-side limit when `limit` is `None`, else from a
+    /// KubeSchedulerConfiguration with that QPS and burst) and waits until `/healthz` says `ok`.
+    async fn start_scheduler(&self, limit: Option<ClientLimit>) -> Result<(), Error> {
+        let port = free_port()?;
+        let mut args = vec![
+            "--bind-address=127.0.0.1".to_string(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", self.dir.join("certs").display()),
+        ];
+        match limit {
+            None => args.extend([
+                format!("--kubeconfig={}", self.kubeconfig.display()),
+                "--leader-elect=false".into(),
+            ]),
+            Some(limit) => {
+                // With --config, kube-scheduler ignores --kubeconfig and --leader-elect: both go in it.
+                let config = self.dir.join("kube-scheduler-config.yaml");
+                std::fs::write(&config, scheduler_config(&self.kubeconfig, limit))
+                    .map_err(|e| Error::io(&config, e))?;
+                args.push(format!("--config={}", config.display()));
+            }
+        }
+        let p = self.spawn_extra("kube-scheduler", "kube-scheduler", &args)?;
+        if let Ok(mut procs) = self.processes.lock() {
+            procs.push(p);
+        }
+        let health = insecure_client(&format!("https://127.0.0.1:{port}"))?;
+        self.wait_ready("kube-scheduler", Duration::from_secs(60), move || {
+            let health = health.clone();
+            async move {
+                match http::Request::get("/healthz").body(Vec::new()) {
+                    Ok(req) => health
+                        .request_text(req)
+                        .await
+                        .is_ok_and(|t| t.trim() == "ok"),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Stops kube-scheduler and starts it again with another client-side limit (see
+    /// [`Options::scheduler_client_limit`]); returns once it is healthy. Pods created meanwhile wait.
+    pub async fn set_scheduler_client_limit(
+        &self,
+        limit: Option<ClientLimit>,
+    ) -> Result<(), Error> {
+        self.stop_component("kube-scheduler");
+        self.start_scheduler(limit).await
     }
 
     /// Freezes a component with SIGSTOP: its sockets stay open and nothing is answered, as with a
