@@ -5,6 +5,8 @@ NODES ?= 3
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/everynode
 CLUSTER_DIR ?= $(CACHE)/cluster
 BENCH_NODES ?= 100,500,1000
+# The pure-core benchmark's cluster sizes (bench/results/core.md; no cluster is started for it).
+CORE_BENCH_NODES ?= 5000,20000,65000
 BENCH_ARGS ?=
 # The kubectl plugin's release (docs/kubectl-plugin.md): the crate's version, where the project lives
 # and where its release archives are downloaded from.
@@ -22,7 +24,7 @@ help:
 	@echo "make test          fmt, clippy, unit and integration tests on the real local control plane"
 	@echo "make cluster       start the local control plane in the background (NODES=$(NODES))"
 	@echo "make cluster-down  stop it"
-	@echo "make bench         everynode vs. the upstream DaemonSet controller (BENCH_NODES=$(BENCH_NODES)), report in bench/results/"
+	@echo "make bench         everynode vs. the upstream DaemonSet controller (BENCH_NODES=$(BENCH_NODES)), then the pure-core benchmark; reports in bench/results/"
 	@echo "make crd           regenerate the DaemonSetRollout CRD in deploy/crds/ and charts/everynode/crds/"
 	@echo "make plugin-archive    the kubectl plugin's release archive for this machine, in $(DIST)/"
 	@echo "make plugin-manifest   that archive, and plugins/everynode.yaml regenerated from it"
@@ -60,6 +62,7 @@ test: controlplane shipping-tools lint
 bench: controlplane
 	cargo build --release -p everynode -p everynode-bench
 	target/release/everynode-bench --nodes $(BENCH_NODES) --everynode target/release/everynode --out bench/results $(BENCH_ARGS)
+	target/release/everynode-core-bench --nodes $(CORE_BENCH_NODES) --out bench/results/core.md
 
 # The DaemonSetRollout CRD, generated from src/api/ (`everynode crd`): the same bytes in deploy/crds/
 # and the chart's crds/ (tests/crd.rs checks both, and that the rendered manifests start with it).

@@ -13,7 +13,7 @@ control plane with kwok fake nodes (see bench/README.md).
 usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited,lifted] [--daemonsets 1]
                        [--steady-seconds 60] [--churn-per-second 10]
                        [--everynode target/release/everynode]
-                       [--out bench/results] [--work-dir target/bench]
+                       [--out bench/results] [--work-dir target/bench] [--no-memory-check]
        everynode-bench --report-only [--out bench/results]
 
   --nodes             node counts N, run in this order (the pool grows between them)
@@ -26,6 +26,8 @@ usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited,lifte
   --everynode         the everynode binary to measure (build it with cargo build --release)
   --out               where report.md, results.json and the PNG charts go
   --work-dir          the control plane's folder (logs, audit log, etcd data)
+  --no-memory-check   run every N even where the rough memory estimate (4 GiB + 4 MiB a node) says
+                      the machine is too small
   --report-only       measure nothing: rewrite report.md and the charts from results.json";
 
 /// A benchmark run.
@@ -42,6 +44,8 @@ pub struct Config {
     pub work_dir: PathBuf,
     /// Rewrite the report and charts from `out/results.json` instead of measuring.
     pub report_only: bool,
+    /// Run node counts the memory estimate would skip.
+    pub no_memory_check: bool,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             out: PathBuf::from("bench/results"),
             work_dir: PathBuf::from("target/bench"),
             report_only: false,
+            no_memory_check: false,
         }
     }
 }
@@ -123,6 +128,7 @@ impl Config {
                 "--out" => c.out = PathBuf::from(value()?),
                 "--work-dir" => c.work_dir = PathBuf::from(value()?),
                 "--report-only" => c.report_only = true,
+                "--no-memory-check" => c.no_memory_check = true,
                 other => return Err(Error::Usage(format!("unknown flag {other}"))),
             }
         }
