@@ -278,15 +278,16 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
         let _ = writeln!(out, "Client-side limits in this table: {}.\n", b.describe());
     }
     let joined = e.or(u).map(|t| t.joined).unwrap_or(0);
+    let pods = n * e.or(u).map(|t| t.daemonsets).unwrap_or(1).max(1);
     let floor = r.floor(budget, n);
     let floor_exist = floor.and_then(|f| f.all_exist_s);
     let floor_ready = floor.and_then(|f| f.all_ready_s);
     let floor_rollout = floor.and_then(|f| f.rollout_s);
     let mut rows = vec![
-        row(format!("create: all {n} pods exist (s)"), 2, |t| {
+        row(format!("create: all {pods} pods exist (s)"), 2, |t| {
             t.create_all_exist_s
         }),
-        row(format!("create: all {n} pods Ready (s)"), 2, |t| {
+        row(format!("create: all {pods} pods Ready (s)"), 2, |t| {
             t.create_all_ready_s
         }),
         row(
