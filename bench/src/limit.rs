@@ -1,6 +1,7 @@
-//! The physical limit: a plain loop creating N pods per DaemonSet of the turn (already bound to the N nodes, as daemon pods
-//! are) against the same API server, at the same budget and at most as many requests in flight as a
-//! DaemonSet sync (250, kube-controller-manager's burstReplicas), with no controller involved.
+//! The physical limit: a plain loop creating N pods per DaemonSet of the turn (already bound to the
+//! N nodes, as daemon pods are) against the same API server, at the same budget and at most as many
+//! requests in flight as a DaemonSet sync (250, kube-controller-manager's burstReplicas), with no
+//! controller involved.
 
 use crate::controller::Budget;
 use crate::error::Error;

@@ -1,6 +1,7 @@
 //! One turn: one controller at one API budget on N nodes, in a fresh namespace: create D DaemonSets
-//! (1 by default) on the pool, roll them out (maxUnavailable 10%), let 10% more nodes join, then a steady state with node label
-//! churn; the controller's CPU, peak RSS and requests by verb per phase; then everything is removed.
+//! (1 by default) on the pool, roll them out (maxUnavailable 10%), let 10% more nodes join, then a
+//! steady state with node label churn; the controller's CPU, peak RSS and requests by verb per phase;
+//! then everything is removed.
 
 use crate::audit::AuditLog;
 use crate::controller::{Budget, Kind, PhaseStats, Running};
