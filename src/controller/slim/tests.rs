@@ -23,9 +23,15 @@ fn the_decision_corpus_decides_the_same_through_the_slim_types() {
     );
     let differing: Vec<_> = results.iter().filter(|(_, a, b)| a != b).collect();
     println!(
-        "{} scenarios, {} differ through the slim types",
+        "{} scenarios, {} differ through the slim types; size_of Pod {} Node {} ControllerRevision {}, SlimPod {} SlimNode {} SlimRevision {}",
         results.len(),
-        differing.len()
+        differing.len(),
+        std::mem::size_of::<Pod>(),
+        std::mem::size_of::<Node>(),
+        std::mem::size_of::<ControllerRevision>(),
+        std::mem::size_of::<SlimPod>(),
+        std::mem::size_of::<SlimNode>(),
+        std::mem::size_of::<SlimRevision>(),
     );
     if let Some((id, a, b)) = differing.first() {
         panic!(
