@@ -221,7 +221,11 @@ async fn watch<D, K, F>(
         let config = if streaming {
             watcher::Config::default().streaming_lists()
         } else {
-            watcher::Config::default().any_semantic()
+            // Unpaged: kube sends no resourceVersion=0 with a limit (the watch cache would
+            // ignore the limit anyway), and client-go lists from the watch cache unpaged too.
+            let mut c = watcher::Config::default().any_semantic();
+            c.page_size = None;
+            c
         };
         let mut listed = false;
         let mut stream = watcher::watcher(api.clone(), config).boxed();
