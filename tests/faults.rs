@@ -746,3 +746,91 @@ async fn a_failing_pod_watch_holds_every_create_until_it_recovers() {
     everynode.assert_healthy();
     s.wall();
 }
+
+/// A start fills the caches with streaming lists (watches with `sendInitialEvents`): the audit log
+/// shows no LIST of pods, nodes, ControllerRevisions or DaemonSets. An API server that refuses
+/// the streaming list of pods (a 422 from the proxy, as one without the WatchList feature answers)
+/// gets one list from its watch cache (`resourceVersion=0`) instead, and the log says which.
+#[tokio::test(flavor = "multi_thread")]
+async fn caches_fill_from_streaming_lists_and_fall_back_to_a_watch_cache_list() {
+    let _serial = SERIAL.lock().await;
+    let s = scenario("streaming-lists", 2).await;
+    let (proxy, kc) = s.proxy("everynode-a", 17).await;
+    proxy.set_rules(vec![
+        Rule::new(Fault::Status(422))
+            .method(Method::GET)
+            .path_ends_with("/api/v1/pods")
+            .with_watches()
+            .times(1),
+    ]);
+    let mut everynode = Everynode::start(&s.cp, "everynode-a", &kc, &["--leader-elect=false"]);
+    s.daemonset(1, 0).await;
+    assert_eq!(proxy.fired(), [1], "the proxy did not refuse the pod watch");
+    let audit = read_audit(s.cp.audit_log().expect("audit log"));
+    let mine: Vec<_> = audit.iter().filter(|e| e.user == "everynode-a").collect();
+    let count = |verb: &str, resource: &str, uri: &str| {
+        mine.iter()
+            .filter(|e| e.verb == verb && e.resource == resource && e.uri.contains(uri))
+            .count()
+    };
+    // A watch is logged complete only when it ends: the ones still open are read at ResponseStarted.
+    let log_text =
+        std::fs::read_to_string(s.cp.audit_log().expect("audit log")).unwrap_or_default();
+    let watches: Vec<serde_json::Value> = log_text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["stage"] == "ResponseStarted"
+                && v["verb"] == "watch"
+                && v["user"]["username"] == "everynode-a"
+        })
+        .collect();
+    let streaming = |resource: &str| {
+        watches
+            .iter()
+            .filter(|v| {
+                v["objectRef"]["resource"] == resource
+                    && v["requestURI"]
+                        .as_str()
+                        .is_some_and(|u| u.contains("sendInitialEvents=true"))
+            })
+            .count()
+    };
+    for resource in ["nodes", "controllerrevisions", "daemonsets"] {
+        assert_eq!(count("list", resource, ""), 0, "LISTs of {resource}");
+        assert!(streaming(resource) >= 1, "no streaming list of {resource}");
+    }
+    assert_eq!(
+        streaming("pods"),
+        0,
+        "a streaming list of pods got past the proxy"
+    );
+    assert_eq!(count("list", "pods", ""), 1, "LISTs of pods");
+    assert_eq!(
+        count("list", "pods", "resourceVersion=0"),
+        1,
+        "the LIST of pods is not served from the watch cache"
+    );
+    let log = std::fs::read_to_string(everynode.log()).unwrap_or_default();
+    for said in [
+        "refused a streaming list of pods",
+        "cache of pods filled from a list served from the watch cache",
+        "cache of nodes filled from a streaming list",
+    ] {
+        assert!(
+            log.contains(said),
+            "the log does not say {said:?}: {}",
+            everynode.log().display()
+        );
+    }
+    eprintln!(
+        "FIGURES streaming-lists: {} requests by everynode-a, LISTs: pods {}, nodes {}, controllerrevisions {}, daemonsets {}",
+        mine.len(),
+        count("list", "pods", ""),
+        count("list", "nodes", ""),
+        count("list", "controllerrevisions", ""),
+        count("list", "daemonsets", "")
+    );
+    everynode.assert_healthy();
+    s.wall();
+}

@@ -6,6 +6,7 @@ use super::daemonset_object::CachedDaemonSet;
 use super::events::EventSink;
 use super::object_cache::ObjectCache;
 use super::pod_index::PodIndex;
+use super::revision_index::RevisionIndex;
 use super::rollouts::CachedRollout;
 use crate::api::DaemonSetRolloutStatus;
 use crate::core::backoff::FailedPodBackoff;
@@ -14,7 +15,6 @@ use crate::core::said::Said;
 use crate::runtime::metrics::{DaemonSetLabels, Metrics};
 use crate::runtime::readiness::Readiness;
 use futures::channel::mpsc;
-use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ pub struct Caches {
     pub daemonsets: Store<CachedDaemonSet>,
     pub pods: RwLock<PodIndex>,
     pub nodes: RwLock<ObjectCache<Node>>,
-    pub revisions: RwLock<ObjectCache<ControllerRevision>>,
+    pub revisions: RwLock<RevisionIndex>,
     /// DaemonSetRollout policies (empty while the CRD is not served).
     pub rollouts: RwLock<ObjectCache<CachedRollout>>,
 }

@@ -3,7 +3,8 @@
 //! plans. One file per concern:
 //!
 //! - [`daemonset_object`]: the cached DaemonSet with its raw template;
-//! - [`object_cache`], [`pod_index`]: watch-fed caches and the pod indexes;
+//! - [`object_cache`], [`pod_index`], [`revision_index`]: watch-fed caches and their indexes;
+//!   [`slim`]: the slim decoding of what they hold;
 //! - [`handlers`]: which change queues which DaemonSet, and expectation observations;
 //! - [`sync`]: one sync; [`claim`], [`revisions`], [`pod_control`], [`status_writer`] apply its parts;
 //! - [`events`]: publishing events; [`context`]: what syncs share;
@@ -20,10 +21,12 @@ pub mod handlers;
 pub mod object_cache;
 pub mod pod_control;
 pub mod pod_index;
+pub mod revision_index;
 pub mod revisions;
 pub mod rollback;
 pub mod rollout_writer;
 pub mod rollouts;
+pub mod slim;
 pub mod status_writer;
 pub mod sync;
 
@@ -136,7 +139,8 @@ pub fn patch_params() -> kube::api::PatchParams {
 pub const PERMANENT_ERROR_RETRY: Duration = Duration::from_secs(300);
 
 /// Drops managed fields before caching: nothing reads them and they are most of an object's size.
-fn slim<K: Resource>(mut event: Event<K>) -> Event<K> {
+/// (Slim types never decode them; this is for the DaemonSets, cached whole.)
+fn strip_managed_fields<K: Resource>(mut event: Event<K>) -> Event<K> {
     let strip = |o: &mut K| o.meta_mut().managed_fields = None;
     match &mut event {
         Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => strip(o),
@@ -184,43 +188,86 @@ fn decoded<K: Resource + Default>(
     })
 }
 
-/// Runs a watch forever, handing every event to `apply`. Its health goes to the readiness state and
+/// Runs a watch forever, decoding objects as `D` (a slim type, [`slim`]) and handing every event,
+/// converted to `K`, to `apply`. Its health goes to the readiness state and
 /// `everynode_watch_healthy`: failing from an error until the watch has listed again.
 ///
 /// After an error the watch starts over with a list (after [`watch_backoff`]) instead of resuming
 /// from its last resourceVersion: a resumed watch of a quiet kind delivers no event, so nothing would
 /// ever say it recovered, and syncs held back while it fails would change nothing that could produce
 /// one. The list also brings the cache back in line with whatever happened while it failed.
-async fn watch<K, F>(
-    api: Api<DeserializeGuard<K>>,
+///
+/// The list is a streaming list (a watch with `sendInitialEvents`, what client-go's WatchListClient
+/// sends: no LIST request, objects decoded one at a time). An API server that refuses it
+/// ([`streaming_refused`]) gets, from then on, a paged list served from its watch cache
+/// (`resourceVersion=0`), as client-go falls back; the log says which one fills the cache.
+async fn watch<D, K, F>(
+    api: Api<DeserializeGuard<D>>,
     kind: &'static str,
     ctx: Arc<Context>,
     mut apply: F,
 ) where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Default + 'static,
-    K::DynamicType: Default,
+    D: Resource + Clone + DeserializeOwned + Debug + Send + Default + 'static,
+    D::DynamicType: Default,
+    K: Resource + From<D>,
     F: FnMut(Event<K>),
 {
     ctx.metrics.set_watch_healthy(kind, true);
     let mut failures: u32 = 0;
+    let mut streaming = true;
+    let mut said_how = false;
+    let mut retry_now = false;
     loop {
-        let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
+        let config = if streaming {
+            watcher::Config::default().streaming_lists()
+        } else {
+            // Unpaged: kube sends no resourceVersion=0 with a limit (the watch cache would
+            // ignore the limit anyway), and client-go lists from the watch cache unpaged too.
+            let mut c = watcher::Config::default().any_semantic();
+            c.page_size = None;
+            c
+        };
+        let mut listed = false;
+        let mut stream = watcher::watcher(api.clone(), config).boxed();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
-                    if failures > 0 && matches!(event, Event::InitDone) {
-                        info!(kind, "watch of {kind} recovered");
-                        failures = 0;
+                    if matches!(event, Event::InitDone) {
+                        listed = true;
+                        if !said_how {
+                            said_how = true;
+                            info!(
+                                kind,
+                                streaming,
+                                "cache of {kind} filled from {}",
+                                list_kind(streaming)
+                            );
+                        }
+                        if failures > 0 {
+                            info!(kind, "watch of {kind} recovered");
+                            failures = 0;
+                        }
                     }
                     if failures == 0 {
                         ctx.readiness.watch_ok(kind);
                         ctx.metrics.set_watch_healthy(kind, true);
                     }
                     if let Some(event) = decoded(event, kind, &ctx.metrics) {
-                        apply(slim(event));
+                        apply(strip_managed_fields(converted(event)));
                     }
                 }
                 Err(e) => {
+                    if streaming && !listed && streaming_refused(&e) {
+                        streaming = false;
+                        said_how = false;
+                        retry_now = true;
+                        warn!(
+                            kind,
+                            "the API server refused a streaming list of {kind} ({e}); using {} instead",
+                            list_kind(false)
+                        );
+                        break;
+                    }
                     failures = failures.saturating_add(1);
                     let delay = watch_backoff(failures);
                     warn!("watch of {kind} failed (listing again in {delay:?}): {e}");
@@ -230,7 +277,42 @@ async fn watch<K, F>(
                 }
             }
         }
+        if std::mem::take(&mut retry_now) {
+            // A refused streaming list: fall back at once, nothing failed.
+            continue;
+        }
         tokio::time::sleep(watch_backoff(failures.max(1))).await;
+    }
+}
+
+fn list_kind(streaming: bool) -> &'static str {
+    if streaming {
+        "a streaming list (sendInitialEvents)"
+    } else {
+        "a list served from the watch cache (resourceVersion=0)"
+    }
+}
+
+/// Whether a watch error before the first full list means the API server does not serve streaming
+/// lists: a 4xx status (the `sendInitialEvents` parameter refused, e.g. the WatchList feature off)
+/// other than 410 Gone and 429 Too Many Requests, which a retry of the same request answers.
+fn streaming_refused(e: &watcher::Error) -> bool {
+    let code = match e {
+        watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => return false,
+    };
+    (400..500).contains(&code) && code != 410 && code != 429
+}
+
+/// An event of slim objects as an event of the type the caches hold.
+fn converted<D, K: From<D>>(event: Event<D>) -> Event<K> {
+    match event {
+        Event::Apply(o) => Event::Apply(o.into()),
+        Event::InitApply(o) => Event::InitApply(o.into()),
+        Event::Delete(o) => Event::Delete(o.into()),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
     }
 }
 
@@ -303,15 +385,14 @@ pub async fn run(
     });
 
     // Watches. The DaemonSet watch feeds the applier's store and the handlers.
+    // The applier's store is the only copy of each DaemonSet: the handlers' changes are taken from it.
     let c = ctx.clone();
-    let mut ds_cache = object_cache::ObjectCache::<CachedDaemonSet>::default();
     tokio::spawn(watch(
         Api::<DeserializeGuard<CachedDaemonSet>>::all(watches.clone()),
         "daemonsets",
         ctx.clone(),
-        move |ev| {
-            ds_writer.apply_watcher_event(&ev);
-            for change in ds_cache.apply(ev) {
+        move |ev: Event<CachedDaemonSet>| {
+            for change in object_cache::apply_to_store(&mut ds_writer, ev) {
                 if let object_cache::Change::Deleted(ds) = &change {
                     c.metrics.forget_daemonset(&context::ds_labels(ds));
                 }
@@ -321,10 +402,10 @@ pub async fn run(
     ));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<DeserializeGuard<Pod>>::all(watches.clone()),
+        Api::<DeserializeGuard<slim::SlimPod>>::all(watches.clone()),
         "pods",
         ctx.clone(),
-        move |ev| {
+        move |ev: Event<Pod>| {
             let changes = write(&c.caches.pods).apply(ev);
             for change in changes {
                 handlers::pod_changed(&c, change);
@@ -333,10 +414,10 @@ pub async fn run(
     ));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<DeserializeGuard<Node>>::all(watches.clone()),
+        Api::<DeserializeGuard<slim::SlimNode>>::all(watches.clone()),
         "nodes",
         ctx.clone(),
-        move |ev| {
+        move |ev: Event<Node>| {
             let changes = write(&c.caches.nodes).apply(ev);
             for change in changes {
                 handlers::node_changed(&c, change);
@@ -345,10 +426,10 @@ pub async fn run(
     ));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<DeserializeGuard<ControllerRevision>>::all(watches.clone()),
+        Api::<DeserializeGuard<slim::SlimRevision>>::all(watches.clone()),
         "controllerrevisions",
         ctx.clone(),
-        move |ev| {
+        move |ev: Event<ControllerRevision>| {
             let changes = write(&c.caches.revisions).apply(ev);
             for change in changes {
                 handlers::revision_changed(&c, change);
@@ -520,6 +601,29 @@ mod tests {
             text.contains(r#"everynode_undecodable_objects_total{kind="pods"} 2"#),
             "{text}"
         );
+    }
+
+    /// A 4xx refusal of the first streaming watch (the parameter refused, forbidden) falls back to
+    /// a list; 410 Gone, 429 and 5xx are retried as streaming lists.
+    #[test]
+    fn only_a_4xx_other_than_410_and_429_means_no_streaming_lists() {
+        use super::streaming_refused;
+        use kube::runtime::watcher::Error;
+        let status = |code| kube::core::Status {
+            code,
+            ..Default::default()
+        };
+        let start = |code| Error::WatchStartFailed(kube::Error::Api(Box::new(status(code))));
+        assert!(streaming_refused(&start(422)));
+        assert!(streaming_refused(&start(400)));
+        assert!(streaming_refused(&Error::WatchError(Box::new(status(403)))));
+        assert!(!streaming_refused(&start(410)));
+        assert!(!streaming_refused(&start(429)));
+        assert!(!streaming_refused(&start(500)));
+        assert!(!streaming_refused(&Error::WatchError(Box::new(status(
+            410
+        )))));
+        assert!(!streaming_refused(&Error::NoResourceVersion));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! A watch-fed cache of one kind of object that turns watch events, including re-lists, into the
-//! add/update/delete changes informer handlers see.
+//! add/update/delete changes informer handlers see; [`apply_to_store`] does the same for a kube
+//! reflector store (the DaemonSets, whose store also feeds the work queue's applier).
 
 use kube::Resource;
+use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::watcher::Event;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,6 +121,75 @@ impl<K: Resource> ObjectCache<K> {
     }
 }
 
+/// Applies one watch event to a reflector store and returns the changes [`ObjectCache::apply`]
+/// would, taking the old objects from the store itself before it changes: the store keeps the only
+/// copy of each object (an [`ObjectCache`] beside it would hold a second).
+pub fn apply_to_store<K>(writer: &mut Writer<K>, event: Event<K>) -> Vec<Change<K>>
+where
+    K: Resource + Clone,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let store = writer.as_reader();
+    match &event {
+        Event::Apply(obj) => {
+            let r = ObjectRef::from_obj(obj);
+            let old = store.get(&r);
+            writer.apply_watcher_event(&event);
+            let Some(new) = store.get(&r) else {
+                return Vec::new();
+            };
+            match old {
+                None => vec![Change::Added(new)],
+                Some(old) => vec![Change::Updated { old, new }],
+            }
+        }
+        Event::Delete(obj) => {
+            let old = store.get(&ObjectRef::from_obj(obj));
+            writer.apply_watcher_event(&event);
+            let Event::Delete(obj) = event else {
+                return Vec::new();
+            };
+            vec![Change::Deleted(old.unwrap_or_else(|| Arc::new(obj)))]
+        }
+        Event::Init | Event::InitApply(_) => {
+            writer.apply_watcher_event(&event);
+            Vec::new()
+        }
+        Event::InitDone => {
+            let before: HashMap<Key, Arc<K>> = store
+                .state()
+                .into_iter()
+                .map(|o| (key(o.as_ref()), o))
+                .collect();
+            writer.apply_watcher_event(&event);
+            let after: HashMap<Key, Arc<K>> = store
+                .state()
+                .into_iter()
+                .map(|o| (key(o.as_ref()), o))
+                .collect();
+            let mut changes = Vec::new();
+            for (k, old) in &before {
+                if !after.contains_key(k) {
+                    changes.push(Change::Deleted(old.clone()));
+                }
+            }
+            for (k, new) in after {
+                match before.get(&k) {
+                    None => changes.push(Change::Added(new)),
+                    Some(old) if old.meta().resource_version != new.meta().resource_version => {
+                        changes.push(Change::Updated {
+                            old: old.clone(),
+                            new,
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+            changes
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +245,38 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert_eq!(kinds(&c.apply(Event::Delete(cm("d", "6")))), ["-d"]);
         assert!(c.get("ns", "d").is_none());
+    }
+
+    /// The reflector store gives the same changes as the cache, and every object a change carries
+    /// is the store's own `Arc`: one copy per object.
+    #[test]
+    fn a_reflector_store_gives_the_same_changes_from_its_only_copy() {
+        let (store, mut w) = kube::runtime::reflector::store::<ConfigMap>();
+        let mut apply = |e| {
+            let changes = apply_to_store(&mut w, e);
+            for c in &changes {
+                if let Change::Added(o) | Change::Updated { new: o, .. } = c {
+                    let held = store.get(&ObjectRef::from_obj(o.as_ref()));
+                    assert!(
+                        held.is_some_and(|h| Arc::ptr_eq(&h, o)),
+                        "a change carries a second copy"
+                    );
+                }
+            }
+            kinds(&changes)
+        };
+        apply(Event::Init);
+        apply(Event::InitApply(cm("a", "1")));
+        apply(Event::InitApply(cm("b", "1")));
+        assert_eq!(apply(Event::InitDone), ["+a", "+b"]);
+        assert_eq!(apply(Event::Apply(cm("c", "2"))), ["+c"]);
+        assert_eq!(apply(Event::Apply(cm("c", "3"))), ["~c"]);
+        apply(Event::Init);
+        apply(Event::InitApply(cm("b", "4")));
+        apply(Event::InitApply(cm("c", "3")));
+        apply(Event::InitApply(cm("d", "5")));
+        assert_eq!(apply(Event::InitDone), ["+d", "-a", "~b"]);
+        assert_eq!(apply(Event::Delete(cm("d", "6"))), ["-d"]);
+        assert_eq!(store.len(), 2);
     }
 }

@@ -27,15 +27,7 @@ pub struct History {
 fn candidates(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<ControllerRevision>> {
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
     let uid = ds.ds.metadata.uid.as_deref().unwrap_or_default();
-    read(&ctx.caches.revisions)
-        .values()
-        .filter(|r| r.metadata.namespace.as_deref().unwrap_or_default() == ns)
-        .filter(|r| {
-            let owner = crate::core::ownership::controller_uid(&r.metadata);
-            owner.is_none() || owner == Some(uid)
-        })
-        .cloned()
-        .collect()
+    read(&ctx.caches.revisions).candidates(ns, uid)
 }
 
 /// Upstream `constructHistory`. `pods` are the DaemonSet's claimed pods (relabelled when duplicate

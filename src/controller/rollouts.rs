@@ -193,9 +193,8 @@ pub fn previous(ctx: &Context, rollout: &CachedRollout) -> DaemonSetRolloutStatu
 pub fn revision_refs(ctx: &Context, ds: &CachedDaemonSet) -> Vec<RevisionRef> {
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
     let mut refs: Vec<RevisionRef> = read(&ctx.caches.revisions)
-        .values()
-        .filter(|r| r.metadata.namespace.as_deref().unwrap_or_default() == ns)
-        .filter(|r| crate::core::ownership::controller_uid(&r.metadata) == Some(ds.uid()))
+        .owned(ns, ds.uid())
+        .iter()
         .map(|r| RevisionRef {
             name: r.metadata.name.clone().unwrap_or_default(),
             hash: hash_label(r).to_string(),

@@ -498,6 +498,44 @@ fn the_core_decides_as_the_golden_file_says() {
     panic!("{report}");
 }
 
+/// The parity check of the shell's slim caches (`controller::slim`): for every scenario, its golden
+/// line plus its node explanation (`node_reason::explain`, which reads pod status the line does
+/// not), first as is, then with every node and pod passed through `node` and `pod` (a JSON round
+/// trip through the slim types). Returns `(id, as is, through)`.
+pub fn decided_through(
+    node: impl Fn(&Node) -> Node,
+    pod: impl Fn(&Pod) -> Pod,
+) -> Vec<(String, String, String)> {
+    let one = |s: &Scenario| {
+        let node_pods = claimed(s);
+        let explained = crate::core::node_reason::explain(
+            &s.ds,
+            &s.nodes,
+            &node_pods,
+            &s.hash,
+            ts(s.now),
+            &Default::default(),
+        );
+        format!(
+            "{}\n{}",
+            render(&s.id, &decide(s, &node_pods)),
+            serde_json::to_string(&explained).unwrap_or_default()
+        )
+    };
+    corpus()
+        .into_iter()
+        .map(|s| {
+            let before = one(&s);
+            let through = Scenario {
+                nodes: s.nodes.iter().map(&node).collect(),
+                pods: s.pods.iter().map(&pod).collect(),
+                ..s.clone()
+            };
+            (s.id.clone(), before, one(&through))
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Describing a scenario (for the mismatch report)
 // ---------------------------------------------------------------------------------------------

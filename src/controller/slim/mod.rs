@@ -1,0 +1,55 @@
+//! Slim decoding of the watched Pods, Nodes and ControllerRevisions: each watch event decodes
+//! straight into a type holding only the fields the controller reads, then moves those fields into
+//! the k8s-openapi type the core takes (`impl From<SlimPod> for Pod`, ...).
+//!
+//! Why: the caches hold every pod and node of the cluster, and a full typed object carries much
+//! the controller never looks at (`managedFields`, container specs and volumes, a node's
+//! `status.images`, addresses and capacity...). serde skips a field the slim type does not name
+//! without keeping it, so the cached object is only as large as what is read.
+//!
+//! **The rule: a field the controller (`src/core`, `src/controller`) starts reading from a cached
+//! pod, node or revision must be added here**, or it reads as absent. The parity test of
+//! [`tests`] replays the decision corpus with every object round-tripped through these types and
+//! fails when a decision reads a field they drop. `src/inspect` does its own reads and is not
+//! bound by this.
+//!
+//! One file per kind: [`pod`], [`node`], [`revision`]; [`meta`] is the metadata they share.
+
+pub mod meta;
+pub mod node;
+pub mod pod;
+pub mod revision;
+
+pub use node::SlimNode;
+pub use pod::SlimPod;
+pub use revision::SlimRevision;
+
+/// Makes a slim type a Kubernetes resource of the same kind, group and version as `$full` (so an
+/// `Api<SlimPod>` lists and watches pods), with its converted metadata.
+macro_rules! slim_resource {
+    ($slim:ty, $full:ty) => {
+        impl k8s_openapi::Resource for $slim {
+            const API_VERSION: &'static str = <$full as k8s_openapi::Resource>::API_VERSION;
+            const GROUP: &'static str = <$full as k8s_openapi::Resource>::GROUP;
+            const KIND: &'static str = <$full as k8s_openapi::Resource>::KIND;
+            const VERSION: &'static str = <$full as k8s_openapi::Resource>::VERSION;
+            const URL_PATH_SEGMENT: &'static str =
+                <$full as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+            type Scope = <$full as k8s_openapi::Resource>::Scope;
+        }
+
+        impl k8s_openapi::Metadata for $slim {
+            type Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+            fn metadata(&self) -> &Self::Ty {
+                &self.metadata
+            }
+            fn metadata_mut(&mut self) -> &mut Self::Ty {
+                &mut self.metadata
+            }
+        }
+    };
+}
+pub(crate) use slim_resource;
+
+#[cfg(test)]
+mod tests;

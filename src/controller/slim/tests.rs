@@ -1,0 +1,151 @@
+//! The slim types keep what the controller reads: the decision corpus decides the same through them,
+//! and what they drop is really gone.
+
+use super::*;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde::de::DeserializeOwned;
+
+/// JSON → slim type → k8s type, as the watch does.
+fn through<F: serde::Serialize, S: DeserializeOwned + Into<F>>(full: &F) -> F {
+    let json = serde_json::to_value(full).unwrap_or_else(|e| panic!("encode: {e}"));
+    let slim: S = serde_json::from_value(json).unwrap_or_else(|e| panic!("decode: {e}"));
+    slim.into()
+}
+
+/// Every situation of the decision corpus, with each node and pod round-tripped through the slim
+/// types, gives exactly the same decisions and node explanations.
+#[test]
+fn the_decision_corpus_decides_the_same_through_the_slim_types() {
+    let results = crate::core::decision_corpus::decided_through(
+        through::<Node, SlimNode>,
+        through::<Pod, SlimPod>,
+    );
+    let differing: Vec<_> = results.iter().filter(|(_, a, b)| a != b).collect();
+    println!(
+        "{} scenarios, {} differ through the slim types; size_of Pod {} Node {} ControllerRevision {}, SlimPod {} SlimNode {} SlimRevision {}",
+        results.len(),
+        differing.len(),
+        std::mem::size_of::<Pod>(),
+        std::mem::size_of::<Node>(),
+        std::mem::size_of::<ControllerRevision>(),
+        std::mem::size_of::<SlimPod>(),
+        std::mem::size_of::<SlimNode>(),
+        std::mem::size_of::<SlimRevision>(),
+    );
+    if let Some((id, a, b)) = differing.first() {
+        panic!(
+            "{} of {} scenarios decide differently through the slim types; first {id}:\n  full: {a}\n  slim: {b}",
+            differing.len(),
+            results.len()
+        );
+    }
+}
+
+fn node_json() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {
+            "name": "n1", "uid": "u", "resourceVersion": "7", "labels": {"a": "b"},
+            "annotations": {"big": "x"},
+            "managedFields": [{"manager": "kubelet", "operation": "Update"}]
+        },
+        "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "podCIDR": "10.0.0.0/24"},
+        "status": {
+            "images": [{"names": ["registry/image@sha256:0123"], "sizeBytes": 1234}],
+            "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+            "capacity": {"cpu": "4"},
+            "nodeInfo": {"machineID": "m", "systemUUID": "s", "bootID": "b", "kernelVersion": "k",
+                         "osImage": "o", "containerRuntimeVersion": "c", "kubeletVersion": "v",
+                         "kubeProxyVersion": "p", "operatingSystem": "linux", "architecture": "amd64"},
+            "conditions": [{"type": "Ready", "status": "True"}]
+        }
+    })
+}
+
+/// A node's `status.images` (and the rest of its status, annotations and managed fields) is not
+/// kept; name, labels and taints are.
+#[test]
+fn a_node_keeps_labels_and_taints_but_not_its_images() {
+    let slim: SlimNode =
+        serde_json::from_value(node_json()).unwrap_or_else(|e| panic!("decode: {e}"));
+    let node = Node::from(slim);
+    assert!(node.status.is_none(), "{:?}", node.status);
+    assert!(node.metadata.managed_fields.is_none() && node.metadata.annotations.is_none());
+    assert_eq!(node.metadata.name.as_deref(), Some("n1"));
+    assert_eq!(node.metadata.resource_version.as_deref(), Some("7"));
+    assert_eq!(node.metadata.labels.map(|l| l.len()), Some(1));
+    let spec = node.spec.unwrap_or_default();
+    assert_eq!(spec.taints.map(|t| t.len()), Some(1));
+    assert!(spec.pod_cidr.is_none());
+}
+
+fn revision(owner_kind: Option<&str>) -> ControllerRevision {
+    let mut json = serde_json::json!({
+        "metadata": {"name": "r", "namespace": "ns", "labels": {"controller-revision-hash": "h"}},
+        "revision": 3,
+        "data": {"spec": {"template": {"spec": {"containers": []}}}}
+    });
+    if let Some(kind) = owner_kind {
+        json["metadata"]["ownerReferences"] = serde_json::json!([
+            {"apiVersion": "apps/v1", "kind": kind, "name": "o", "uid": "ou", "controller": true}
+        ]);
+    }
+    let slim: SlimRevision = serde_json::from_value(json).unwrap_or_else(|e| panic!("decode: {e}"));
+    slim.into()
+}
+
+/// A DaemonSet's revisions and orphans keep their data; another controller's (a StatefulSet's) do
+/// not, though their identity, owner and revision number stay.
+#[test]
+fn only_revisions_a_daemonset_may_read_keep_their_data() {
+    assert!(revision(Some("DaemonSet")).data.is_some());
+    assert!(revision(None).data.is_some());
+    let sts = revision(Some("StatefulSet"));
+    assert!(sts.data.is_none());
+    assert_eq!(sts.revision, 3);
+    assert_eq!(
+        crate::core::ownership::controller_uid(&sts.metadata),
+        Some("ou")
+    );
+}
+
+/// What the watch does with a pod: undecodable ones still go through kube's guard (logged and
+/// dropped by the watch), and a decoded one keeps the container waiting state the node reasons
+/// read but not the container specs.
+#[test]
+fn a_pod_keeps_what_the_reasons_read() {
+    let json = serde_json::json!({
+        "metadata": {"name": "p", "namespace": "ns", "deletionGracePeriodSeconds": 30},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}], "volumes": []},
+        "status": {
+            "phase": "Pending", "podIP": "10.0.0.2", "nominatedNodeName": "n2",
+            "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
+                "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "m"}},
+                "lastState": {"terminated": {"exitCode": 1}}}]
+        }
+    });
+    let guarded: kube::core::DeserializeGuard<SlimPod> =
+        serde_json::from_value(json).unwrap_or_else(|e| panic!("guard: {e}"));
+    let pod = Pod::from(guarded.0.unwrap_or_else(|e| panic!("decode: {e}")));
+    assert_eq!(
+        crate::core::node_reason::failing_container(&pod),
+        Some(("c".into(), "CrashLoopBackOff".into(), "m".into()))
+    );
+    assert_eq!(crate::core::rollout::failure::restarts(&pod), 4);
+    let spec = pod.spec.as_ref().unwrap_or_else(|| panic!("no spec"));
+    assert!(spec.containers.is_empty() && spec.volumes.is_none());
+    let status = pod.status.as_ref().unwrap_or_else(|| panic!("no status"));
+    assert!(status.pod_ip.is_none());
+    assert_eq!(status.nominated_node_name.as_deref(), Some("n2"));
+    assert_eq!(pod.metadata.deletion_grace_period_seconds, Some(30));
+    let bad: kube::core::DeserializeGuard<SlimPod> = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "bad", "namespace": "ns"},
+        "status": {"conditions": "not a list"}
+    }))
+    .unwrap_or_else(|e| panic!("guard: {e}"));
+    assert!(
+        bad.0
+            .is_err_and(|e| e.metadata.name.as_deref() == Some("bad"))
+    );
+}
