@@ -45,8 +45,10 @@ async fn create_one(
     }
 }
 
-/// Creates pods on `nodes` (all of them, or the first [`BURST_REPLICAS`](crate::core::labels::BURST_REPLICAS)
-/// under upstream pacing) and deletes `pods` (truncated to the burst limit), with revision `hash`. Returns the aggregated errors; expectations always end consistent with what was sent.
+/// Creates pods on `nodes` (all of them, or the first
+/// [`BURST_REPLICAS`](crate::core::labels::BURST_REPLICAS) under upstream pacing) and deletes `pods`
+/// (truncated to the burst limit), with revision `hash`. Returns the aggregated errors; expectations
+/// always end consistent with what was sent.
 pub async fn sync_nodes(
     ctx: &Context,
     ds: &CachedDaemonSet,
