@@ -318,7 +318,7 @@ mod tests {
             let salt = seed >> 32;
             let rejected = move |i: usize, _: usize| {
                 let h = (i as u64 ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
-                h % (1 << rate) == 0
+                h.is_multiple_of(1 << rate)
             };
             let ours = fast(n, &rejected);
             let theirs = upstream_model(n, &rejected);
