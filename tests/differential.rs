@@ -10,6 +10,10 @@
 //! classification in [`classify`] (upstream nondeterminism or a documented difference, with the
 //! reason printed) or fails the test.
 //!
+//! everynode runs with `--create-pacing=upstream`, upstream's exact create pacing (at most 250
+//! creates per sync), so that the two runs are compared on the same behaviour; the default `fast`
+//! pacing is a documented difference (docs/differences.md) with its own test (`tests/create_pacing.rs`).
+//!
 //! `EVERYNODE_DIFF_FAULT=<step>` skips that step's action in the everynode run only: a deliberately
 //! broken subject, to see the suite fail.
 
@@ -273,8 +277,13 @@ impl Cluster {
             .client()
             .await
             .unwrap_or_else(|e| panic!("admin client: {e}"));
-        let everynode = (subject == Subject::Everynode)
-            .then(|| support::start_everynode_on(&cp, "everynode", &["--leader-elect=false"]));
+        let everynode = (subject == Subject::Everynode).then(|| {
+            support::start_everynode_on(
+                &cp,
+                "everynode",
+                &["--leader-elect=false", "--create-pacing=upstream"],
+            )
+        });
         let c = Self {
             subject,
             cp,

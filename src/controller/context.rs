@@ -10,6 +10,7 @@ use super::revision_index::RevisionIndex;
 use super::rollouts::CachedRollout;
 use crate::api::DaemonSetRolloutStatus;
 use crate::core::backoff::FailedPodBackoff;
+use crate::core::create_pacing::CreatePacing;
 use crate::core::expectations::Expectations;
 use crate::core::said::Said;
 use crate::runtime::metrics::{DaemonSetLabels, Metrics};
@@ -50,6 +51,8 @@ pub struct Context {
     /// The DaemonSetRollout status this leader last wrote, by the policy's UID: the `previous` of
     /// the next plan (the cache lags the leader's own writes). Empty on a new leader.
     pub rollout_status: Mutex<HashMap<String, DaemonSetRolloutStatus>>,
+    /// How syncs pace their creates (`--create-pacing`).
+    pub pacing: CreatePacing,
 }
 
 /// Poisoned locks only follow a panic elsewhere; the data is still usable.

@@ -382,6 +382,7 @@ pub async fn run(
         metrics: metrics.clone(),
         readiness: readiness.clone(),
         rollout_status: Default::default(),
+        pacing: args.create_pacing,
     });
 
     // Watches. The DaemonSet watch feeds the applier's store and the handlers.

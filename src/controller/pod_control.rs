@@ -1,15 +1,21 @@
 //! Creating and deleting daemon pods for one sync (upstream `syncNodes`, §4): burst limits,
 //! expectations set before any request, slow-start create batches, concurrent deletes, events.
+//!
+//! `[difference]` Under the default `--create-pacing=fast` the creates are not truncated to the
+//! burst limit: the sync sends upstream's batches over every create it needs, chunk after chunk,
+//! counting creates from the responses instead of waiting for the watch between chunks
+//! (`core::create_pacing`, docs/differences.md). `--create-pacing=upstream` is upstream's pacing.
 
 use super::Error;
 use super::context::{Context, ds_labels, lock};
 use super::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
+use crate::core::create_pacing::Pacer;
 use crate::core::events::{
     FAILED_CREATE, FAILED_DELETE, PlannedEvent, SUCCESSFUL_CREATE, SUCCESSFUL_DELETE,
 };
 use crate::core::pod_template::new_pod;
-use crate::core::slow_start::{AfterBatch, SlowStart, truncate_to_burst};
+use crate::core::slow_start::{AfterBatch, truncate_to_burst};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
@@ -39,8 +45,10 @@ async fn create_one(
     }
 }
 
-/// Creates pods on `nodes` and deletes `pods` (each list truncated to the burst limit), with revision
-/// `hash`. Returns the aggregated errors; expectations always end consistent with what was sent.
+/// Creates pods on `nodes` (all of them, or the first
+/// [`BURST_REPLICAS`](crate::core::labels::BURST_REPLICAS) under upstream pacing) and deletes `pods`
+/// (truncated to the burst limit), with revision `hash`. Returns the aggregated errors; expectations
+/// always end consistent with what was sent.
 pub async fn sync_nodes(
     ctx: &Context,
     ds: &CachedDaemonSet,
@@ -50,7 +58,7 @@ pub async fn sync_nodes(
 ) -> Result<(), Error> {
     let key = ds.key();
     let uid = ds.uid();
-    let creates = truncate_to_burst(nodes);
+    let creates = ctx.pacing.creates(nodes);
     let deletes = truncate_to_burst(pods);
     lock(&ctx.expectations).expect(uid, creates, deletes, Timestamp::now());
     if creates.is_empty() && deletes.is_empty() {
@@ -63,7 +71,7 @@ pub async fn sync_nodes(
     let labels = ds_labels(ds);
     let (mut created, mut deleted) = (0usize, 0usize);
 
-    let mut slow = SlowStart::new(creates.len());
+    let mut slow = Pacer::new(creates.len());
     while let Some(batch) = slow.next_batch() {
         let results = join_all(
             creates[batch.clone()]

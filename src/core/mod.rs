@@ -16,6 +16,7 @@ pub fn earliest(delays: impl IntoIterator<Item = Option<Duration>>) -> Option<Du
 pub mod backoff;
 pub mod budget;
 pub mod claimed_view;
+pub mod create_pacing;
 #[cfg(test)]
 pub mod decision_corpus;
 pub mod events;

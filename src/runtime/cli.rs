@@ -1,5 +1,6 @@
 //! Command-line flags and client configuration of the `everynode` binary.
 
+use crate::core::create_pacing::CreatePacing;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -218,6 +219,24 @@ pub struct RunArgs {
     /// Requests allowed at once above --kube-api-qps after an idle period (the bucket size).
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub kube_api_burst: u32,
+
+    /// How a sync paces its pod creates. `fast` ([difference], the default): upstream's slow-start
+    /// batches (1, 2, 4, ..., restarting every 250 creates, stopping at the first batch with a
+    /// failure) chained over every pod the sync needs, counted from the responses instead of
+    /// waiting for the watch after each 250: the same create attempts as upstream, so never more
+    /// failing ones, without its round trips. `upstream`: at most 250 creates per sync, as
+    /// kube-controller-manager.
+    #[arg(long, default_value = "fast", value_name = "PACING", value_parser = parse_create_pacing)]
+    pub create_pacing: CreatePacing,
+}
+
+/// Parses `--create-pacing`: `fast` or `upstream`.
+pub fn parse_create_pacing(s: &str) -> Result<CreatePacing, String> {
+    match s {
+        "fast" => Ok(CreatePacing::Fast),
+        "upstream" => Ok(CreatePacing::Upstream),
+        _ => Err(format!("{s:?} is not a create pacing: fast or upstream")),
+    }
 }
 
 /// Parses `--metrics-bind-address`: `HOST:PORT` with an IP or a host name (`localhost:8080`), or
