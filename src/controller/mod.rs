@@ -5,6 +5,7 @@
 //! - [`daemonset_object`]: the cached DaemonSet with its raw template;
 //! - [`object_cache`], [`pod_index`]: watch-fed caches and the pod indexes;
 //! - [`handlers`]: which change queues which DaemonSet, and expectation observations;
+//! - [`node_queue`]: node changes wait there, deduplicated, for the node worker;
 //! - [`sync`]: one sync; [`claim`], [`revisions`], [`pod_control`], [`status_writer`] apply its parts;
 //! - [`events`]: publishing events; [`context`]: what syncs share;
 //! - [`rollouts`]: DaemonSetRollout discovery, watch and decision; [`rollout_writer`] writes its
@@ -17,6 +18,7 @@ pub mod context;
 pub mod daemonset_object;
 pub mod events;
 pub mod handlers;
+pub mod node_queue;
 pub mod object_cache;
 pub mod pod_control;
 pub mod pod_index;
@@ -331,7 +333,10 @@ pub async fn run(
             }
         },
     ));
+    // Node changes go through the node queue to its worker, which waits for the caches to sync.
+    let node_queue = Arc::new(node_queue::NodeQueue::new(metrics.clone()));
     let c = ctx.clone();
+    let q = node_queue.clone();
     tokio::spawn(watch(
         Api::<DeserializeGuard<Node>>::all(watches.clone()),
         "nodes",
@@ -339,10 +344,11 @@ pub async fn run(
         move |ev| {
             let changes = write(&c.caches.nodes).apply(ev);
             for change in changes {
-                handlers::node_changed(&c, change);
+                handlers::node_changed(&q, change);
             }
         },
     ));
+    tokio::spawn(handlers::node_worker(ctx.clone(), node_queue.clone()));
     let c = ctx.clone();
     tokio::spawn(watch(
         Api::<DeserializeGuard<ControllerRevision>>::all(watches.clone()),
@@ -413,6 +419,7 @@ pub async fn run(
         args.concurrent_daemonset_syncs
     );
     readiness.caches_synced(ds_store.state().iter().map(|ds| ds.key()));
+    node_queue.caches_synced();
 
     let reconcile = |ds: Arc<CachedDaemonSet>, ctx: Arc<Context>| async move {
         let key = ds.key();
