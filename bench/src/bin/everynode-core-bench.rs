@@ -36,13 +36,13 @@ const DS_UID: &str = "ds-uid";
 /// affinity excludes. A tenth of the pods run the old revision.
 fn node(i: usize) -> Node {
     let mut taints = Vec::new();
-    if i % 20 == 0 {
+    if i.is_multiple_of(20) {
         taints.push(json!({"key": "dedicated", "value": "infra", "effect": "NoSchedule"}));
     }
-    if i % 50 == 0 {
+    if i.is_multiple_of(50) {
         taints.push(json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}));
     }
-    if i % 100 == 0 {
+    if i.is_multiple_of(100) {
         taints.push(json!({"key": "gpu", "value": "true", "effect": "NoSchedule"}));
     }
     let kind = if i % 200 == 7 {
