@@ -131,4 +131,19 @@ mod tests {
             Some(1)
         );
     }
+
+    #[test]
+    fn decoding_compiles_the_placement_rules_of_the_decoded_object() {
+        let json = serde_json::json!({
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"selector": {"matchLabels": {"x": "y"}},
+                     "template": {"metadata": {"labels": {"x": "y"}},
+                                  "spec": {"nodeSelector": {"disk": "ssd"},
+                                           "tolerations": [{"key": "k", "operator": "Exists"}],
+                                           "containers": [{"name": "c", "image": "i"}]}}}
+        });
+        let cached: CachedDaemonSet = serde_json::from_value(json).expect("valid DaemonSet");
+        assert_eq!(cached.placement, PlacementRules::compile(&cached.ds));
+        assert_ne!(cached.placement, PlacementRules::default());
+    }
 }
