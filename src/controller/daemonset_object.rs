@@ -1,11 +1,14 @@
 //! The DaemonSet as the shell caches it: the typed object plus the raw `spec.template` JSON the API
-//! server served, from which ControllerRevision data is built byte-for-byte like upstream (§12.1).
+//! server served, from which ControllerRevision data is built byte-for-byte like upstream (§12.1),
+//! and its placement rules, compiled once when the object is decoded so that neither syncs nor node
+//! events compile them again.
 
+use crate::core::placement::{PlacementRules, WithPlacementRules};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Deserializer};
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 
 /// A DaemonSet with the raw JSON of its pod template.
 #[derive(Clone, Debug, Default)]
@@ -13,6 +16,32 @@ pub struct CachedDaemonSet {
     pub ds: DaemonSet,
     /// `spec.template` exactly as served (null if absent).
     pub raw_template: serde_json::Value,
+    /// The placement rules of `ds`, compiled when it was decoded.
+    pub placement: PlacementRules,
+}
+
+impl CachedDaemonSet {
+    /// A DaemonSet with its raw template and its placement rules compiled.
+    pub fn new(ds: DaemonSet, raw_template: serde_json::Value) -> Self {
+        let placement = PlacementRules::compile(&ds);
+        Self {
+            ds,
+            raw_template,
+            placement,
+        }
+    }
+}
+
+impl Borrow<DaemonSet> for CachedDaemonSet {
+    fn borrow(&self) -> &DaemonSet {
+        &self.ds
+    }
+}
+
+impl WithPlacementRules for CachedDaemonSet {
+    fn placement_rules(&self) -> Cow<'_, PlacementRules> {
+        Cow::Borrowed(&self.placement)
+    }
 }
 
 impl<'de> Deserialize<'de> for CachedDaemonSet {
@@ -23,7 +52,7 @@ impl<'de> Deserialize<'de> for CachedDaemonSet {
             .cloned()
             .unwrap_or(serde_json::Value::Null);
         let ds = DaemonSet::deserialize(value).map_err(serde::de::Error::custom)?;
-        Ok(Self { ds, raw_template })
+        Ok(Self::new(ds, raw_template))
     }
 }
 
@@ -101,5 +130,20 @@ mod tests {
                 .map(|l| l.len()),
             Some(1)
         );
+    }
+
+    #[test]
+    fn decoding_compiles_the_placement_rules_of_the_decoded_object() {
+        let json = serde_json::json!({
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"selector": {"matchLabels": {"x": "y"}},
+                     "template": {"metadata": {"labels": {"x": "y"}},
+                                  "spec": {"nodeSelector": {"disk": "ssd"},
+                                           "tolerations": [{"key": "k", "operator": "Exists"}],
+                                           "containers": [{"name": "c", "image": "i"}]}}}
+        });
+        let cached: CachedDaemonSet = serde_json::from_value(json).expect("valid DaemonSet");
+        assert_eq!(cached.placement, PlacementRules::compile(&cached.ds));
+        assert_ne!(cached.placement, PlacementRules::default());
     }
 }

@@ -4,13 +4,15 @@
 
 use super::context::{Context, lock, read};
 use super::daemonset_object::CachedDaemonSet;
+use super::node_queue::{self, NodeQueue};
 use super::rollouts::CachedRollout;
+use crate::core::placement::{PlacementRules, WithPlacementRules};
 use crate::core::rollout::trigger;
 use crate::core::triggers::{self, Change, Reaction};
 use crate::runtime::metrics::DaemonSetLabels;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::sync::Arc;
 use tracing::{debug, warn};
 
@@ -20,6 +22,12 @@ struct Ds(Arc<CachedDaemonSet>);
 impl Borrow<DaemonSet> for Ds {
     fn borrow(&self) -> &DaemonSet {
         &self.0.ds
+    }
+}
+
+impl WithPlacementRules for Ds {
+    fn placement_rules(&self) -> Cow<'_, PlacementRules> {
+        Cow::Borrowed(&self.0.placement)
     }
 }
 
@@ -86,19 +94,49 @@ pub fn pod_changed(ctx: &Context, change: Change<Pod>) {
     react(ctx, reaction);
 }
 
-/// Node changes (§1.5): only label and taint changes of an existing node matter, and they queue
-/// only the DaemonSets that must act on that node. The cost is the number of DaemonSets plus the
-/// pods on that node.
-pub fn node_changed(ctx: &Context, change: Change<Node>) {
-    let node = match &change {
-        Change::Added(n) | Change::Updated { new: n, .. } | Change::Deleted(n) => n,
-    };
-    let name = node.metadata.name.as_deref().unwrap_or_default();
+/// Node changes (§1.5): an add, a delete, and an update that changed the labels or taints push the
+/// node's name into the node queue ([`triggers::node_queued`]); the node worker ([`node_sync`])
+/// decides. The watch task does no more than that.
+pub fn node_changed(queue: &NodeQueue, change: Change<Node>) {
+    if !triggers::node_queued(&change) {
+        return;
+    }
+    match change {
+        Change::Added(node) => queue.push(node.metadata.name.as_deref().unwrap_or_default(), None),
+        Change::Updated { old, new } => {
+            queue.push(new.metadata.name.as_deref().unwrap_or_default(), Some(old))
+        }
+        Change::Deleted(node) => {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            queue.push(&name, Some(node))
+        }
+    }
+}
+
+/// The node worker for one queued node (upstream `syncNodeUpdate`): the node as the cache has it
+/// now, the pods on it, and the DaemonSets the core says must look at it. A node no longer in the
+/// cache queues the DaemonSets with pods there ([difference], `core::triggers::node_deleted`).
+/// The cost is the number of DaemonSets plus the pods on that node.
+pub fn node_sync(ctx: &Context, item: &node_queue::Item) {
+    let name = item.name.as_str();
+    let node = read(&ctx.caches.nodes).get("", name);
     let pods = read(&ctx.caches.pods).on_node(name);
     let all = daemonsets(ctx);
-    for ds in triggers::node_change(&change, &all, &pods) {
+    let queue = match &node {
+        Some(node) => triggers::node_sync(node, item.before.as_deref(), &all, &pods),
+        None => triggers::node_deleted(&all, &pods),
+    };
+    for ds in queue {
         debug!(node = name, daemonset = %ds.0.key(), "node change queues DaemonSet");
         ctx.enqueue(&ds.0);
+    }
+}
+
+/// Runs the node worker forever: one queued node at a time.
+pub async fn node_worker(ctx: Arc<Context>, queue: Arc<NodeQueue>) {
+    loop {
+        let item = queue.take().await;
+        node_sync(&ctx, &item);
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`object_cache`], [`pod_index`], [`revision_index`]: watch-fed caches and their indexes;
 //!   [`slim`]: the slim decoding of what they hold;
 //! - [`handlers`]: which change queues which DaemonSet, and expectation observations;
+//! - [`node_queue`]: node changes wait there, deduplicated, for the node worker;
 //! - [`sync`]: one sync; [`claim`], [`revisions`], [`pod_control`], [`status_writer`] apply its parts;
 //! - [`events`]: publishing events; [`context`]: what syncs share;
 //! - [`rollouts`]: DaemonSetRollout discovery, watch and decision; [`rollout_writer`] writes its
@@ -18,6 +19,7 @@ pub mod context;
 pub mod daemonset_object;
 pub mod events;
 pub mod handlers;
+pub mod node_queue;
 pub mod object_cache;
 pub mod pod_control;
 pub mod pod_index;
@@ -413,7 +415,10 @@ pub async fn run(
             }
         },
     ));
+    // Node changes go through the node queue to its worker, which waits for the caches to sync.
+    let node_queue = Arc::new(node_queue::NodeQueue::new(metrics.clone()));
     let c = ctx.clone();
+    let q = node_queue.clone();
     tokio::spawn(watch(
         Api::<DeserializeGuard<slim::SlimNode>>::all(watches.clone()),
         "nodes",
@@ -421,10 +426,11 @@ pub async fn run(
         move |ev: Event<Node>| {
             let changes = write(&c.caches.nodes).apply(ev);
             for change in changes {
-                handlers::node_changed(&c, change);
+                handlers::node_changed(&q, change);
             }
         },
     ));
+    tokio::spawn(handlers::node_worker(ctx.clone(), node_queue.clone()));
     let c = ctx.clone();
     tokio::spawn(watch(
         Api::<DeserializeGuard<slim::SlimRevision>>::all(watches.clone()),
@@ -495,6 +501,7 @@ pub async fn run(
         args.concurrent_daemonset_syncs
     );
     readiness.caches_synced(ds_store.state().iter().map(|ds| ds.key()));
+    node_queue.caches_synced();
 
     let reconcile = |ds: Arc<CachedDaemonSet>, ctx: Arc<Context>| async move {
         let key = ds.key();

@@ -13,16 +13,19 @@ use super::rollouts::{self, View};
 use super::status_writer::write_status;
 use crate::core::claimed_view::{claimed_now, uids};
 use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
-use crate::core::manage::{ManagePlan, plan_manage, selecting_all_event};
-use crate::core::node_reason::{self, explain};
+use crate::core::manage::{ManagePlan, plan_manage_placed, selecting_all_event};
+use crate::core::node_reason::{self, explain_placed};
+use crate::core::placement::Placements;
 use crate::core::pods_by_node::{NodePods, group_by_node};
 use crate::core::rolling_update::is_rolling_update;
-use crate::core::rolling_update::{Gate, RollingUpdateError, plan_rolling_update_gated};
+use crate::core::rolling_update::{
+    Gate, RollingUpdateError, RollingUpdatePlan, plan_rolling_update_placed,
+};
 use crate::core::rollout::guard::restrict_manage;
 use crate::core::rollout::{Mode, RolloutPlan};
 use crate::core::shrink::selects_few_nodes;
 use crate::core::spec_check::check_spec;
-use crate::core::status::{compute_counters, min_ready_requeue};
+use crate::core::status::{compute_counters_placed, min_ready_requeue};
 use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -61,17 +64,18 @@ fn pod_nodes(node_pods: &NodePods) -> std::collections::HashMap<String, String> 
 }
 
 /// Upstream `rollingUpdate`: the core picks the outdated pods to replace within the budget, among
-/// the nodes `gate` lets start ([`Gate::OPEN`] without a DaemonSetRollout). Returns the nodes the
-/// plan created on or deleted from.
+/// the nodes `gate` lets start ([`Gate::OPEN`] without a DaemonSetRollout). Returns the plan and
+/// the nodes it created on or deleted from.
 async fn rolling_update(
     ctx: &Context,
     ds: &CachedDaemonSet,
-    nodes: &[Arc<Node>],
+    placements: &Placements<'_>,
     node_pods: &NodePods,
     hash: &str,
     gate: Gate<'_>,
-) -> Result<BTreeSet<String>, Error> {
-    match plan_rolling_update_gated(&ds.ds, nodes, node_pods, hash, Timestamp::now(), gate) {
+) -> Result<(RollingUpdatePlan, BTreeSet<String>), Error> {
+    let now = Timestamp::now();
+    match plan_rolling_update_placed(&ds.ds, placements, node_pods, hash, now, gate) {
         Ok(plan) => {
             let node_of = pod_nodes(node_pods);
             let touched = plan
@@ -86,7 +90,7 @@ async fn rolling_update(
                 .collect();
             sync_nodes(ctx, ds, &plan.nodes_to_create, &plan.pods_to_delete, hash)
                 .await
-                .map(|()| touched)
+                .map(|()| (plan, touched))
         }
         Err(e @ RollingUpdateError::Budget(_)) => {
             // [difference] upstream only logs this and retries; everynode also tells the owner of the
@@ -160,6 +164,8 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     // `/readyz` says why (docs/differences.md).
     let watches_ok = ctx.readiness.watches_ok(&ACTING_WATCHES);
     let nodes = nodes(ctx);
+    // Every node placed once for this sync, with the rules compiled when the DaemonSet was decoded.
+    let placements = Placements::compute(&ds.placement, &nodes);
     // [difference] A spec change that leaves the DaemonSet wanting no node, or fewer than half of
     // the nodes it wanted, is said once, before its pods go (docs/differences.md).
     let generation = d.metadata.generation.unwrap_or(0);
@@ -203,7 +209,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
             warn!(daemonset = %key, "a pod or node watch is failing; refreshing status only");
         }
         let node_pods = group_by_node(pods.iter(), false);
-        let counters = compute_counters(d, &nodes, &node_pods, hash, now);
+        let counters = compute_counters_placed(d, &placements, &node_pods, hash, now);
         write_status(&ctx.client, &ds, &counters, false).await?;
         if let (Some((r, previous, _)), Some(decision)) = (&policy, &decision)
             && let Err(e) = rollout_writer::write(ctx, &ds, r, decision, previous).await
@@ -243,7 +249,14 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
 
     let node_pods = group_by_node(pods.iter(), false);
     let mut plan = if acting {
-        plan_manage(d, &nodes, &node_pods, hash, now, &mut lock(&ctx.backoff))
+        plan_manage_placed(
+            d,
+            &placements,
+            &node_pods,
+            hash,
+            now,
+            &mut lock(&ctx.backoff),
+        )
     } else {
         ManagePlan::default()
     };
@@ -266,6 +279,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         Ok(())
     };
     let mut starts_issued = false;
+    let mut rolling_plan = None;
     // The rolling update runs only when manage's work has been observed: in practice, in a sync in
     // which manage issued nothing (§2 step 8.2), or once its creates and deletes reached the cache.
     // It plans on the cache as it is now, not on the view manage planned on (upstream re-reads
@@ -283,8 +297,9 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         );
         let node_pods = group_by_node(now_pods.iter(), false);
         let gate = decision.as_ref().map_or(Gate::OPEN, RolloutPlan::gate);
-        match rolling_update(ctx, &ds, &nodes, &node_pods, hash, gate).await {
-            Ok(touched) => {
+        match rolling_update(ctx, &ds, &placements, &node_pods, hash, gate).await {
+            Ok((plan, touched)) => {
+                rolling_plan = Some(plan);
                 starts_issued = decision.as_ref().is_some_and(|p| match &p.starts {
                     Some(starts) => touched.iter().any(|n| starts.contains(n)),
                     None => !touched.is_empty(),
@@ -315,8 +330,9 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     let reasons = node_reason::Context {
         backoff_until: Some(&plan.backoff_until),
         rollout: decision.as_ref(),
+        rolling_update: rolling_plan.as_ref(),
     };
-    let explanation = explain(d, &nodes, &node_pods, hash, now, &reasons);
+    let explanation = explain_placed(d, &placements, &node_pods, hash, now, &reasons);
     let counters = explanation.counters;
     ctx.metrics
         .set_nodes(&ds_labels(&ds), &explanation.by_class());

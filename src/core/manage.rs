@@ -7,7 +7,7 @@
 use crate::core::backoff::{FailedPodBackoff, failed_pods_backoff_key};
 use crate::core::budget::allows_surge;
 use crate::core::events::{FAILED_DAEMON_POD, PlannedEvent, SELECTING_ALL, SUCCEEDED_DAEMON_POD};
-use crate::core::placement::placement;
+use crate::core::placement::{Placement, Placements, placement};
 use crate::core::pod_state::{
     hash_label, is_available, is_ready, is_terminating, oldest_scheduled_first, phase,
 };
@@ -76,11 +76,14 @@ pub fn pods_should_be_on_node(
     now: Timestamp,
     backoff: &mut FailedPodBackoff,
 ) -> NodeDecision {
-    decide(node, pods, ds, hash, now, backoff, allows_surge(ds))
+    let fit = placement(node, ds);
+    decide(node, fit, pods, ds, hash, now, backoff, allows_surge(ds))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decide(
     node: &Node,
+    fit: Placement,
     pods: Option<&[Arc<Pod>]>,
     ds: &DaemonSet,
     hash: &str,
@@ -90,7 +93,6 @@ fn decide(
 ) -> NodeDecision {
     let mut decision = NodeDecision::default();
     let node_name = node.metadata.name.as_deref().unwrap_or_default();
-    let fit = placement(node, ds);
     let named = || {
         pods.unwrap_or_default()
             .iter()
@@ -188,6 +190,10 @@ pub fn unscheduled_pods_without_node<N: Borrow<Node>>(
         .iter()
         .filter_map(|n| n.borrow().metadata.name.as_deref())
         .collect();
+    unscheduled_without(&existing, node_pods)
+}
+
+fn unscheduled_without(existing: &HashSet<&str>, node_pods: &NodePods) -> Vec<String> {
     node_pods
         .iter()
         .filter(|(node, _)| !existing.contains(node.as_str()))
@@ -206,6 +212,7 @@ pub fn unscheduled_pods_without_node<N: Borrow<Node>>(
 /// The manage plan of one sync (upstream `manage` before `syncNodes`): every node's decision in
 /// node-list order, then the unscheduled pods of nodes that no longer exist. `node_pods` holds the
 /// claimed pods by node with terminal+terminating pods excluded. Nodes without a name are skipped.
+/// Places every node; a sync that has the placements already calls [`plan_manage_placed`].
 pub fn plan_manage<N: Borrow<Node>>(
     ds: &DaemonSet,
     nodes: &[N],
@@ -214,15 +221,34 @@ pub fn plan_manage<N: Borrow<Node>>(
     now: Timestamp,
     backoff: &mut FailedPodBackoff,
 ) -> ManagePlan {
+    let placements = Placements::of(ds, nodes);
+    plan_manage_placed(ds, &placements, node_pods, hash, now, backoff)
+}
+
+/// [`plan_manage`] over the sync's placements of its nodes.
+pub fn plan_manage_placed(
+    ds: &DaemonSet,
+    placements: &Placements<'_>,
+    node_pods: &NodePods,
+    hash: &str,
+    now: Timestamp,
+    backoff: &mut FailedPodBackoff,
+) -> ManagePlan {
     let surge = allows_surge(ds);
     let mut plan = ManagePlan::default();
-    for node in nodes {
-        let node = node.borrow();
-        let Some(name) = node.metadata.name.as_deref() else {
-            continue;
-        };
+    for placed in placements {
+        let name = placed.name;
         let pods = node_pods.get(name).map(Vec::as_slice);
-        let decision = decide(node, pods, ds, hash, now, backoff, surge);
+        let decision = decide(
+            placed.node,
+            placed.placement,
+            pods,
+            ds,
+            hash,
+            now,
+            backoff,
+            surge,
+        );
         if decision.needs_pod {
             plan.nodes_needing_pods.push(name.to_string());
         }
@@ -233,8 +259,9 @@ pub fn plan_manage<N: Borrow<Node>>(
             plan.backoff_until.insert(name.to_string(), until);
         }
     }
+    let existing: HashSet<&str> = placements.iter().map(|p| p.name).collect();
     plan.pods_to_delete
-        .extend(unscheduled_pods_without_node(nodes, node_pods));
+        .extend(unscheduled_without(&existing, node_pods));
     plan
 }
 

@@ -1,7 +1,11 @@
 //! Required node affinity and nodeSelector matching, and the per-node affinity daemon pods are
 //! created with (§3.1 step 2, §4 step 3).
+//!
+//! The rules are parsed once into [`NodeRules`] (per DaemonSet, `core::placement`) and then matched
+//! against each node. Upstream parses them again for every node; parsing depends on the spec alone,
+//! so the answers are the same.
 
-use crate::core::selector::{Requirement, requirement};
+use crate::core::selector::{OwnedRequirement, requirement};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
 };
@@ -13,9 +17,9 @@ pub const OBJECT_NAME_FIELD: &str = "metadata.name";
 /// Whether `node` satisfies the pod spec's `nodeSelector` and its required node affinity (terms
 /// ORed; expressions and `metadata.name` matchFields ANDed inside a term; operators In, NotIn,
 /// Exists, DoesNotExist, Gt, Lt; a term with no requirements matches nothing; unparsable terms are
-/// skipped).
+/// skipped). Compiles the rules for one node; [`NodeRules`] keeps them for many.
 pub fn node_matches(node: &Node, spec: &PodSpec) -> bool {
-    node_mismatch(node, spec).is_none()
+    NodeRules::compile(spec).matches(node)
 }
 
 /// Why a node does not satisfy a pod spec's nodeSelector or required node affinity.
@@ -63,32 +67,129 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
-/// The first reason `node` fails [`node_matches`]: the nodeSelector, then the required node
-/// affinity; `None` when it matches.
-pub fn node_mismatch(node: &Node, spec: &PodSpec) -> Option<Mismatch> {
-    let empty = BTreeMap::new();
-    let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-    // nodeSelector: every key present with an equal value (upstream `labels.SelectorFromSet`).
-    if let Some(selector) = &spec.node_selector
-        && let Some((k, v)) = selector
+/// A pod spec's `nodeSelector` and required node affinity, parsed once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeRules {
+    /// The nodeSelector pairs, in key order (upstream `labels.SelectorFromSet`).
+    node_selector: Vec<(String, String)>,
+    /// The required node affinity, when the spec has one.
+    required: Option<RequiredTerms>,
+}
+
+/// `requiredDuringSchedulingIgnoredDuringExecution`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RequiredTerms {
+    /// Each term; `None` for one that cannot match (no requirements, or it fails to parse).
+    terms: Vec<Option<Term>>,
+    /// Each term as [`Mismatch::NodeAffinity`] says it.
+    described: Vec<String>,
+}
+
+/// One parsed node selector term (upstream `nodeSelectorTerm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Term {
+    labels: Vec<OwnedRequirement>,
+    fields: Vec<FieldRequirement>,
+}
+
+/// A parsed `matchFields` requirement: `metadata.name` (or any key, which reads as empty) compared
+/// to one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FieldRequirement {
+    Equal(String, String),
+    NotEqual(String, String),
+}
+
+/// The first rule a node fails, borrowed from the rules (no allocation).
+pub(crate) enum Miss<'a> {
+    /// A nodeSelector pair.
+    NodeSelector(&'a str, &'a str),
+    /// The required node affinity.
+    NodeAffinity,
+}
+
+impl NodeRules {
+    /// Parses the spec's nodeSelector and required node affinity.
+    pub fn compile(spec: &PodSpec) -> Self {
+        let node_selector = spec
+            .node_selector
             .iter()
-            .find(|(k, v)| node_labels.get(*k).is_none_or(|l| l != *v))
-    {
-        return Some(Mismatch::NodeSelector {
-            key: k.clone(),
-            value: v.clone(),
-            node_value: node_labels.get(k).cloned(),
-        });
-    }
-    match required_node_affinity(spec) {
-        Some(required) if !node_selector_matches(node, required) => Some(Mismatch::NodeAffinity {
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let required = required_node_affinity(spec).map(|required| RequiredTerms {
             terms: required
+                .node_selector_terms
+                .iter()
+                .map(parse_term)
+                .collect(),
+            described: required
                 .node_selector_terms
                 .iter()
                 .map(describe_term)
                 .collect(),
-        }),
-        _ => None,
+        });
+        Self {
+            node_selector,
+            required,
+        }
+    }
+
+    /// Whether `node` satisfies the rules.
+    pub fn matches(&self, node: &Node) -> bool {
+        self.miss(node).is_none()
+    }
+
+    /// The first reason `node` fails the rules: the nodeSelector, then the required node
+    /// affinity; `None` when it matches.
+    pub fn mismatch(&self, node: &Node) -> Option<Mismatch> {
+        self.miss(node).map(|miss| self.explain(miss, node))
+    }
+
+    /// [`NodeRules::mismatch`] without building the message.
+    pub(crate) fn miss(&self, node: &Node) -> Option<Miss<'_>> {
+        let empty = BTreeMap::new();
+        let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+        if let Some((k, v)) = self
+            .node_selector
+            .iter()
+            .find(|(k, v)| node_labels.get(k).is_none_or(|l| l != v))
+        {
+            return Some(Miss::NodeSelector(k, v));
+        }
+        let required = self.required.as_ref()?;
+        // Upstream `extractNodeFields`: only a non-empty name is a field.
+        let node_name = node.metadata.name.as_deref().filter(|n| !n.is_empty());
+        // Upstream `LazyErrorNodeSelector.Match`: the first term that parses and matches wins.
+        let any = required
+            .terms
+            .iter()
+            .flatten()
+            .any(|term| term.matches(node_labels, node_name));
+        (!any).then_some(Miss::NodeAffinity)
+    }
+
+    /// The [`Mismatch`] of a [`Miss`] on `node`.
+    pub(crate) fn explain(&self, miss: Miss<'_>, node: &Node) -> Mismatch {
+        match miss {
+            Miss::NodeSelector(key, value) => Mismatch::NodeSelector {
+                key: key.to_string(),
+                value: value.to_string(),
+                node_value: node
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(key))
+                    .cloned(),
+            },
+            Miss::NodeAffinity => Mismatch::NodeAffinity {
+                terms: self
+                    .required
+                    .as_ref()
+                    .map(|r| r.described.clone())
+                    .unwrap_or_default(),
+            },
+        }
     }
 }
 
@@ -124,25 +225,6 @@ pub fn required_node_affinity(spec: &PodSpec) -> Option<&NodeSelector> {
         .as_ref()
 }
 
-/// Upstream `LazyErrorNodeSelector.Match`: the first term that parses and matches wins.
-fn node_selector_matches(node: &Node, selector: &NodeSelector) -> bool {
-    let empty = BTreeMap::new();
-    let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-    // Upstream `extractNodeFields`: only a non-empty name is a field.
-    let node_name = node.metadata.name.as_deref().filter(|n| !n.is_empty());
-    selector
-        .node_selector_terms
-        .iter()
-        .any(|term| term_matches(term, node_labels, node_name))
-}
-
-/// A parsed `matchFields` requirement: `metadata.name` (or any key, which reads as empty) compared
-/// to one value.
-enum FieldRequirement<'a> {
-    Equal(&'a str, &'a str),
-    NotEqual(&'a str, &'a str),
-}
-
 fn field_value<'a>(key: &str, node_name: Option<&'a str>) -> &'a str {
     if key == OBJECT_NAME_FIELD {
         node_name.unwrap_or_default()
@@ -151,58 +233,51 @@ fn field_value<'a>(key: &str, node_name: Option<&'a str>) -> &'a str {
     }
 }
 
-/// Upstream `nodeSelectorTerm.match`; `false` for a term that fails to parse.
-fn term_matches(
-    term: &NodeSelectorTerm,
-    node_labels: &BTreeMap<String, String>,
-    node_name: Option<&str>,
-) -> bool {
+/// Upstream's parse of a `nodeSelectorTerm`: `None` for a term without requirements or one that
+/// fails to parse (it matches nothing).
+fn parse_term(term: &NodeSelectorTerm) -> Option<Term> {
     let expressions = term.match_expressions.as_deref().unwrap_or_default();
     let fields = term.match_fields.as_deref().unwrap_or_default();
     if expressions.is_empty() && fields.is_empty() {
-        return false;
+        return None;
     }
-    let Some(label_requirements) = parse_expressions(expressions) else {
-        return false;
-    };
-    let Some(field_requirements) = parse_fields(fields) else {
-        return false;
-    };
-    if !label_requirements.iter().all(|r| r.matches(node_labels)) {
-        return false;
-    }
-    // [quirk] upstream skips matchFields entirely when the node has no fields (empty name).
-    if !field_requirements.is_empty() && node_name.is_some() {
-        let all = field_requirements.iter().all(|r| match r {
-            FieldRequirement::Equal(k, v) => field_value(k, node_name) == *v,
-            FieldRequirement::NotEqual(k, v) => field_value(k, node_name) != *v,
-        });
-        if !all {
-            return false;
-        }
-    }
-    true
-}
-
-fn parse_expressions(exprs: &[NodeSelectorRequirement]) -> Option<Vec<Requirement<'_>>> {
-    exprs
+    let labels = expressions
         .iter()
         .map(|e| {
             let values = e.values.as_deref().unwrap_or_default();
-            requirement(&e.key, &e.operator, values).ok()
+            requirement(&e.key, &e.operator, values)
+                .ok()
+                .map(|r| r.to_owned_requirement())
         })
-        .collect()
-}
-
-fn parse_fields(fields: &[NodeSelectorRequirement]) -> Option<Vec<FieldRequirement<'_>>> {
-    fields
+        .collect::<Option<Vec<_>>>()?;
+    let fields = fields
         .iter()
         .map(|f| match (f.operator.as_str(), f.values.as_deref()) {
-            ("In", Some([value])) => Some(FieldRequirement::Equal(&f.key, value)),
-            ("NotIn", Some([value])) => Some(FieldRequirement::NotEqual(&f.key, value)),
+            ("In", Some([value])) => Some(FieldRequirement::Equal(f.key.clone(), value.clone())),
+            ("NotIn", Some([value])) => {
+                Some(FieldRequirement::NotEqual(f.key.clone(), value.clone()))
+            }
             _ => None,
         })
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    Some(Term { labels, fields })
+}
+
+impl Term {
+    /// Upstream `nodeSelectorTerm.match`.
+    fn matches(&self, node_labels: &BTreeMap<String, String>, node_name: Option<&str>) -> bool {
+        if !self.labels.iter().all(|r| r.matches(node_labels)) {
+            return false;
+        }
+        // [quirk] upstream skips matchFields entirely when the node has no fields (empty name).
+        if !self.fields.is_empty() && node_name.is_some() {
+            return self.fields.iter().all(|r| match r {
+                FieldRequirement::Equal(k, v) => field_value(k, node_name) == v,
+                FieldRequirement::NotEqual(k, v) => field_value(k, node_name) != v,
+            });
+        }
+        true
+    }
 }
 
 /// The single required term that pins a pod to `node_name`.

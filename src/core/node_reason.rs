@@ -10,14 +10,14 @@
 //! [`ManagePlan::backoff_until`]: crate::core::manage::ManagePlan::backoff_until
 
 use crate::core::Timestamp;
-use crate::core::placement::{Exclusion, placement_explained};
+use crate::core::placement::{Exclusion, Placements};
 use crate::core::pod_state::{
     hash_label, is_available, is_ready, is_terminating, is_updated, oldest_scheduled_first, phase,
 };
 use crate::core::pod_template::template_generation;
 use crate::core::pods_by_node::NodePods;
 use crate::core::rolling_update::{
-    Gate, RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update_gated,
+    Gate, RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update_placed,
 };
 use crate::core::rollout::{PolicyWait, RolloutPlan};
 use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
@@ -25,7 +25,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use k8s_openapi::jiff::SignedDuration;
 use serde::Serialize;
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -567,6 +567,9 @@ pub struct Context<'a> {
     pub backoff_until: Option<&'a BTreeMap<String, Timestamp>>,
     /// The DaemonSetRollout's decision for this sync, when the DaemonSet has one.
     pub rollout: Option<&'a crate::core::rollout::RolloutPlan>,
+    /// The (gated) rolling update plan this sync acted on, if it planned one: outdated pods'
+    /// reasons read it instead of planning again.
+    pub rolling_update: Option<&'a RollingUpdatePlan>,
 }
 
 /// The row of every named node of `nodes` for `ds`, with its claimed pods by node (`node_pods`,
@@ -578,6 +581,19 @@ pub struct Context<'a> {
 pub fn explain<N: Borrow<Node>>(
     ds: &DaemonSet,
     nodes: &[N],
+    node_pods: &NodePods,
+    hash: &str,
+    now: Timestamp,
+    context: &Context,
+) -> Explanation {
+    let placements = Placements::of(ds, nodes);
+    explain_placed(ds, &placements, node_pods, hash, now, context)
+}
+
+/// [`explain`] over the sync's placements of its nodes.
+pub fn explain_placed(
+    ds: &DaemonSet,
+    placements: &Placements<'_>,
     node_pods: &NodePods,
     hash: &str,
     now: Timestamp,
@@ -595,13 +611,10 @@ pub fn explain<N: Borrow<Node>>(
     let empty_waits = BTreeMap::new();
     // Why the DaemonSetRollout holds a node (none without one: every row is upstream's).
     let policy_waits = context.rollout.map(|p| &p.waits).unwrap_or(&empty_waits);
-    let mut rows = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let node = node.borrow();
-        let Some(name) = node.metadata.name.as_deref() else {
-            continue;
-        };
-        let (fit, exclusion) = placement_explained(node, ds);
+    let mut rows = Vec::with_capacity(placements.len());
+    for placed in placements {
+        let name = placed.name;
+        let (fit, exclusion) = (placed.placement, placed.exclusion.clone());
         tally.add(fit.should_run, node_pods.get(name).map(Vec::as_slice));
         let pods: Vec<&Pod> = node_pods
             .get(name)
@@ -653,7 +666,15 @@ pub fn explain<N: Borrow<Node>>(
                         Reason::Outdated(OutdatedWait::Policy(wait.clone()))
                     } else {
                         let rolling = rolling.get_or_insert_with(|| {
-                            rolling_plan(ds, nodes, node_pods, hash, now, gate)
+                            let plan = match context.rolling_update {
+                                Some(plan) => Some(Cow::Borrowed(plan)),
+                                None => plan_rolling_update_placed(
+                                    ds, placements, node_pods, hash, now, gate,
+                                )
+                                .ok()
+                                .map(Cow::Owned),
+                            };
+                            plan.map(|plan| rolling_plan(plan, node_pods))
                         });
                         Reason::Outdated(outdated_wait(rolling.as_ref(), name, old))
                     }
@@ -674,8 +695,8 @@ pub fn explain<N: Borrow<Node>>(
 }
 
 /// The rolling update's plan, with the nodes holding each budget, computed once per explanation.
-struct Rolling {
-    plan: RollingUpdatePlan,
+struct Rolling<'p> {
+    plan: Cow<'p, RollingUpdatePlan>,
     /// maxUnavailable's holders: the plan's `held_by` (nodes already unavailable) and the nodes
     /// whose old pod it deletes in this sync, in name order.
     unavailable: Vec<String>,
@@ -683,16 +704,8 @@ struct Rolling {
     surging: Vec<String>,
 }
 
-fn rolling_plan<N: Borrow<Node>>(
-    ds: &DaemonSet,
-    nodes: &[N],
-    node_pods: &NodePods,
-    hash: &str,
-    now: Timestamp,
-    gate: Gate,
-) -> Option<Rolling> {
+fn rolling_plan<'p>(plan: Cow<'p, RollingUpdatePlan>, node_pods: &NodePods) -> Rolling<'p> {
     use std::collections::{BTreeSet, HashSet};
-    let plan = plan_rolling_update_gated(ds, nodes, node_pods, hash, now, gate).ok()?;
     let deleted: HashSet<&str> = plan.pods_to_delete.iter().map(String::as_str).collect();
     let replaced = node_pods
         .iter()
@@ -711,11 +724,11 @@ fn rolling_plan<N: Borrow<Node>>(
         .chain(plan.nodes_to_create.iter().map(String::as_str))
         .collect();
     let owned = |set: BTreeSet<&str>| set.into_iter().map(str::to_string).collect();
-    Some(Rolling {
+    Rolling {
         unavailable: owned(unavailable),
         surging: owned(surging),
         plan,
-    })
+    }
 }
 
 /// Why the outdated pod `old` on `node` waits.

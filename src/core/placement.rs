@@ -1,10 +1,11 @@
 //! Placement: whether a node should run a DaemonSet's pod, and whether a pod already there may stay
 //! (upstream `NodeShouldRunDaemonPod`, §3.1).
 
-use crate::core::node_affinity::{Mismatch, node_mismatch};
+use crate::core::node_affinity::{Mismatch, Miss, NodeRules};
 use crate::core::tolerations::{NO_EXECUTE, add_default_tolerations, find_untolerated};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, PodSpec};
+use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
+use std::borrow::{Borrow, Cow};
 
 /// The two placement answers for one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,63 +77,204 @@ impl std::fmt::Display for Exclusion {
     }
 }
 
-/// Placement of `ds` on `node` (§3.1): template nodeName, nodeSelector, required node affinity,
-/// NoSchedule/NoExecute taints against the template's tolerations plus the defaults.
+/// The placement rules of one DaemonSet (§3.1), compiled once from its template: template
+/// nodeName, nodeSelector and required node affinity parsed ([`NodeRules`]), tolerations with the
+/// defaults added as upstream adds them to the hypothetical pod (§3.3). Upstream builds that pod
+/// (a deep copy of the template spec) and parses its affinity again for every node in every pass;
+/// the answers depend on the template alone, so compiling them once gives the same answers.
+///
+/// The shell keeps the rules of each cached DaemonSet next to it (`controller::daemonset_object`),
+/// so neither syncs nor node events rebuild them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacementRules {
+    /// `spec.template.spec.nodeName` when set and non-empty.
+    node_name: Option<String>,
+    /// nodeSelector and required node affinity.
+    affinity: NodeRules,
+    /// The template's tolerations with the default ones (§3.3).
+    tolerations: Vec<Toleration>,
+}
+
+impl Default for PlacementRules {
+    /// The rules of a DaemonSet without a template spec: every untainted node.
+    fn default() -> Self {
+        Self::compile(&DaemonSet::default())
+    }
+}
+
+/// Why a node is excluded, borrowed (no allocation); [`Exclusion`] is its owned, explained form.
+enum Why<'a> {
+    NodeName(&'a str),
+    Affinity(Miss<'a>),
+    Taint(&'a Taint),
+}
+
+impl PlacementRules {
+    /// Compiles the placement rules of `ds`.
+    pub fn compile(ds: &DaemonSet) -> Self {
+        let template_spec = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+        let node_name = template_spec
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty());
+        let affinity = template_spec.map(NodeRules::compile).unwrap_or_default();
+        let mut tolerations = template_spec
+            .and_then(|s| s.tolerations.clone())
+            .unwrap_or_default();
+        let host_network = template_spec.and_then(|s| s.host_network).unwrap_or(false);
+        add_default_tolerations(&mut tolerations, host_network);
+        Self {
+            node_name,
+            affinity,
+            tolerations,
+        }
+    }
+
+    /// Placement on `node`: template nodeName, nodeSelector, required node affinity,
+    /// NoSchedule/NoExecute taints against the tolerations (upstream `NodeShouldRunDaemonPod`).
+    pub fn place(&self, node: &Node) -> Placement {
+        self.decide(node).0
+    }
+
+    /// [`PlacementRules::place`] and, when the node does not qualify for a new pod (`should_run`
+    /// false), the rule that excluded it (the first that applies, in upstream's order).
+    pub fn explain(&self, node: &Node) -> (Placement, Option<Exclusion>) {
+        let (fit, why) = self.decide(node);
+        let exclusion = why.map(|why| match why {
+            Why::NodeName(name) => Exclusion::NodeName {
+                node_name: name.to_string(),
+            },
+            Why::Affinity(miss) => Exclusion::Affinity(self.affinity.explain(miss, node)),
+            Why::Taint(taint) => Exclusion::Taint {
+                key: taint.key.clone(),
+                value: taint.value.clone().unwrap_or_default(),
+                effect: taint.effect.clone(),
+            },
+        });
+        (fit, exclusion)
+    }
+
+    fn decide<'a>(&'a self, node: &'a Node) -> (Placement, Option<Why<'a>>) {
+        // 1. Template nodeName pins the DaemonSet to one node.
+        if let Some(pinned) = self.node_name.as_deref()
+            && node.metadata.name.as_deref().unwrap_or_default() != pinned
+        {
+            return (Placement::NO, Some(Why::NodeName(pinned)));
+        }
+        // 2. nodeSelector and required node affinity.
+        if let Some(miss) = self.affinity.miss(node) {
+            return (Placement::NO, Some(Why::Affinity(miss)));
+        }
+        // 3./4. Taints.
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or_default();
+        let Some(untolerated) = find_untolerated(taints, &self.tolerations, |_| true) else {
+            return (Placement::YES, None);
+        };
+        let evicting = find_untolerated(taints, &self.tolerations, |e| e == NO_EXECUTE);
+        let fit = Placement {
+            should_run: false,
+            should_continue_running: evicting.is_none(),
+        };
+        (fit, Some(Why::Taint(evicting.unwrap_or(untolerated))))
+    }
+}
+
+/// A DaemonSet with its placement rules at hand: the shell's cached DaemonSet keeps them compiled
+/// (`controller::daemonset_object`); a bare [`DaemonSet`] compiles them when asked.
+pub trait WithPlacementRules: Borrow<DaemonSet> {
+    fn placement_rules(&self) -> Cow<'_, PlacementRules>;
+}
+
+impl WithPlacementRules for DaemonSet {
+    fn placement_rules(&self) -> Cow<'_, PlacementRules> {
+        Cow::Owned(PlacementRules::compile(self))
+    }
+}
+
+/// Placement of `ds` on `node` (§3.1). Compiles the rules for this one node: callers placing many
+/// nodes compile [`PlacementRules`] once, or compute [`Placements`].
 pub fn placement(node: &Node, ds: &DaemonSet) -> Placement {
-    placement_explained(node, ds).0
+    PlacementRules::compile(ds).place(node)
 }
 
 /// [`placement`] and, when the node does not qualify for a new pod (`should_run` false), the rule
-/// that excluded it. The decision is made here; `placement` only drops the reason.
+/// that excluded it.
 pub fn placement_explained(node: &Node, ds: &DaemonSet) -> (Placement, Option<Exclusion>) {
-    let node_name = node.metadata.name.as_deref().unwrap_or_default();
-    let template_spec = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-
-    // 1. Template nodeName pins the DaemonSet to one node.
-    let template_node_name = template_spec
-        .and_then(|s| s.node_name.as_deref())
-        .unwrap_or_default();
-    if !template_node_name.is_empty() && template_node_name != node_name {
-        let why = Exclusion::NodeName {
-            node_name: template_node_name.to_string(),
-        };
-        return (Placement::NO, Some(why));
-    }
-
-    // The hypothetical pod: the template spec on this node, with the default tolerations.
-    let mut spec: PodSpec = template_spec.cloned().unwrap_or_default();
-    spec.node_name = Some(node_name.to_string());
-    let host_network = spec.host_network.unwrap_or(false);
-    add_default_tolerations(spec.tolerations.get_or_insert_with(Vec::new), host_network);
-
-    // 2. nodeSelector and required node affinity.
-    if let Some(mismatch) = node_mismatch(node, &spec) {
-        return (Placement::NO, Some(Exclusion::Affinity(mismatch)));
-    }
-
-    // 3./4. Taints.
-    let taints = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_deref())
-        .unwrap_or_default();
-    let tolerations = spec.tolerations.as_deref().unwrap_or_default();
-    let Some(untolerated) = find_untolerated(taints, tolerations, |_| true) else {
-        return (Placement::YES, None);
-    };
-    let evicting = find_untolerated(taints, tolerations, |e| e == NO_EXECUTE);
-    let why = evicting.unwrap_or(untolerated);
-    let fit = Placement {
-        should_run: false,
-        should_continue_running: evicting.is_none(),
-    };
-    let why = Exclusion::Taint {
-        key: why.key.clone(),
-        value: why.value.clone().unwrap_or_default(),
-        effect: why.effect.clone(),
-    };
-    (fit, Some(why))
+    PlacementRules::compile(ds).explain(node)
 }
+
+/// One named node of a [`Placements`] with its placement.
+#[derive(Debug, Clone)]
+pub struct Placed<'n> {
+    pub node: &'n Node,
+    pub name: &'n str,
+    pub placement: Placement,
+    /// The rule that excludes the node from a new pod (`None` when `should_run`).
+    pub exclusion: Option<Exclusion>,
+}
+
+/// The placement of every named node of one node list, computed once per sync and shared by
+/// manage, the status counters, the rolling update, the rollout policy and the node reasons. In
+/// node-list order; nodes without a name are left out (every consumer skips them).
+#[derive(Debug, Clone, Default)]
+pub struct Placements<'n> {
+    placed: Vec<Placed<'n>>,
+}
+
+impl<'n> Placements<'n> {
+    /// Places every named node of `nodes` with `rules`.
+    pub fn compute<N: Borrow<Node>>(rules: &PlacementRules, nodes: &'n [N]) -> Self {
+        let placed = nodes
+            .iter()
+            .filter_map(|node| {
+                let node = node.borrow();
+                let name = node.metadata.name.as_deref()?;
+                let (placement, exclusion) = rules.explain(node);
+                Some(Placed {
+                    node,
+                    name,
+                    placement,
+                    exclusion,
+                })
+            })
+            .collect();
+        Self { placed }
+    }
+
+    /// [`Placements::compute`] with the rules of `ds` compiled here.
+    pub fn of<N: Borrow<Node>>(ds: &DaemonSet, nodes: &'n [N]) -> Self {
+        Self::compute(&PlacementRules::compile(ds), nodes)
+    }
+
+    /// The named nodes in node-list order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Placed<'n>> {
+        self.placed.iter()
+    }
+
+    /// The number of named nodes.
+    pub fn len(&self) -> usize {
+        self.placed.len()
+    }
+
+    /// No named node.
+    pub fn is_empty(&self) -> bool {
+        self.placed.is_empty()
+    }
+}
+
+impl<'a, 'n> IntoIterator for &'a Placements<'n> {
+    type Item = &'a Placed<'n>;
+    type IntoIter = std::slice::Iter<'a, Placed<'n>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.placed.iter()
+    }
+}
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -491,5 +633,184 @@ mod tests {
         assert_eq!(placement(&y, &ds), TT);
         assert_eq!(placement(&z, &ds), FT);
         assert_eq!(placement(&common, &ds), TT);
+    }
+
+    // ---- the compiled path equals the per-node path it replaced --------------------------------
+
+    mod compiled_equals_per_node {
+        use super::super::reference;
+        use super::*;
+        use k8s_openapi::api::core::v1::{
+            Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+            PodSpec, Taint, Toleration,
+        };
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        const KEYS: &[&str] = &[
+            "zone",
+            "disk",
+            "cores",
+            "bad key!",
+            TAINT_NODE_NOT_READY,
+            TAINT_NODE_UNSCHEDULABLE,
+            TAINT_NODE_NETWORK_UNAVAILABLE,
+            TAINT_NODE_DISK_PRESSURE,
+            "",
+        ];
+        const VALUES: &[&str] = &["a", "b", "4", "-1", "", "x y"];
+        const NAMES: &[&str] = &["n1", "n2", ""];
+
+        fn pick(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
+            proptest::sample::select(pool).prop_map(str::to_string)
+        }
+
+        fn requirement() -> impl Strategy<Value = NodeSelectorRequirement> {
+            let operator = proptest::sample::select(
+                &["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Bogus"][..],
+            );
+            let key = prop_oneof![pick(KEYS), Just(OBJECT_NAME.to_string())];
+            let values = proptest::option::of(proptest::collection::vec(
+                prop_oneof![pick(VALUES), pick(NAMES)],
+                0..3,
+            ));
+            (key, operator, values).prop_map(|(key, operator, values)| NodeSelectorRequirement {
+                key,
+                operator: operator.to_string(),
+                values,
+            })
+        }
+        const OBJECT_NAME: &str = "metadata.name";
+
+        fn term() -> impl Strategy<Value = NodeSelectorTerm> {
+            (
+                proptest::option::of(proptest::collection::vec(requirement(), 0..3)),
+                proptest::option::of(proptest::collection::vec(requirement(), 0..2)),
+            )
+                .prop_map(|(match_expressions, match_fields)| NodeSelectorTerm {
+                    match_expressions,
+                    match_fields,
+                })
+        }
+
+        fn toleration() -> impl Strategy<Value = Toleration> {
+            let operator =
+                proptest::option::of(proptest::sample::select(&["Exists", "Equal", "", "Gt"][..]));
+            let effect = proptest::option::of(proptest::sample::select(
+                &[NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE, ""][..],
+            ));
+            (
+                proptest::option::of(pick(KEYS)),
+                operator,
+                proptest::option::of(pick(VALUES)),
+                effect,
+                proptest::option::of(0i64..600),
+            )
+                .prop_map(|(key, operator, value, effect, seconds)| Toleration {
+                    key,
+                    operator: operator.map(str::to_string),
+                    value,
+                    effect: effect.map(str::to_string),
+                    toleration_seconds: seconds,
+                })
+        }
+
+        fn labels() -> impl Strategy<Value = Option<BTreeMap<String, String>>> {
+            proptest::option::of(proptest::collection::btree_map(
+                pick(KEYS),
+                pick(VALUES),
+                0..4,
+            ))
+        }
+
+        fn arb_daemonset() -> impl Strategy<Value = DaemonSet> {
+            let spec = (
+                proptest::option::of(pick(NAMES)),
+                labels(),
+                proptest::option::of(proptest::option::of(proptest::collection::vec(
+                    term(),
+                    0..3,
+                ))),
+                proptest::option::of(proptest::collection::vec(toleration(), 0..4)),
+                proptest::option::of(any::<bool>()),
+            )
+                .prop_map(
+                    |(node_name, node_selector, required, tolerations, host)| PodSpec {
+                        node_name,
+                        node_selector,
+                        affinity: required.map(|terms| Affinity {
+                            node_affinity: Some(NodeAffinity {
+                                required_during_scheduling_ignored_during_execution: terms.map(
+                                    |node_selector_terms| NodeSelector {
+                                        node_selector_terms,
+                                    },
+                                ),
+                                preferred_during_scheduling_ignored_during_execution: None,
+                            }),
+                            ..Default::default()
+                        }),
+                        tolerations,
+                        host_network: host,
+                        ..Default::default()
+                    },
+                );
+            (0u8..10, proptest::option::of(spec)).prop_map(|(shape, spec)| {
+                let mut ds = daemonset("ds");
+                match shape {
+                    0 => ds.spec = None,
+                    _ => ds_spec_mut(&mut ds).template.spec = spec,
+                }
+                ds
+            })
+        }
+
+        fn arb_node() -> impl Strategy<Value = Node> {
+            let taint = (
+                pick(KEYS),
+                proptest::option::of(pick(VALUES)),
+                proptest::sample::select(&[NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE, "Odd"][..]),
+            )
+                .prop_map(|(key, value, effect)| Taint {
+                    key,
+                    value,
+                    effect: effect.to_string(),
+                    time_added: None,
+                });
+            (
+                proptest::option::of(pick(NAMES)),
+                labels(),
+                proptest::option::of(proptest::collection::vec(taint, 0..4)),
+            )
+                .prop_map(|(name, labels, taints)| {
+                    let mut n = node("n");
+                    n.metadata.name = name;
+                    n.metadata.labels = labels;
+                    n.spec.get_or_insert_with(Default::default).taints = taints;
+                    n
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            /// Compiled once per DaemonSet, placement and its exclusion equal the per-node path
+            /// (template spec cloned, defaults added, affinity parsed for each node).
+            #[test]
+            fn compiled_placement_equals_the_per_node_path(
+                ds in arb_daemonset(),
+                nodes in proptest::collection::vec(arb_node(), 1..6),
+            ) {
+                let rules = PlacementRules::compile(&ds);
+                let placements = Placements::compute(&rules, &nodes);
+                let named: Vec<&Node> =
+                    nodes.iter().filter(|n| n.metadata.name.is_some()).collect();
+                prop_assert_eq!(placements.len(), named.len());
+                for (placed, node) in placements.iter().zip(named) {
+                    let old = reference::placement_explained(node, &ds);
+                    prop_assert_eq!(&rules.explain(node), &old);
+                    prop_assert_eq!(rules.place(node), old.0);
+                    prop_assert_eq!((placed.placement, placed.exclusion.clone()), old);
+                }
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@
 
 use crate::core::Timestamp;
 use crate::core::budget::{BudgetError, surge_count, unavailable_count};
-use crate::core::placement::placement;
+use crate::core::placement::Placements;
 use crate::core::pod_state::{is_available, is_terminating, is_updated};
 use crate::core::pods_by_node::NodePods;
 use crate::core::status::{min_ready_seconds, template_generation};
@@ -154,27 +154,19 @@ struct Survey<'a> {
     entries: BTreeMap<&'a str, &'a [Arc<Pod>]>,
 }
 
-fn survey<'a, N: Borrow<Node>>(
-    ds: &DaemonSet,
-    nodes: &'a [N],
-    node_pods: &'a NodePods,
-) -> Survey<'a> {
-    let mut should_run = HashMap::with_capacity(nodes.len());
+fn survey<'a>(placements: &'a Placements<'_>, node_pods: &'a NodePods) -> Survey<'a> {
+    let mut should_run = HashMap::with_capacity(placements.len());
     let mut desired = 0i64;
     let mut entries: BTreeMap<&str, &[Arc<Pod>]> = node_pods
         .iter()
         .map(|(node, pods)| (node.as_str(), pods.as_slice()))
         .collect();
-    for node in nodes {
-        let node = node.borrow();
-        let Some(name) = node.metadata.name.as_deref() else {
-            continue;
-        };
-        let run = placement(node, ds).should_run;
-        should_run.insert(name, run);
+    for placed in placements {
+        let run = placed.placement.should_run;
+        should_run.insert(placed.name, run);
         if run {
             desired += 1;
-            entries.entry(name).or_insert(&[]);
+            entries.entry(placed.name).or_insert(&[]);
         }
     }
     Survey {
@@ -225,14 +217,10 @@ pub fn updated_desired_node_counts<N: Borrow<Node>>(
     node_pods: &mut NodePods,
 ) -> Result<Budget, InvalidBudget> {
     let mut desired = 0i64;
-    for node in nodes {
-        let node = node.borrow();
-        let Some(name) = node.metadata.name.as_deref() else {
-            continue;
-        };
-        if placement(node, ds).should_run {
+    for placed in &Placements::of(ds, nodes) {
+        if placed.placement.should_run {
             desired += 1;
-            node_pods.entry(name.to_string()).or_default();
+            node_pods.entry(placed.name.to_string()).or_default();
         }
     }
     budget_for(ds, desired)
@@ -337,7 +325,23 @@ pub fn plan_rolling_update_gated<N: Borrow<Node>>(
     if !is_rolling_update(ds) {
         return Ok(RollingUpdatePlan::default());
     }
-    let survey = survey(ds, nodes, node_pods);
+    let placements = Placements::of(ds, nodes);
+    plan_rolling_update_placed(ds, &placements, node_pods, hash, now, gate)
+}
+
+/// [`plan_rolling_update_gated`] over the sync's placements of its nodes.
+pub fn plan_rolling_update_placed(
+    ds: &DaemonSet,
+    placements: &Placements<'_>,
+    node_pods: &NodePods,
+    hash: &str,
+    now: Timestamp,
+    gate: Gate,
+) -> Result<RollingUpdatePlan, RollingUpdateError> {
+    if !is_rolling_update(ds) {
+        return Ok(RollingUpdatePlan::default());
+    }
+    let survey = survey(placements, node_pods);
     let budget = budget_for(ds, survey.desired)?;
     let view = NodeView {
         hash,
@@ -2110,7 +2114,7 @@ mod gated {
     fn wanted(ds: &DaemonSet, nodes: &[Node]) -> BTreeSet<String> {
         nodes
             .iter()
-            .filter(|n| placement(n, ds).should_run)
+            .filter(|n| crate::core::placement::placement(n, ds).should_run)
             .filter_map(|n| n.metadata.name.clone())
             .collect()
     }

@@ -73,6 +73,52 @@ impl Requirement<'_> {
     }
 }
 
+/// A [`Requirement`] that owns its key and values, for selectors parsed once and kept (a
+/// DaemonSet's compiled placement rules, `core::placement`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OwnedRequirement {
+    Equals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+    Gt(String, i64),
+    Lt(String, i64),
+}
+
+impl OwnedRequirement {
+    /// The borrowed form, whose [`Requirement::matches`] is the one matching rule.
+    pub(crate) fn as_requirement(&self) -> Requirement<'_> {
+        match self {
+            OwnedRequirement::Equals(k, v) => Requirement::Equals(k, v),
+            OwnedRequirement::In(k, vs) => Requirement::In(k, vs),
+            OwnedRequirement::NotIn(k, vs) => Requirement::NotIn(k, vs),
+            OwnedRequirement::Exists(k) => Requirement::Exists(k),
+            OwnedRequirement::DoesNotExist(k) => Requirement::DoesNotExist(k),
+            OwnedRequirement::Gt(k, b) => Requirement::Gt(k, *b),
+            OwnedRequirement::Lt(k, b) => Requirement::Lt(k, *b),
+        }
+    }
+
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.as_requirement().matches(labels)
+    }
+}
+
+impl Requirement<'_> {
+    pub(crate) fn to_owned_requirement(&self) -> OwnedRequirement {
+        match *self {
+            Requirement::Equals(k, v) => OwnedRequirement::Equals(k.into(), v.into()),
+            Requirement::In(k, vs) => OwnedRequirement::In(k.into(), vs.to_vec()),
+            Requirement::NotIn(k, vs) => OwnedRequirement::NotIn(k.into(), vs.to_vec()),
+            Requirement::Exists(k) => OwnedRequirement::Exists(k.into()),
+            Requirement::DoesNotExist(k) => OwnedRequirement::DoesNotExist(k.into()),
+            Requirement::Gt(k, b) => OwnedRequirement::Gt(k.into(), b),
+            Requirement::Lt(k, b) => OwnedRequirement::Lt(k.into(), b),
+        }
+    }
+}
+
 /// Go's `strconv.ParseInt(s, 10, 64)`: optional sign, decimal digits only.
 pub(crate) fn parse_go_int(s: &str) -> Option<i64> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);

@@ -16,7 +16,7 @@
 
 use crate::core::events::{PlannedEvent, SELECTS_FEW_NODES};
 use crate::core::node_affinity::Mismatch;
-use crate::core::placement::{Exclusion, placement_explained};
+use crate::core::placement::{Exclusion, PlacementRules};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
@@ -69,6 +69,7 @@ pub fn selects_few_nodes<N: Borrow<Node>>(ds: &DaemonSet, nodes: &[N]) -> Option
         .as_ref()
         .filter(|s| s.observed_generation.is_some())
         .map(|s| usize::try_from(s.desired_number_scheduled).unwrap_or(0))?;
+    let placement = PlacementRules::compile(ds);
     let (mut total, mut wanted) = (0usize, 0usize);
     // Excluding rules with the number of nodes each excludes, in order of first appearance.
     let mut rules: Vec<(String, usize)> = Vec::new();
@@ -78,7 +79,7 @@ pub fn selects_few_nodes<N: Borrow<Node>>(ds: &DaemonSet, nodes: &[N]) -> Option
             continue;
         }
         total += 1;
-        match placement_explained(node, ds) {
+        match placement.explain(node) {
             (p, _) if p.should_run => wanted += 1,
             (_, Some(exclusion)) => {
                 let text = rule_text(&exclusion);

@@ -2,7 +2,7 @@
 //! (upstream `updateDaemonSetStatus` / `storeDaemonSetStatus`, §6).
 
 use crate::core::Timestamp;
-use crate::core::placement::placement;
+use crate::core::placement::Placements;
 use crate::core::pod_state::{is_available, is_ready, is_updated, oldest_scheduled_first};
 use crate::core::pods_by_node::NodePods;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
@@ -48,14 +48,21 @@ pub fn compute_counters<N: Borrow<Node>>(
     hash: &str,
     now: Timestamp,
 ) -> StatusCounters {
+    compute_counters_placed(ds, &Placements::of(ds, nodes), node_pods, hash, now)
+}
+
+/// [`compute_counters`] over the sync's placements of its nodes.
+pub fn compute_counters_placed(
+    ds: &DaemonSet,
+    placements: &Placements<'_>,
+    node_pods: &NodePods,
+    hash: &str,
+    now: Timestamp,
+) -> StatusCounters {
     let mut tally = CounterTally::new(ds, hash, now);
-    for node in nodes {
-        let node = node.borrow();
-        let Some(name) = node.metadata.name.as_deref() else {
-            continue;
-        };
-        let should_run = placement(node, ds).should_run;
-        tally.add(should_run, node_pods.get(name).map(Vec::as_slice));
+    for placed in placements {
+        let pods = node_pods.get(placed.name).map(Vec::as_slice);
+        tally.add(placed.placement.should_run, pods);
     }
     tally.counters()
 }

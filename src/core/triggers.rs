@@ -4,7 +4,7 @@
 //! [`Reaction`].
 
 use super::ownership::{controller_ref, controller_uid};
-use super::placement::placement;
+use super::placement::{Placement, WithPlacementRules, placement};
 use super::pod_state::is_ready;
 use super::pods_by_node::target_node_name;
 use super::selector;
@@ -230,33 +230,47 @@ pub fn revision_change<'a, T: Borrow<DaemonSet>>(
     }
 }
 
-/// Node changes (§1.5): an added node, or an existing node whose labels or taints changed, queues
-/// the DaemonSets that must act on it ([`node_needs_sync`]), and those whose misscheduled count it
-/// changes ([`misscheduled_may_change`]); `pods_on_node` are the pods bound or targeted to it.
-/// [difference] A deleted node queues the DaemonSets with pods there at once, so their status stops
-/// counting the node without waiting for the pod garbage collector; upstream has no node delete
-/// handler (docs/differences.md).
-pub fn node_change<'a, T: Borrow<DaemonSet>>(
+/// Node changes (§1.5) decided at once, as [`node_queued`] and the node worker
+/// ([`node_sync`], [`node_deleted`]) decide them in turn: an added node, or an existing node whose
+/// labels or taints changed, queues the DaemonSets that must act on it ([`node_needs_sync`]), and
+/// those whose misscheduled count it changes ([`misscheduled_may_change`]); `pods_on_node` are the
+/// pods bound or targeted to it.
+pub fn node_change<'a, T: WithPlacementRules>(
     change: &Change<Node>,
     daemonsets: &'a [T],
     pods_on_node: &[Arc<Pod>],
 ) -> Vec<&'a T> {
-    let (old, node) = match change {
-        Change::Added(node) => (None, node),
-        Change::Updated { old, new } if node_update_is_relevant(old, new) => (Some(old), new),
-        Change::Updated { .. } => return Vec::new(),
-        Change::Deleted(_) => {
-            let mut queue: Vec<&T> = Vec::new();
-            for pod in pods_on_node {
-                if let Some(ds) = resolve_controller(&pod.metadata, daemonsets)
-                    && !queue.iter().any(|q| std::ptr::eq(*q, ds))
-                {
-                    queue.push(ds);
-                }
-            }
-            return queue;
-        }
-    };
+    if !node_queued(change) {
+        return Vec::new();
+    }
+    match change {
+        Change::Added(node) => node_sync(node, None, daemonsets, pods_on_node),
+        Change::Updated { old, new } => node_sync(new, Some(old), daemonsets, pods_on_node),
+        Change::Deleted(_) => node_deleted(daemonsets, pods_on_node),
+    }
+}
+
+/// Whether a node watch event goes into the node queue (upstream's node handlers, §1.5): every add,
+/// an update only when the labels or the taints changed ([`node_update_is_relevant`]), and
+/// [difference] every delete ([`node_deleted`]).
+pub fn node_queued(change: &Change<Node>) -> bool {
+    match change {
+        Change::Added(_) | Change::Deleted(_) => true,
+        Change::Updated { old, new } => node_update_is_relevant(old, new),
+    }
+}
+
+/// The node worker's decision for a node in the cache (upstream `syncNodeUpdate`, §1.5): the
+/// DaemonSets that must act on `node` ([`node_needs_sync`]) and, [difference], those whose
+/// misscheduled count it changes since `old` ([`misscheduled_may_change`]; `None` for a node added
+/// since). `pods_on_node` are the pods bound or targeted to it; a DaemonSet is scheduled there when
+/// one of them names it as controller. Each DaemonSet's placement rules are compiled already.
+pub fn node_sync<'a, T: WithPlacementRules>(
+    node: &Node,
+    old: Option<&Node>,
+    daemonsets: &'a [T],
+    pods_on_node: &[Arc<Pod>],
+) -> Vec<&'a T> {
     // DaemonSets (namespace, name) with at least one pod on the node, by controller reference.
     let scheduled: BTreeSet<(&str, &str)> = pods_on_node
         .iter()
@@ -270,18 +284,38 @@ pub fn node_change<'a, T: Borrow<DaemonSet>>(
         .collect();
     daemonsets
         .iter()
-        .filter(|d| {
-            let d = ds_of(*d);
+        .filter(|t| {
+            let d = ds_of(*t);
             let m = &d.metadata;
             let key = (
                 m.namespace.as_deref().unwrap_or_default(),
                 m.name.as_deref().unwrap_or_default(),
             );
             let scheduled = scheduled.contains(&key);
-            node_needs_sync(d, node, scheduled)
-                || misscheduled_may_change(d, old.map(|o| o.as_ref()), node, scheduled)
+            let rules = t.placement_rules();
+            let now = rules.place(node);
+            needs_sync(d, now, scheduled)
+                || scheduled && should_run_flipped(now, old.map(|o| rules.place(o)))
         })
         .collect()
+}
+
+/// [difference] The node worker's decision for a node no longer in the cache: the DaemonSets with
+/// pods there are queued at once, so their status stops counting the node without waiting for the
+/// pod garbage collector; upstream has no node delete handler (docs/differences.md).
+pub fn node_deleted<'a, T: Borrow<DaemonSet>>(
+    daemonsets: &'a [T],
+    pods_on_node: &[Arc<Pod>],
+) -> Vec<&'a T> {
+    let mut queue: Vec<&T> = Vec::new();
+    for pod in pods_on_node {
+        if let Some(ds) = resolve_controller(&pod.metadata, daemonsets)
+            && !queue.iter().any(|q| std::ptr::eq(*q, ds))
+        {
+            queue.push(ds);
+        }
+    }
+    queue
 }
 
 /// A node update matters only when its labels or taints changed (status, allocatable, conditions
@@ -303,7 +337,10 @@ pub fn node_update_is_relevant(old: &Node, new: &Node) -> bool {
 /// count may need correcting (`scheduled && numberMisscheduled > 0`). `scheduled` = the DaemonSet has
 /// at least one pod on the node.
 pub fn node_needs_sync(ds: &DaemonSet, node: &Node, scheduled: bool) -> bool {
-    let p = placement(node, ds);
+    needs_sync(ds, placement(node, ds), scheduled)
+}
+
+fn needs_sync(ds: &DaemonSet, p: Placement, scheduled: bool) -> bool {
     let misscheduled = ds
         .status
         .as_ref()
@@ -332,13 +369,15 @@ pub fn misscheduled_may_change(
     node: &Node,
     scheduled: bool,
 ) -> bool {
-    if !scheduled {
-        return false;
-    }
-    let now = placement(node, ds).should_run;
-    match old {
-        Some(old) => placement(old, ds).should_run != now,
-        None => !now,
+    scheduled && should_run_flipped(placement(node, ds), old.map(|o| placement(o, ds)))
+}
+
+/// Whether `shouldRun` differs between the node's placement now and before (`None`: the node
+/// was just added, so it flipped from "no node" exactly when the node does not qualify).
+fn should_run_flipped(now: Placement, before: Option<Placement>) -> bool {
+    match before {
+        Some(before) => before.should_run != now.should_run,
+        None => !now.should_run,
     }
 }
 

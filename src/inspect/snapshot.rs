@@ -100,6 +100,7 @@ impl Snapshot {
             &Context {
                 backoff_until: None,
                 rollout: plan.as_ref(),
+                rolling_update: None,
             },
         )
     }
@@ -116,6 +117,7 @@ pub async fn read(
     let Some(CachedDaemonSet {
         ds: daemonset,
         raw_template,
+        ..
     }) = api.get_opt(name).await.map_err(InspectError::api)?
     else {
         let namespaces: Api<Namespace> = Api::all(client.clone());

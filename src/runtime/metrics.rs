@@ -173,6 +173,7 @@ pub struct Metrics {
     watch_healthy: Family<WatchLabels, Gauge>,
     undecodable_objects: Family<WatchLabels, Counter>,
     queue_depth: Gauge,
+    node_queue_depth: Gauge,
     pods_created: Family<DaemonSetLabels, Counter>,
     pods_deleted: Family<DaemonSetLabels, Counter>,
     pods_create_failed: Family<DaemonSetLabels, Counter>,
@@ -214,6 +215,7 @@ impl Metrics {
             watch_healthy: Family::default(),
             undecodable_objects: Family::default(),
             queue_depth: Gauge::default(),
+            node_queue_depth: Gauge::default(),
             pods_created: Family::default(),
             pods_deleted: Family::default(),
             pods_create_failed: Family::default(),
@@ -298,6 +300,11 @@ impl Metrics {
             "workqueue_depth",
             "DaemonSets queued for a sync and not yet taken by the controller",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "node_queue_depth",
+            "Nodes queued for the node worker and not yet taken by it",
+            m.node_queue_depth.clone(),
         );
         registry.register(
             "pods_created",
@@ -429,6 +436,12 @@ impl Metrics {
 
     pub fn dequeued(&self) {
         self.queue_depth.dec();
+    }
+
+    /// The number of nodes waiting in the node queue.
+    pub fn set_node_queue_depth(&self, depth: usize) {
+        self.node_queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     pub fn pod_created(&self, ds: &DaemonSetLabels) {

@@ -234,6 +234,7 @@ fn pods_that_will_not_become_available_by_waiting_are_failed() {
         &Context {
             backoff_until: Some(&backoffs),
             rollout: None,
+            rolling_update: None,
         },
     );
     assert_eq!(
@@ -480,6 +481,7 @@ fn rows_with(
         &Context {
             backoff_until: None,
             rollout: Some(plan),
+            rolling_update: None,
         },
     )
 }

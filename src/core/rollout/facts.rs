@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use super::failure::restarts;
 use super::policy::Policy;
 use crate::core::Timestamp;
-use crate::core::placement::placement;
+use crate::core::placement::PlacementRules;
 use crate::core::pod_state::{is_available, is_terminating, is_updated};
 use crate::core::pods_by_node::NodePods;
 use crate::core::status::{min_ready_seconds, template_generation};
@@ -69,13 +69,14 @@ pub fn node_facts<N: Borrow<Node>>(
 ) -> BTreeMap<String, NodeFacts> {
     let generation = template_generation(ds);
     let min_ready = min_ready_seconds(ds);
+    let rules = PlacementRules::compile(ds);
     let mut out = BTreeMap::new();
     for node in nodes {
         let node = node.borrow();
         let Some(name) = node.metadata.name.as_deref() else {
             continue;
         };
-        let p = placement(node, ds);
+        let p = rules.place(node);
         let mut facts = NodeFacts {
             should_run: p.should_run,
             should_continue_running: p.should_continue_running,
