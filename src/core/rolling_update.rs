@@ -322,9 +322,6 @@ pub fn plan_rolling_update_gated<N: Borrow<Node>>(
     now: Timestamp,
     gate: Gate,
 ) -> Result<RollingUpdatePlan, RollingUpdateError> {
-    if !is_rolling_update(ds) {
-        return Ok(RollingUpdatePlan::default());
-    }
     let placements = Placements::of(ds, nodes);
     plan_rolling_update_placed(ds, &placements, node_pods, hash, now, gate)
 }
