@@ -8,7 +8,7 @@
 //! with the status counters (`core::node_reason::explain`). One node event is the node queue's
 //! decision for one node whose labels changed (`core::triggers::node_change`).
 //!
-//! Usage: `everynode-core-bench [--sizes 5000,20000,65000] [--out FILE]`; prints a markdown table and
+//! Usage: `everynode-core-bench [--nodes 5000,20000,65000] [--out FILE]`; prints a markdown table and
 //! writes it to `--out` when given.
 
 use everynode::controller::daemonset_object::CachedDaemonSet;
@@ -271,7 +271,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--sizes" => {
+            "--nodes" => {
                 let list = args.next().unwrap_or_default();
                 sizes = list
                     .split(',')
@@ -280,14 +280,14 @@ fn main() {
             }
             "--out" => out = args.next(),
             other => {
-                eprintln!("usage: everynode-core-bench [--sizes 5000,20000,65000] [--out FILE]");
+                eprintln!("usage: everynode-core-bench [--nodes 5000,20000,65000] [--out FILE]");
                 eprintln!("unknown argument {other:?}");
                 std::process::exit(2);
             }
         }
     }
     if sizes.is_empty() {
-        eprintln!("--sizes needs a comma-separated list of node counts");
+        eprintln!("--nodes needs a comma-separated list of node counts");
         std::process::exit(2);
     }
     let rows: Vec<Row> = sizes
