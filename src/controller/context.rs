@@ -5,8 +5,8 @@
 use super::daemonset_object::CachedDaemonSet;
 use super::events::EventSink;
 use super::object_cache::ObjectCache;
+use super::owner_index::RevisionIndex;
 use super::pod_index::PodIndex;
-use super::revision_index::RevisionIndex;
 use super::rollouts::CachedRollout;
 use crate::api::DaemonSetRolloutStatus;
 use crate::core::backoff::FailedPodBackoff;

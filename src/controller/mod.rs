@@ -3,7 +3,7 @@
 //! plans. One file per concern:
 //!
 //! - [`daemonset_object`]: the cached DaemonSet with its raw template;
-//! - [`object_cache`], [`pod_index`], [`revision_index`]: watch-fed caches and their indexes;
+//! - [`object_cache`], [`owner_index`] (revisions), [`pod_index`]: watch-fed caches and their indexes;
 //!   [`slim`]: the slim decoding of what they hold;
 //! - [`handlers`]: which change queues which DaemonSet, and expectation observations;
 //! - [`node_queue`]: node changes wait there, deduplicated, for the node worker;
@@ -21,9 +21,9 @@ pub mod events;
 pub mod handlers;
 pub mod node_queue;
 pub mod object_cache;
+pub mod owner_index;
 pub mod pod_control;
 pub mod pod_index;
-pub mod revision_index;
 pub mod revisions;
 pub mod rollback;
 pub mod rollout_writer;

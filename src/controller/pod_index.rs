@@ -1,8 +1,9 @@
-//! The pod cache with the two indexes upstream added for scale (§1.1): pods by node name, and pods by
-//! controller UID plus orphans by namespace, so one sync costs what its DaemonSet owns and one node
-//! event costs what runs on that node.
+//! The pod cache with the two indexes upstream added for scale (§1.1): pods by controller UID plus
+//! orphans by namespace ([`super::owner_index`]), and pods by node name on top, so one sync costs what
+//! its DaemonSet owns and one node event costs what runs on that node.
 
-use super::object_cache::{Change, Key, ObjectCache, key};
+use super::object_cache::{Change, Key, key};
+use super::owner_index::{OwnerIndex, remove_key};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::Event;
 use std::collections::{HashMap, HashSet};
@@ -10,10 +11,8 @@ use std::sync::Arc;
 
 #[derive(Debug, Default)]
 pub struct PodIndex {
-    cache: ObjectCache<Pod>,
+    owners: OwnerIndex<Pod>,
     by_node: HashMap<String, HashSet<Key>>,
-    by_controller: HashMap<String, HashSet<Key>>,
-    orphans_by_namespace: HashMap<String, HashSet<Key>>,
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {
@@ -23,23 +22,10 @@ fn node_of(pod: &Pod) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
-fn controller_uid(pod: &Pod) -> Option<&str> {
-    crate::core::ownership::controller_uid(&pod.metadata)
-}
-
-fn remove(map: &mut HashMap<String, HashSet<Key>>, at: &str, k: &Key) {
-    if let Some(set) = map.get_mut(at) {
-        set.remove(k);
-        if set.is_empty() {
-            map.remove(at);
-        }
-    }
-}
-
 impl PodIndex {
     /// Applies a watch event to the cache and the indexes; returns the changes.
     pub fn apply(&mut self, event: Event<Pod>) -> Vec<Change<Pod>> {
-        let changes = self.cache.apply(event);
+        let changes = self.owners.apply(event);
         for change in &changes {
             match change {
                 Change::Added(new) => self.index(new),
@@ -54,80 +40,49 @@ impl PodIndex {
     }
 
     fn index(&mut self, pod: &Pod) {
-        let k = key(pod);
         if let Some(node) = node_of(pod) {
             self.by_node
                 .entry(node.to_string())
                 .or_default()
-                .insert(k.clone());
+                .insert(key(pod));
         }
-        match controller_uid(pod) {
-            Some(uid) => self
-                .by_controller
-                .entry(uid.to_string())
-                .or_default()
-                .insert(k),
-            None => self
-                .orphans_by_namespace
-                .entry(k.0.clone())
-                .or_default()
-                .insert(k),
-        };
     }
 
     fn unindex(&mut self, pod: &Pod) {
-        let k = key(pod);
         if let Some(node) = node_of(pod) {
-            remove(&mut self.by_node, node, &k);
+            remove_key(&mut self.by_node, node, &key(pod));
         }
-        match controller_uid(pod) {
-            Some(uid) => remove(&mut self.by_controller, uid, &k),
-            None => remove(&mut self.orphans_by_namespace, &k.0, &k),
-        }
-    }
-
-    fn resolve<'a>(&'a self, keys: impl IntoIterator<Item = &'a Key>) -> Vec<Arc<Pod>> {
-        keys.into_iter()
-            .filter_map(|(ns, name)| self.cache.get(ns, name))
-            .collect()
     }
 
     /// Pods bound to `node`.
     pub fn on_node(&self, node: &str) -> Vec<Arc<Pod>> {
-        self.resolve(self.by_node.get(node).into_iter().flatten())
+        self.owners
+            .resolve(self.by_node.get(node).into_iter().flatten())
     }
 
-    /// The pods a DaemonSet may claim: those it controls plus the orphans of its namespace.
+    /// The pods a DaemonSet may claim: those it controls (upstream's pod index by controller UID,
+    /// which is not namespaced) plus the orphans of its namespace.
     pub fn candidates(&self, namespace: &str, controller_uid: &str) -> Vec<Arc<Pod>> {
-        let owned = self.by_controller.get(controller_uid).into_iter().flatten();
-        let orphans = self
-            .orphans_by_namespace
-            .get(namespace)
-            .into_iter()
-            .flatten();
-        self.resolve(owned.chain(orphans))
+        let mut v = self.owners.controlled_by(controller_uid);
+        v.extend(self.owners.orphans(namespace));
+        v
     }
 
     /// Orphan pods of a namespace.
     pub fn orphans(&self, namespace: &str) -> Vec<Arc<Pod>> {
-        self.resolve(
-            self.orphans_by_namespace
-                .get(namespace)
-                .into_iter()
-                .flatten(),
-        )
+        self.owners.orphans(namespace)
     }
 
     pub fn synced(&self) -> bool {
-        self.cache.synced()
+        self.owners.synced()
     }
 
     pub fn len(&self) -> usize {
-        self.cache.len()
+        self.owners.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
+        self.owners.is_empty()
     }
 }
 
