@@ -133,31 +133,20 @@ async fn wait_nodes_untainted(client: &Client) {
 }
 
 fn start_controller(cp: &ControlPlane, which: Controller, ns: &str) -> Process {
-    let kubeconfig = cp
-        .user_kubeconfig(which.user())
-        .unwrap_or_else(|| panic!("no kubeconfig for {}", which.user()));
     let name = format!("{}-{ns}", which.label());
     match which {
-        Controller::Upstream => {
-            let lease = Options::default().node_lease_seconds;
-            let mut args: Vec<String> = cp
-                .kcm_args(&name, "daemonset-controller", lease)
-                .unwrap_or_else(|e| panic!("kcm args: {e}"))
-                .into_iter()
-                .map(|a| {
-                    if a.starts_with("--kubeconfig=") {
-                        format!("--kubeconfig={}", kubeconfig.display())
-                    } else {
-                        a
-                    }
-                })
-                .collect();
-            args.push("--kube-api-qps=100000".into());
-            args.push("--kube-api-burst=100000".into());
-            cp.spawn_extra(&name, "kube-controller-manager", &args)
-                .unwrap_or_else(|e| panic!("start upstream: {e}"))
-        }
+        Controller::Upstream => cp
+            .spawn_upstream_daemonset_controller(
+                &name,
+                which.user(),
+                Options::default().node_lease_seconds,
+                Some((100_000.0, 100_000)),
+            )
+            .unwrap_or_else(|e| panic!("start upstream: {e}")),
         Controller::Everynode => {
+            let kubeconfig = cp
+                .user_kubeconfig(which.user())
+                .unwrap_or_else(|| panic!("no kubeconfig for {}", which.user()));
             // The default pacing: no --create-pacing.
             let args = vec![
                 "run".to_string(),

@@ -223,23 +223,12 @@ impl Running {
                 Process::spawn_with_env(&name, everynode, &args, &[("RUST_LOG", &filter)], &log)
                     .map_err(|e| Error::io(&log, e))?
             }
-            Kind::Upstream => {
-                let lease = controlplane::Options::default().node_lease_seconds;
-                let mut args: Vec<String> = cp
-                    .kcm_args(&name, "daemonset-controller", lease)?
-                    .into_iter()
-                    .map(|a| {
-                        if a.starts_with("--kubeconfig=") {
-                            format!("--kubeconfig={}", kubeconfig.display())
-                        } else {
-                            a
-                        }
-                    })
-                    .collect();
-                args.push(format!("--kube-api-qps={}", budget.qps));
-                args.push(format!("--kube-api-burst={}", budget.burst));
-                cp.spawn_extra(&name, "kube-controller-manager", &args)?
-            }
+            Kind::Upstream => cp.spawn_upstream_daemonset_controller(
+                &name,
+                kind.user(),
+                controlplane::Options::default().node_lease_seconds,
+                Some((budget.qps, budget.burst)),
+            )?,
         };
         let sampler = RssSampler::start(process.pid());
         let mut running = Self {

@@ -484,6 +484,38 @@ impl ControlPlane {
         ])
     }
 
+    /// Starts upstream's DaemonSet controller alone, in a kube-controller-manager of its own named
+    /// `name`, as the control plane's `user` (its own kubeconfig, so the audit log tells its requests
+    /// apart), with the client-side limit `qps_burst` (`None`: kube-controller-manager's defaults,
+    /// 20 QPS and burst 30). The caller owns the process.
+    pub fn spawn_upstream_daemonset_controller(
+        &self,
+        name: &str,
+        user: &str,
+        node_lease_seconds: u32,
+        qps_burst: Option<(f64, u32)>,
+    ) -> Result<Process, Error> {
+        let kubeconfig = self
+            .user_kubeconfig(user)
+            .ok_or_else(|| Error::Kubeconfig(format!("the control plane has no user {user}")))?;
+        let mut args: Vec<String> = self
+            .kcm_args(name, "daemonset-controller", node_lease_seconds)?
+            .into_iter()
+            .map(|a| {
+                if a.starts_with("--kubeconfig=") {
+                    format!("--kubeconfig={}", kubeconfig.display())
+                } else {
+                    a
+                }
+            })
+            .collect();
+        if let Some((qps, burst)) = qps_burst {
+            args.push(format!("--kube-api-qps={qps}"));
+            args.push(format!("--kube-api-burst={burst}"));
+        }
+        self.spawn_extra(name, "kube-controller-manager", &args)
+    }
+
     /// Starts one more process from the control-plane binaries (for example a second
     /// kube-controller-manager running only the upstream DaemonSet controller). The caller owns it.
     pub fn spawn_extra(&self, name: &str, binary: &str, args: &[String]) -> Result<Process, Error> {
