@@ -115,7 +115,7 @@ mod tests {
     use crate::core::slow_start::batch_sizes;
 
     /// Result of a sequence of syncs: the indices attempted, in order, and how many failed.
-    #[derive(Debug, PartialEq, Eq)]
+    #[derive(Debug, Default, PartialEq, Eq)]
     struct Run {
         attempts: Vec<usize>,
         failed: usize,
@@ -178,13 +178,7 @@ mod tests {
         fails: &dyn Fn(usize, usize) -> bool,
         pacer_for: &dyn Fn(usize) -> Pacer,
     ) -> Run {
-        let mut run = Run {
-            attempts: Vec::new(),
-            failed: 0,
-            syncs: 0,
-        };
-        let mut done = vec![false; n];
-        let mut accepted = 0;
+        let (mut run, mut done, mut accepted) = (Run::default(), vec![false; n], 0);
         loop {
             let pending: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
             if pending.is_empty() {
@@ -206,13 +200,7 @@ mod tests {
     /// Upstream modelled directly from its code: per sync the first 250, slow start, stop at the first
     /// failing batch; the next sync takes the next 250 still missing.
     fn upstream_model(n: usize, fails: &dyn Fn(usize, usize) -> bool) -> Run {
-        let mut run = Run {
-            attempts: Vec::new(),
-            failed: 0,
-            syncs: 0,
-        };
-        let mut done = vec![false; n];
-        let mut accepted = 0;
+        let (mut run, mut done, mut accepted) = (Run::default(), vec![false; n], 0);
         'syncs: loop {
             let creates: Vec<usize> = (0..n).filter(|&i| !done[i]).take(250).collect();
             if creates.is_empty() {
