@@ -39,6 +39,26 @@ pub fn key<K: Resource>(obj: &K) -> Key {
     )
 }
 
+/// Keeps an index of `state` in step with a cache's changes: an added object is indexed, an updated
+/// one unindexed as it was and indexed as it is, a deleted one unindexed.
+pub fn reindex<K, S>(
+    state: &mut S,
+    changes: &[Change<K>],
+    unindex: fn(&mut S, &K),
+    index: fn(&mut S, &K),
+) {
+    for change in changes {
+        match change {
+            Change::Added(new) => index(state, new),
+            Change::Updated { old, new } => {
+                unindex(state, old);
+                index(state, new);
+            }
+            Change::Deleted(old) => unindex(state, old),
+        }
+    }
+}
+
 impl<K: Resource> ObjectCache<K> {
     /// Applies one watch event and returns the changes it makes. A re-list (`Init`..`InitDone`) is
     /// applied at `InitDone` as a diff: objects that appeared are added, changed ones updated and

@@ -4,7 +4,7 @@
 //! StatefulSet histories included, whose `data` the slim decoding does not keep:
 //! [`super::slim::revision`]); pods too, with a node index on top ([`super::pod_index`]).
 
-use super::object_cache::{Change, Key, ObjectCache, key};
+use super::object_cache::{Change, Key, ObjectCache, key, reindex};
 use kube::Resource;
 use kube::runtime::watcher::Event;
 use std::collections::{HashMap, HashSet};
@@ -45,16 +45,7 @@ impl<K: Resource> OwnerIndex<K> {
     /// Applies a watch event to the cache and the indexes; returns the changes.
     pub fn apply(&mut self, event: Event<K>) -> Vec<Change<K>> {
         let changes = self.cache.apply(event);
-        for change in &changes {
-            match change {
-                Change::Added(new) => self.index(new),
-                Change::Updated { old, new } => {
-                    self.unindex(old);
-                    self.index(new);
-                }
-                Change::Deleted(old) => self.unindex(old),
-            }
-        }
+        reindex(self, &changes, Self::unindex, Self::index);
         changes
     }
 

@@ -2,7 +2,7 @@
 //! orphans by namespace ([`super::owner_index`]), and pods by node name on top, so one sync costs what
 //! its DaemonSet owns and one node event costs what runs on that node.
 
-use super::object_cache::{Change, Key, key};
+use super::object_cache::{Change, Key, key, reindex};
 use super::owner_index::{OwnerIndex, remove_key};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::Event;
@@ -26,16 +26,7 @@ impl PodIndex {
     /// Applies a watch event to the cache and the indexes; returns the changes.
     pub fn apply(&mut self, event: Event<Pod>) -> Vec<Change<Pod>> {
         let changes = self.owners.apply(event);
-        for change in &changes {
-            match change {
-                Change::Added(new) => self.index(new),
-                Change::Updated { old, new } => {
-                    self.unindex(old);
-                    self.index(new);
-                }
-                Change::Deleted(old) => self.unindex(old),
-            }
-        }
+        reindex(self, &changes, Self::unindex, Self::index);
         changes
     }
 
