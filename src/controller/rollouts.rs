@@ -107,9 +107,27 @@ impl CachedRollout {
     }
 }
 
-/// Whether the API server serves `everynode.io/v1alpha1` (discovery needs no RBAC). Errors other
-/// than 404 are logged and count as "not yet": discovery asks again later.
+/// Whether the API server serves `everynode.io/v1alpha1` (discovery needs no RBAC). It asks for the
+/// API groups first (`GET /apis`, as client-go's discovery does) and for the group's resources only
+/// when the group is there, so a cluster without the CRD never sees a refused (404) request from
+/// everynode. Errors are logged and count as "not yet": discovery asks again later.
 async fn served(client: &kube::Client) -> bool {
+    let (group, version) = API_VERSION.split_once('/').unwrap_or((API_VERSION, ""));
+    let listed = match client.list_api_groups().await {
+        Ok(groups) => groups
+            .groups
+            .iter()
+            .any(|g| g.name == group && g.versions.iter().any(|v| v.version == version)),
+        Err(e) => {
+            warn!(
+                "discovery of the API groups failed (asking again in {DISCOVERY_INTERVAL:?}): {e}"
+            );
+            return false;
+        }
+    };
+    if !listed {
+        return false;
+    }
     match client.list_api_group_resources(API_VERSION).await {
         Ok(list) => list.resources.iter().any(|r| r.name == KIND),
         Err(kube::Error::Api(s)) if s.code == 404 => false,
