@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::progress;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Taint};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use std::time::{Duration, Instant};
 
@@ -87,14 +87,19 @@ pub async fn ensure_pool(client: &kube::Client, n: usize) -> Result<(), Error> {
 /// controller whose turn started before these taints are gone would be measured against the node
 /// lifecycle controller's pace instead of its own.
 fn has_condition_taint(node: &Node) -> bool {
+    taints(node).iter().any(is_condition_taint)
+}
+
+/// A taint the node lifecycle controller manages from the node's Ready condition.
+fn is_condition_taint(t: &Taint) -> bool {
+    t.key == "node.kubernetes.io/not-ready" || t.key == "node.kubernetes.io/unreachable"
+}
+
+fn taints(node: &Node) -> &[Taint] {
     node.spec
         .as_ref()
-        .and_then(|s| s.taints.as_ref())
-        .is_some_and(|ts| {
-            ts.iter().any(|t| {
-                t.key == "node.kubernetes.io/not-ready" || t.key == "node.kubernetes.io/unreachable"
-            })
-        })
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default()
 }
 
 /// Waits until at least `n` pool nodes are Ready and free of not-ready/unreachable taints.
@@ -130,21 +135,12 @@ pub async fn wait_ready(client: &kube::Client, n: usize, timeout: Duration) -> R
 /// that changed meanwhile is left for the next round; failures only mean waiting longer.
 async fn lift_condition_taints(client: &kube::Client, nodes: &[Node]) {
     let api: Api<Node> = Api::all(client.clone());
-    let only_condition_taints = |n: &Node| {
-        n.spec
-            .as_ref()
-            .and_then(|s| s.taints.as_ref())
-            .is_some_and(|ts| {
-                ts.iter().all(|t| {
-                    t.key == "node.kubernetes.io/not-ready"
-                        || t.key == "node.kubernetes.io/unreachable"
-                })
-            })
-    };
     let patches = nodes
         .iter()
         .filter(|n| {
-            controlplane::nodes::is_ready(n) && has_condition_taint(n) && only_condition_taints(n)
+            controlplane::nodes::is_ready(n)
+                && has_condition_taint(n)
+                && taints(n).iter().all(is_condition_taint)
         })
         .filter_map(|n| {
             let name = n.metadata.name.clone()?;

@@ -5,7 +5,7 @@
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::watcher::Event;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// `(namespace, name)`.
@@ -55,6 +55,17 @@ pub fn reindex<K, S>(
                 index(state, new);
             }
             Change::Deleted(old) => unindex(state, old),
+        }
+    }
+}
+
+/// Removes `k` from the set at `at`, and the set once it is empty (so the maps shrink with the
+/// cluster).
+pub fn remove_key(map: &mut HashMap<String, HashSet<Key>>, at: &str, k: &Key) {
+    if let Some(set) = map.get_mut(at) {
+        set.remove(k);
+        if set.is_empty() {
+            map.remove(at);
         }
     }
 }

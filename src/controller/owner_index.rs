@@ -4,7 +4,7 @@
 //! StatefulSet histories included, whose `data` the slim decoding does not keep:
 //! [`super::slim::revision`]); pods too, with a node index on top ([`super::pod_index`]).
 
-use super::object_cache::{Change, Key, ObjectCache, key, reindex};
+use super::object_cache::{Change, Key, ObjectCache, key, reindex, remove_key};
 use kube::Resource;
 use kube::runtime::watcher::Event;
 use std::collections::{HashMap, HashSet};
@@ -26,17 +26,6 @@ impl<K> Default for OwnerIndex<K> {
             cache: ObjectCache::default(),
             by_controller: HashMap::new(),
             orphans_by_namespace: HashMap::new(),
-        }
-    }
-}
-
-/// Removes `k` from the set at `at`, and the set once it is empty (so the maps shrink with the
-/// cluster).
-pub fn remove_key(map: &mut HashMap<String, HashSet<Key>>, at: &str, k: &Key) {
-    if let Some(set) = map.get_mut(at) {
-        set.remove(k);
-        if set.is_empty() {
-            map.remove(at);
         }
     }
 }

@@ -2,8 +2,8 @@
 //! orphans by namespace ([`super::owner_index`]), and pods by node name on top, so one sync costs what
 //! its DaemonSet owns and one node event costs what runs on that node.
 
-use super::object_cache::{Change, Key, key, reindex};
-use super::owner_index::{OwnerIndex, remove_key};
+use super::object_cache::{Change, Key, key, reindex, remove_key};
+use super::owner_index::OwnerIndex;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::Event;
 use std::collections::{HashMap, HashSet};
