@@ -10,6 +10,7 @@ pub mod error;
 pub mod floor;
 pub mod limit;
 pub mod namespace;
+pub mod nodehealth;
 pub mod podwatch;
 pub mod pool;
 pub mod procstat;

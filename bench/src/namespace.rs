@@ -43,33 +43,53 @@ pub async fn create(client: &kube::Client, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deletes every pod of the namespace at once (grace period 0) and waits until none is left.
+/// Deletes every pod of the namespace at once (grace period 0) and waits until none is left. A
+/// failed list or delete is tried again (at 5000 nodes a DeleteCollection of 25 000 pods can outlast
+/// the API server's request timeout and part of them go anyway) until the deadline: 5 minutes, or
+/// 20 ms a pod if that is longer.
 pub async fn delete_pods(client: &kube::Client, name: &str) -> Result<(), Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), name);
     let start = Instant::now();
+    let mut deadline = Duration::from_secs(300);
+    let mut last_error = None;
     loop {
-        let left = pods
-            .list_metadata(&ListParams::default())
-            .await
-            .map_err(Error::kube(format!("list pods of {name}")))?
-            .items
-            .len();
-        if left == 0 {
+        let left = match pods.list_metadata(&ListParams::default()).await {
+            Ok(list) => Some(list.items.len()),
+            Err(e) => {
+                last_error = Some(format!("list pods of {name}: {e}"));
+                None
+            }
+        };
+        if left == Some(0) {
             return Ok(());
         }
-        if start.elapsed() > Duration::from_secs(300) {
+        if let Some(left) = left {
+            deadline = deadline.max(Duration::from_millis(20 * left as u64));
+        }
+        if start.elapsed() > deadline {
             return Err(Error::Timeout {
                 what: format!("the pods of {name} to be gone"),
-                seconds: 300,
-                state: format!("{left} left"),
+                seconds: deadline.as_secs(),
+                state: match (left, last_error) {
+                    (Some(left), None) => format!("{left} left"),
+                    (Some(left), Some(e)) => format!("{left} left; last error: {e}"),
+                    (None, e) => e.unwrap_or_default(),
+                },
             });
         }
-        pods.delete_collection(
-            &DeleteParams::default().grace_period(0),
-            &ListParams::default(),
-        )
-        .await
-        .map_err(Error::kube(format!("delete the pods of {name}")))?;
+        if left.is_some()
+            && let Err(e) = pods
+                .delete_collection(
+                    &DeleteParams::default().grace_period(0),
+                    &ListParams::default(),
+                )
+                .await
+        {
+            progress::say(format!(
+                "deleting the pods of {name} failed ({e}); trying again"
+            ));
+            last_error = Some(format!("delete the pods of {name}: {e}"));
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

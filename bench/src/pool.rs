@@ -102,6 +102,11 @@ fn taints(node: &Node) -> &[Taint] {
         .unwrap_or_default()
 }
 
+/// Whether the node is Ready and free of the not-ready/unreachable taints.
+pub fn is_healthy(node: &Node) -> bool {
+    controlplane::nodes::is_ready(node) && !has_condition_taint(node)
+}
+
 /// Waits until at least `n` pool nodes are Ready and free of not-ready/unreachable taints.
 pub async fn wait_ready(client: &kube::Client, n: usize, timeout: Duration) -> Result<(), Error> {
     let api: Api<Node> = Api::all(client.clone());
@@ -109,11 +114,7 @@ pub async fn wait_ready(client: &kube::Client, n: usize, timeout: Duration) -> R
     let start = Instant::now();
     loop {
         let list = api.list(&lp).await.map_err(Error::kube("list nodes"))?;
-        let ready = list
-            .items
-            .iter()
-            .filter(|n| controlplane::nodes::is_ready(n) && !has_condition_taint(n))
-            .count();
+        let ready = list.items.iter().filter(|n| is_healthy(n)).count();
         if ready >= n {
             return Ok(());
         }

@@ -328,6 +328,11 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             t.phase(p).map(|s| s.peak_rss_bytes as f64 / MIB)
         }));
     }
+    rows.push(row(
+        "nodes that lost Ready during the turn (a control-plane fault)",
+        0,
+        |t| t.nodes_lost_health.map(|n| n as f64),
+    ));
     rows.push(row("peak RSS (MiB), whole turn (VmHWM)", 1, |t| {
         t.high_water_mark_bytes.map(|b| b as f64 / MIB)
     }));
@@ -392,6 +397,17 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
         );
     }
     out.push('\n');
+    for t in e.into_iter().chain(u) {
+        if let Some(lost) = t.nodes_lost_health.filter(|&l| l > 0) {
+            let _ = writeln!(
+                out,
+                "**{lost} nodes lost Ready during {}'s turn.** The fake kubelets' leases lapsed under the \
+                 load, so the node lifecycle controller marked those nodes and their pods not Ready: that \
+                 turn's rollout, join and status-write figures measure this fault as well as the controller.\n",
+                t.controller
+            );
+        }
+    }
     if let Some(l) = r.limit(budget, n) {
         let _ = writeln!(
             out,
@@ -516,6 +532,40 @@ mod tests {
         let rows = targets(&e, &u, None, None);
         assert_eq!(rows[0].met, None);
         assert_eq!(rows[1].met, None);
+    }
+
+    #[test]
+    fn a_turn_in_which_nodes_lost_ready_says_so() {
+        let e = TurnResult {
+            controller: "everynode".into(),
+            budget: "default".into(),
+            nodes: 10,
+            nodes_lost_health: Some(3),
+            ..turn(1.0, 1.0, 1.0, 1.0, 1, &[])
+        };
+        let u = TurnResult {
+            controller: "upstream".into(),
+            budget: "default".into(),
+            nodes: 10,
+            nodes_lost_health: Some(0),
+            ..turn(1.0, 1.0, 1.0, 1.0, 1, &[])
+        };
+        let r = Results {
+            turns: vec![e, u],
+            ..Default::default()
+        };
+        let md = markdown(&r);
+        assert!(
+            md.contains("**3 nodes lost Ready during everynode's turn.**"),
+            "{md}"
+        );
+        assert!(!md.contains("during upstream's turn"), "{md}");
+        assert!(
+            md.contains(
+                "| nodes that lost Ready during the turn (a control-plane fault) | 3 | 0 |"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use crate::audit::AuditLog;
 use crate::controller::{Budget, Kind, PhaseStats, Running};
 use crate::error::Error;
+use crate::nodehealth::NodeHealth;
 use crate::podwatch::{self, PodTracker, REVISION_ANNOTATION};
 use crate::{namespace, pool, progress};
 use controlplane::ControlPlane;
@@ -54,6 +55,11 @@ pub struct TurnResult {
     pub phases: Vec<PhaseStats>,
     /// VmHWM of the controller at the end of the turn (peak RSS since it started).
     pub high_water_mark_bytes: Option<u64>,
+    /// Nodes that were healthy and then lost Ready (or got the not-ready/unreachable taints) during
+    /// the turn: a fault of the control plane, not of the controller (`nodehealth`). `None` in
+    /// results from before this was observed.
+    #[serde(default)]
+    pub nodes_lost_health: Option<usize>,
     pub errors: Vec<String>,
 }
 
@@ -125,6 +131,7 @@ pub async fn run(
     };
     namespace::create(client, &ns).await?;
     let tracker = PodTracker::start(client.clone(), &ns).await?;
+    let health = NodeHealth::start(client.clone());
     let audit_path = cp
         .audit_log()
         .ok_or_else(|| Error::Usage("the control plane was started without an audit log".into()))?;
@@ -164,6 +171,13 @@ pub async fn run(
     result.high_water_mark_bytes = controller.high_water_mark();
     controller.stop();
     drop(tracker);
+    result.nodes_lost_health = Some(health.lost());
+    if let Some(lost) = result.nodes_lost_health.filter(|&l| l > 0) {
+        say(format!(
+            "{lost} nodes lost Ready during this turn: its figures measure that fault too"
+        ));
+    }
+    drop(health);
 
     say("cleaning up".into());
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);

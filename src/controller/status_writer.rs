@@ -30,6 +30,14 @@ pub async fn write_status(
     if status_to_write(&ds.ds, counters, update_observed_generation).is_none() {
         return Ok(false);
     }
+    let cached = ds.ds.status.as_ref().map(StatusCounters::of);
+    debug!(
+        daemonset = %ds.key(),
+        resource_version = ds.ds.metadata.resource_version.as_deref().unwrap_or_default(),
+        ?cached,
+        ?counters,
+        "writing status"
+    );
     let mut status = json!({
         "desiredNumberScheduled": counters.desired_number_scheduled,
         "currentNumberScheduled": counters.current_number_scheduled,
