@@ -43,22 +43,36 @@ pub async fn create(client: &kube::Client, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deletes every pod of the namespace at once (grace period 0) and waits until none is left. A
-/// failed list or delete is tried again (at 5000 nodes a DeleteCollection of 25 000 pods can outlast
-/// the API server's request timeout and part of them go anyway) until the deadline: 5 minutes, or
-/// 20 ms a pod if that is longer.
+/// Whether a failed request may succeed if sent again: no answer (connection, timeout), 429 or 5xx.
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        _ => true,
+    }
+}
+
+/// Deletes every pod of the namespace at once (grace period 0) and waits until none is left. At
+/// 5000 nodes a DeleteCollection of 25 000 pods outlasts the API server's request timeout while the
+/// server goes on deleting, so a transient failure is not repeated while the pods are still going:
+/// the next delete goes out only once the count stops falling. The deadline is 5 minutes, or 20 ms a
+/// pod if that is longer; any other error fails at once.
 pub async fn delete_pods(client: &kube::Client, name: &str) -> Result<(), Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), name);
     let start = Instant::now();
     let mut deadline = Duration::from_secs(300);
-    let mut last_error = None;
+    let mut last_error: Option<String> = None;
+    let mut before: Option<usize> = None;
     loop {
         let left = match pods.list_metadata(&ListParams::default()).await {
             Ok(list) => Some(list.items.len()),
-            Err(e) => {
+            Err(e) if transient(&e) => {
+                progress::say(format!(
+                    "listing the pods of {name} failed ({e}); trying again"
+                ));
                 last_error = Some(format!("list pods of {name}: {e}"));
                 None
             }
+            Err(e) => return Err(Error::kube(format!("list pods of {name}"))(e)),
         };
         if left == Some(0) {
             return Ok(());
@@ -67,29 +81,37 @@ pub async fn delete_pods(client: &kube::Client, name: &str) -> Result<(), Error>
             deadline = deadline.max(Duration::from_millis(20 * left as u64));
         }
         if start.elapsed() > deadline {
+            let mut state = left.map(|l| format!("{l} left")).unwrap_or_default();
+            if let Some(e) = last_error {
+                state = format!("{state}; last error: {e}");
+            }
             return Err(Error::Timeout {
                 what: format!("the pods of {name} to be gone"),
-                seconds: deadline.as_secs(),
-                state: match (left, last_error) {
-                    (Some(left), None) => format!("{left} left"),
-                    (Some(left), Some(e)) => format!("{left} left; last error: {e}"),
-                    (None, e) => e.unwrap_or_default(),
-                },
+                seconds: start.elapsed().as_secs(),
+                state,
             });
         }
-        if left.is_some()
-            && let Err(e) = pods
+        let falling = matches!((before, left), (Some(b), Some(l)) if l < b);
+        let after_failure = last_error.is_some();
+        if left.is_some() && !(after_failure && falling) {
+            match pods
                 .delete_collection(
                     &DeleteParams::default().grace_period(0),
                     &ListParams::default(),
                 )
                 .await
-        {
-            progress::say(format!(
-                "deleting the pods of {name} failed ({e}); trying again"
-            ));
-            last_error = Some(format!("delete the pods of {name}: {e}"));
+            {
+                Ok(_) => last_error = None,
+                Err(e) if transient(&e) => {
+                    progress::say(format!(
+                        "deleting the pods of {name} failed ({e}); trying again"
+                    ));
+                    last_error = Some(format!("delete the pods of {name}: {e}"));
+                }
+                Err(e) => return Err(Error::kube(format!("delete the pods of {name}"))(e)),
+            }
         }
+        before = left.or(before);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

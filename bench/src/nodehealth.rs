@@ -1,9 +1,10 @@
-//! Which nodes lost their health during a turn, from a node watch: a node seen healthy (Ready, and
-//! without the node lifecycle controller's not-ready/unreachable taints) and later not. On 2 cores
-//! the fake kubelets' lease renewals can fall behind; the node lifecycle controller then marks
-//! nodes NotReady, taints them and marks their pods not Ready. A turn in which that happened
-//! measured the fault (pods unavailable for reasons no controller controls, status changing with
-//! every node), not the controller, and the report says so next to its figures.
+//! Which nodes lost their health during a turn, from a node watch: nodes unhealthy (not Ready, or
+//! carrying the node lifecycle controller's not-ready/unreachable taints) when the turn starts, and
+//! nodes seen healthy that later are not. On 2 cores the fake kubelets' lease renewals can fall
+//! behind; the node lifecycle controller then marks nodes NotReady, taints them and marks their pods
+//! not Ready. A turn in which that happened measured the fault (pods unavailable for reasons no
+//! controller controls, status changing with every node), not only the controller, and the report
+//! says so next to its figures.
 
 use crate::pool;
 use futures::StreamExt;
@@ -12,22 +13,34 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
 
-/// Every node's last health and the nodes that went from healthy to unhealthy.
+/// Every node's last health and the nodes that lost it.
 #[derive(Debug, Default)]
 pub struct Health {
     healthy: BTreeMap<String, bool>,
     lost: BTreeSet<String>,
+    /// Whether the first list is in: nodes unhealthy in it count as lost (a turn that starts on
+    /// nodes a fault left NotReady is measured on that fault too).
+    synced: bool,
 }
 
 impl Health {
-    /// One observation of `node`'s health. Only a node seen healthy before can lose its health: a
-    /// joining node is unhealthy until kwok and the node lifecycle controller are done with it.
+    /// One observation of `node`'s health. After the first list, only a node seen healthy before
+    /// can lose its health: a joining node is unhealthy until kwok and the node lifecycle
+    /// controller are done with it.
     pub fn observe(&mut self, node: &str, healthy: bool) {
         let before = self.healthy.insert(node.to_string(), healthy);
-        if before == Some(true) && !healthy {
+        let was_healthy = before.unwrap_or(!self.synced);
+        if was_healthy && !healthy {
             self.lost.insert(node.to_string());
         }
+    }
+
+    /// The first list is complete.
+    pub fn synced(&mut self) {
+        self.synced = true;
     }
 
     /// A node deleted: forgotten, so that a node of the same name created later starts afresh.
@@ -35,9 +48,9 @@ impl Health {
         self.healthy.remove(node);
     }
 
-    /// How many nodes lost their health since the watch started.
-    pub fn lost(&self) -> usize {
-        self.lost.len()
+    /// How many nodes lost their health since the watch started; `None` before the first list.
+    pub fn lost(&self) -> Option<usize> {
+        self.synced.then_some(self.lost.len())
     }
 }
 
@@ -49,11 +62,14 @@ pub struct NodeHealth {
 }
 
 impl NodeHealth {
-    /// Starts the watch; nodes are judged from their first event on.
-    pub fn start(client: kube::Client) -> Self {
+    /// Starts the watch and returns once its first list is in (at most a minute; after that the
+    /// figure stays unknown unless the list arrives later).
+    pub async fn start(client: kube::Client) -> Self {
         let api: Api<Node> = Api::all(client);
         let state = Arc::new(Mutex::new(Health::default()));
         let s = state.clone();
+        let listed = Arc::new(Notify::new());
+        let l = listed.clone();
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, watcher::Config::default())
                 .default_backoff()
@@ -71,22 +87,39 @@ impl NodeHealth {
                             h.forget(name);
                         }
                     }
-                    Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => {}
+                    Ok(watcher::Event::InitDone) => {
+                        h.synced();
+                        l.notify_one();
+                    }
+                    // A failed watch is listed again by the watcher's backoff; a node's health seen
+                    // in that list is compared with what was seen before.
+                    Ok(watcher::Event::Init) | Err(_) => {}
                 }
             }
         });
+        let _ = tokio::time::timeout(Duration::from_secs(60), listed.notified()).await;
         Self { state, task }
     }
 
-    /// How many nodes lost their health since [`NodeHealth::start`].
-    pub fn lost(&self) -> usize {
-        self.state.lock().map(|h| h.lost()).unwrap_or(0)
+    /// How many nodes lost their health since [`NodeHealth::start`]; `None` if the watch never
+    /// got its first list.
+    pub fn lost(&self) -> Option<usize> {
+        self.state.lock().ok().and_then(|h| h.lost())
     }
 }
 
 impl Drop for NodeHealth {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// "1 node", "3 nodes".
+pub fn nodes(n: usize) -> String {
+    if n == 1 {
+        "1 node".into()
+    } else {
+        format!("{n} nodes")
     }
 }
 
@@ -97,26 +130,38 @@ mod tests {
     #[test]
     fn only_a_node_seen_healthy_can_lose_its_health() {
         let mut h = Health::default();
+        h.observe("a", true);
+        assert_eq!(h.lost(), None, "unknown before the first list");
+        h.synced();
+        assert_eq!(h.lost(), Some(0));
         // A joining node: unhealthy, then healthy, is not a loss.
         h.observe("join-0", false);
         h.observe("join-0", true);
-        assert_eq!(h.lost(), 0);
+        assert_eq!(h.lost(), Some(0));
         // A healthy node going NotReady twice counts once.
-        h.observe("a", true);
         h.observe("a", false);
         h.observe("a", true);
         h.observe("a", false);
-        assert_eq!(h.lost(), 1);
+        assert_eq!(h.lost(), Some(1));
         // A node that stays healthy, or stays unhealthy, is not a loss.
         h.observe("b", true);
         h.observe("b", true);
         h.observe("c", false);
         h.observe("c", false);
-        assert_eq!(h.lost(), 1);
+        assert_eq!(h.lost(), Some(1));
         // A deleted node's name starts afresh.
         h.observe("d", true);
         h.forget("d");
         h.observe("d", false);
-        assert_eq!(h.lost(), 1);
+        assert_eq!(h.lost(), Some(1));
+    }
+
+    #[test]
+    fn a_node_unhealthy_in_the_first_list_counts() {
+        let mut h = Health::default();
+        h.observe("a", false);
+        h.observe("b", true);
+        h.synced();
+        assert_eq!(h.lost(), Some(1));
     }
 }

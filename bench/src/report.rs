@@ -21,6 +21,17 @@ struct Row<'a> {
     label: String,
     get: Getter<'a>,
     digits: usize,
+    /// Whether everynode / upstream means anything for this figure.
+    ratio: bool,
+}
+
+impl Row<'_> {
+    fn without_ratio(self) -> Self {
+        Self {
+            ratio: false,
+            ..self
+        }
+    }
 }
 
 fn row<'a>(
@@ -32,6 +43,7 @@ fn row<'a>(
         label: label.into(),
         get: Box::new(get),
         digits,
+        ratio: true,
     }
 }
 
@@ -328,11 +340,6 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             t.phase(p).map(|s| s.peak_rss_bytes as f64 / MIB)
         }));
     }
-    rows.push(row(
-        "nodes that lost Ready during the turn (a control-plane fault)",
-        0,
-        |t| t.nodes_lost_health.map(|n| n as f64),
-    ));
     rows.push(row("peak RSS (MiB), whole turn (VmHWM)", 1, |t| {
         t.high_water_mark_bytes.map(|b| b as f64 / MIB)
     }));
@@ -379,6 +386,14 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             )
         }));
     }
+    rows.push(
+        row(
+            "nodes that lost Ready during the turn (a control-plane fault)",
+            0,
+            |t| t.nodes_lost_health.map(|n| n as f64),
+        )
+        .without_ratio(),
+    );
     let _ = writeln!(
         out,
         "| figure | everynode | upstream | everynode / upstream |"
@@ -393,7 +408,7 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             r.label,
             fmt(a, r.digits),
             fmt(b, r.digits),
-            ratio(a, b)
+            if r.ratio { ratio(a, b) } else { "–".into() }
         );
     }
     out.push('\n');
@@ -401,9 +416,11 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
         if let Some(lost) = t.nodes_lost_health.filter(|&l| l > 0) {
             let _ = writeln!(
                 out,
-                "**{lost} nodes lost Ready during {}'s turn.** The fake kubelets' leases lapsed under the \
-                 load, so the node lifecycle controller marked those nodes and their pods not Ready: that \
-                 turn's rollout, join and status-write figures measure this fault as well as the controller.\n",
+                "**{} lost Ready during {}'s turn.** Most likely the fake kubelets' leases lapsed under \
+                 the load, and the node lifecycle controller marked those nodes and their pods not Ready: \
+                 that turn's rollout, join and status-write figures, and the targets below, measure this \
+                 fault as well as the controller.\n",
+                crate::nodehealth::nodes(lost),
                 t.controller
             );
         }

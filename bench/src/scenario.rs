@@ -131,7 +131,7 @@ pub async fn run(
     };
     namespace::create(client, &ns).await?;
     let tracker = PodTracker::start(client.clone(), &ns).await?;
-    let health = NodeHealth::start(client.clone());
+    let health = NodeHealth::start(client.clone()).await;
     let audit_path = cp
         .audit_log()
         .ok_or_else(|| Error::Usage("the control plane was started without an audit log".into()))?;
@@ -171,10 +171,11 @@ pub async fn run(
     result.high_water_mark_bytes = controller.high_water_mark();
     controller.stop();
     drop(tracker);
-    result.nodes_lost_health = Some(health.lost());
+    result.nodes_lost_health = health.lost();
     if let Some(lost) = result.nodes_lost_health.filter(|&l| l > 0) {
         say(format!(
-            "{lost} nodes lost Ready during this turn: its figures measure that fault too"
+            "{} lost Ready during this turn: its figures measure that fault too",
+            crate::nodehealth::nodes(lost)
         ));
     }
     drop(health);

@@ -30,11 +30,12 @@ pub async fn write_status(
     if status_to_write(&ds.ds, counters, update_observed_generation).is_none() {
         return Ok(false);
     }
-    let cached = ds.ds.status.as_ref().map(StatusCounters::of);
     debug!(
         daemonset = %ds.key(),
         resource_version = ds.ds.metadata.resource_version.as_deref().unwrap_or_default(),
-        ?cached,
+        generation = ds.ds.metadata.generation.unwrap_or(0),
+        observed_generation = ds.ds.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0),
+        cached = ?ds.ds.status.as_ref().map(StatusCounters::of),
         ?counters,
         "writing status"
     );
