@@ -553,22 +553,15 @@ mod tests {
 
     #[test]
     fn a_turn_in_which_nodes_lost_ready_says_so() {
-        let e = TurnResult {
-            controller: "everynode".into(),
+        let of = |controller: &str, lost: usize| TurnResult {
+            controller: controller.into(),
             budget: "default".into(),
             nodes: 10,
-            nodes_lost_health: Some(3),
-            ..turn(1.0, 1.0, 1.0, 1.0, 1, &[])
-        };
-        let u = TurnResult {
-            controller: "upstream".into(),
-            budget: "default".into(),
-            nodes: 10,
-            nodes_lost_health: Some(0),
+            nodes_lost_health: Some(lost),
             ..turn(1.0, 1.0, 1.0, 1.0, 1, &[])
         };
         let r = Results {
-            turns: vec![e, u],
+            turns: vec![of("everynode", 3), of("upstream", 0)],
             ..Default::default()
         };
         let md = markdown(&r);
