@@ -55,9 +55,10 @@ pub struct TurnResult {
     pub phases: Vec<PhaseStats>,
     /// VmHWM of the controller at the end of the turn (peak RSS since it started).
     pub high_water_mark_bytes: Option<u64>,
-    /// Nodes that were healthy and then lost Ready (or got the not-ready/unreachable taints) during
-    /// the turn: a fault of the control plane, not of the controller (`nodehealth`). `None` in
-    /// results from before this was observed.
+    /// Nodes unhealthy (not Ready, or with the not-ready/unreachable taints) at the turn's start or
+    /// that lost their health during it: a fault of the control plane, not of the controller
+    /// (`nodehealth`). `None` if the node watch never listed, and in results from before this was
+    /// observed.
     #[serde(default)]
     pub nodes_lost_health: Option<usize>,
     pub errors: Vec<String>,
