@@ -2,6 +2,12 @@
 
 use std::path::PathBuf;
 
+/// An answer that says the API server was too busy or failed (429 or 5xx), so the same request may
+/// succeed later.
+pub fn server_busy(code: u16) -> bool {
+    code == 429 || code >= 500
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("local control plane: {0}")]

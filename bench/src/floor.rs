@@ -78,7 +78,7 @@ where
         bucket.take().await;
         match request().await {
             Ok(v) => return Ok(v),
-            Err(kube::Error::Api(s)) if (s.code == 429 || s.code >= 500) && attempt < 20 => {
+            Err(kube::Error::Api(s)) if crate::error::server_busy(s.code) && attempt < 20 => {
                 attempt += 1;
                 retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -81,7 +81,7 @@ pub async fn run(
                     match api.create(&PostParams::default(), &pod).await {
                         Ok(_) => return Ok(()),
                         Err(kube::Error::Api(s))
-                            if (s.code == 429 || s.code >= 500) && attempt < 20 =>
+                            if crate::error::server_busy(s.code) && attempt < 20 =>
                         {
                             attempt += 1;
                             retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -46,7 +46,7 @@ pub async fn create(client: &kube::Client, name: &str) -> Result<(), Error> {
 /// Whether a failed request may succeed if sent again: no answer (connection, timeout), 429 or 5xx.
 fn transient(e: &kube::Error) -> bool {
     match e {
-        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        kube::Error::Api(s) => crate::error::server_busy(s.code),
         _ => true,
     }
 }
@@ -92,8 +92,7 @@ pub async fn delete_pods(client: &kube::Client, name: &str) -> Result<(), Error>
             });
         }
         let falling = matches!((before, left), (Some(b), Some(l)) if l < b);
-        let after_failure = last_error.is_some();
-        if left.is_some() && !(after_failure && falling) {
+        if left.is_some() && !(last_error.is_some() && falling) {
             match pods
                 .delete_collection(
                     &DeleteParams::default().grace_period(0),
