@@ -13,7 +13,6 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// What the scheduler and kwok need on their own for a turn's pods.
@@ -167,7 +166,7 @@ async fn measure(
             &format!("{total} Ready pods of the floor loop"),
             bound,
             |pods| {
-                let (live, ready, _) = podwatch::tally(pods, "1");
+                let (live, ready, _) = pods.tally("1");
                 (live == total && ready == total).then_some(())
             },
             podwatch::describe,
@@ -206,7 +205,7 @@ async fn measure(
                     .wait(
                         &format!("floor pod {old} gone"),
                         bound,
-                        |pods: &BTreeMap<_, podwatch::PodRecord>| {
+                        |pods: &podwatch::Pods| {
                             pods.get(&old).is_none_or(|p| !p.live()).then_some(())
                         },
                         podwatch::describe,
@@ -223,7 +222,7 @@ async fn measure(
                     .wait(
                         &format!("floor pod {new_name} Ready"),
                         bound,
-                        |pods: &BTreeMap<_, podwatch::PodRecord>| {
+                        |pods: &podwatch::Pods| {
                             pods.get(&new_name)
                                 .is_some_and(|p| p.live() && p.ready_at.is_some())
                                 .then_some(())

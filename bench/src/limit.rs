@@ -103,7 +103,7 @@ pub async fn run(
             &format!("{total} Ready pods of the limit loop"),
             Duration::from_secs(180 + total as u64),
             |pods| {
-                let (live, ready, _) = podwatch::tally(pods, "limit");
+                let (live, ready, _) = pods.tally("limit");
                 (live == total && ready == total).then_some(())
             },
             podwatch::describe,

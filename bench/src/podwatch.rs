@@ -8,7 +8,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -37,9 +37,91 @@ impl PodRecord {
     }
 }
 
+/// Every pod seen so far, with running counts per revision.
+///
+/// The counts are kept as records change, so a wait's check costs no more at 25 000 pods than at
+/// 20: re-tallying every record on every watch event fell hours behind the watch at that size.
+#[derive(Debug, Default)]
+pub struct Pods {
+    records: BTreeMap<String, PodRecord>,
+    counts: HashMap<String, Tally>,
+}
+
+/// The live pods of one revision.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Tally {
+    live: usize,
+    ready: usize,
+    /// Live pods per node name ("" for pods not yet bound).
+    nodes: HashMap<String, usize>,
+}
+
+impl Pods {
+    /// The pod named `name`, if it was ever seen.
+    pub fn get(&self, name: &str) -> Option<&PodRecord> {
+        self.records.get(name)
+    }
+
+    /// Every pod seen, by name.
+    pub fn records(&self) -> &BTreeMap<String, PodRecord> {
+        &self.records
+    }
+
+    /// Live pods of `revision`, as (count, ready count, distinct nodes).
+    pub fn tally(&self, revision: &str) -> (usize, usize, usize) {
+        self.counts
+            .get(revision)
+            .map_or((0, 0, 0), |t| (t.live, t.ready, t.nodes.len()))
+    }
+
+    /// Changes the record named `name` (made by `new` if not seen before), keeping the counts.
+    fn update(
+        &mut self,
+        name: &str,
+        new: impl FnOnce() -> PodRecord,
+        change: impl FnOnce(&mut PodRecord),
+    ) {
+        if let Some(rec) = self.records.get(name) {
+            let rec = rec.clone();
+            self.count(&rec, false);
+        }
+        let rec = self.records.entry(name.to_string()).or_insert_with(new);
+        change(rec);
+        let rec = rec.clone();
+        self.count(&rec, true);
+    }
+
+    /// Marks a pod seen before as gone.
+    fn mark_gone(&mut self, name: &str) {
+        if let Some(rec) = self.records.get(name).cloned() {
+            self.count(&rec, false);
+        }
+        if let Some(rec) = self.records.get_mut(name) {
+            rec.gone = true;
+        }
+    }
+
+    fn count(&mut self, rec: &PodRecord, add: bool) {
+        if !rec.live() {
+            return;
+        }
+        let t = self.counts.entry(rec.revision.clone()).or_default();
+        let step = |n: &mut usize| *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        step(&mut t.live);
+        if rec.ready_at.is_some() {
+            step(&mut t.ready);
+        }
+        let on_node = t.nodes.entry(rec.node.clone()).or_default();
+        step(on_node);
+        if *on_node == 0 {
+            t.nodes.remove(&rec.node);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    pods: BTreeMap<String, PodRecord>,
+    pods: Pods,
     error: Option<String>,
     /// Pods listed since the watch (re)started: on a relist, pods deleted while the watch was down
     /// get no Delete event, so those not listed again are marked gone.
@@ -84,10 +166,15 @@ impl PodTracker {
                         if let Ok(mut st) = s.lock()
                             && let Some(listed) = st.relisted.take()
                         {
-                            for (name, rec) in st.pods.iter_mut() {
-                                if !listed.contains(name) {
-                                    rec.gone = true;
-                                }
+                            let unlisted: Vec<String> = st
+                                .pods
+                                .records
+                                .iter()
+                                .filter(|(name, rec)| rec.live() && !listed.contains(*name))
+                                .map(|(name, _)| name.clone())
+                                .collect();
+                            for name in unlisted {
+                                st.pods.mark_gone(&name);
                             }
                         }
                         if let Some(tx) = ready_tx.take() {
@@ -131,7 +218,7 @@ impl PodTracker {
     pub fn snapshot(&self) -> BTreeMap<String, PodRecord> {
         self.state
             .lock()
-            .map(|s| s.pods.clone())
+            .map(|s| s.pods.records.clone())
             .unwrap_or_default()
     }
 
@@ -141,8 +228,8 @@ impl PodTracker {
         &self,
         what: &str,
         timeout: Duration,
-        done: impl Fn(&BTreeMap<String, PodRecord>) -> Option<T>,
-        describe: impl Fn(&BTreeMap<String, PodRecord>) -> String,
+        done: impl Fn(&Pods) -> Option<T>,
+        describe: impl Fn(&Pods) -> String,
     ) -> Result<T, Error> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -183,11 +270,11 @@ impl Drop for PodTracker {
 }
 
 fn observe(state: &Mutex<State>, pod: &Pod, now: Instant, deleted: bool) {
-    let Some(name) = pod.metadata.name.clone() else {
+    let Some(name) = pod.metadata.name.as_deref() else {
         return;
     };
     let Ok(mut st) = state.lock() else { return };
-    let rec = st.pods.entry(name).or_insert_with(|| PodRecord {
+    let new = || PodRecord {
         node: String::new(),
         revision: pod
             .metadata
@@ -206,19 +293,21 @@ fn observe(state: &Mutex<State>, pod: &Pod, now: Instant, deleted: bool) {
         bound_at: None,
         ready_at: None,
         gone: false,
+    };
+    st.pods.update(name, new, |rec| {
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+            && rec.node.is_empty()
+        {
+            rec.node = node.to_string();
+            rec.bound_at = Some(now);
+        }
+        if rec.ready_at.is_none() && ready(pod) {
+            rec.ready_at = Some(now);
+        }
+        if deleted || pod.metadata.deletion_timestamp.is_some() {
+            rec.gone = true;
+        }
     });
-    if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone())
-        && rec.node.is_empty()
-    {
-        rec.node = node;
-        rec.bound_at = Some(now);
-    }
-    if rec.ready_at.is_none() && ready(pod) {
-        rec.ready_at = Some(now);
-    }
-    if deleted || pod.metadata.deletion_timestamp.is_some() {
-        rec.gone = true;
-    }
 }
 
 fn ready(p: &Pod) -> bool {
@@ -228,24 +317,10 @@ fn ready(p: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Live pods of `revision`, as (count, ready count, distinct nodes).
-pub fn tally(pods: &BTreeMap<String, PodRecord>, revision: &str) -> (usize, usize, usize) {
-    let live: Vec<&PodRecord> = pods
-        .values()
-        .filter(|p| p.live() && p.revision == revision)
-        .collect();
-    let nodes: std::collections::BTreeSet<&str> = live.iter().map(|p| p.node.as_str()).collect();
-    (
-        live.len(),
-        live.iter().filter(|p| p.ready_at.is_some()).count(),
-        nodes.len(),
-    )
-}
-
 /// A one-line description: pods by revision as `rev: live/ready (gone)`.
-pub fn describe(pods: &BTreeMap<String, PodRecord>) -> String {
+pub fn describe(pods: &Pods) -> String {
     let mut by: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
-    for p in pods.values() {
+    for p in pods.records.values() {
         let e = by.entry(p.revision.as_str()).or_default();
         if p.live() {
             e.0 += 1;
@@ -260,4 +335,92 @@ pub fn describe(pods: &BTreeMap<String, PodRecord>) -> String {
         .map(|(r, (l, rd, g))| format!("revision {r:?}: {l} live, {rd} ready, {g} gone"))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, revision: &str, node: Option<&str>, ready: bool, deleting: bool) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "annotations": {REVISION_ANNOTATION: revision},
+                "deletionTimestamp": deleting.then_some("2026-12-03T00:00:00Z"),
+            },
+            "spec": {"containers": [], "nodeName": node},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        }))
+        .expect("a test pod parses")
+    }
+
+    /// The tally the running counts must equal: every record counted again.
+    fn recount(pods: &Pods, revision: &str) -> (usize, usize, usize) {
+        let live: Vec<&PodRecord> = pods
+            .records
+            .values()
+            .filter(|p| p.live() && p.revision == revision)
+            .collect();
+        let nodes: std::collections::BTreeSet<&str> =
+            live.iter().map(|p| p.node.as_str()).collect();
+        let ready = live.iter().filter(|p| p.ready_at.is_some()).count();
+        (live.len(), ready, nodes.len())
+    }
+
+    #[test]
+    fn running_counts_equal_a_recount_through_a_pods_life() {
+        let state = Mutex::new(State::default());
+        let now = Instant::now();
+        let steps: Vec<(Pod, bool)> = vec![
+            (pod("a", "1", None, false, false), false),
+            (pod("b", "1", None, false, false), false),
+            (pod("a", "1", Some("n1"), false, false), false),
+            (pod("b", "1", Some("n1"), false, false), false),
+            (pod("a", "1", Some("n1"), true, false), false),
+            (pod("c", "2", Some("n2"), true, false), false),
+            // Ready goes false again: the record keeps its first Ready.
+            (pod("a", "1", Some("n1"), false, false), false),
+            (pod("b", "1", Some("n1"), false, true), false),
+            (pod("b", "1", Some("n1"), false, true), true),
+            (pod("a", "1", Some("n1"), true, false), true),
+        ];
+        let mut seen = Vec::new();
+        for (p, deleted) in steps {
+            observe(&state, &p, now, deleted);
+            let st = state.lock().expect("not poisoned");
+            for rev in ["1", "2", "3"] {
+                assert_eq!(st.pods.tally(rev), recount(&st.pods, rev), "revision {rev}");
+            }
+            seen.push((st.pods.tally("1"), st.pods.tally("2")));
+        }
+        assert_eq!(
+            seen[1].0,
+            (2, 0, 1),
+            "two unbound pods count one node, \"\""
+        );
+        assert_eq!(seen[4].0, (2, 1, 1));
+        assert_eq!(
+            seen[7].0,
+            (1, 1, 1),
+            "a pod with a deletionTimestamp is gone"
+        );
+        assert_eq!(seen[9], ((0, 0, 0), (1, 1, 1)));
+        let st = state.lock().expect("not poisoned");
+        assert!(st.pods.counts.get("1").is_none_or(|t| t.nodes.is_empty()));
+    }
+
+    #[test]
+    fn marking_unlisted_pods_gone_keeps_the_counts() {
+        let state = Mutex::new(State::default());
+        let now = Instant::now();
+        observe(&state, &pod("a", "1", Some("n1"), true, false), now, false);
+        observe(&state, &pod("b", "1", Some("n2"), true, false), now, false);
+        let mut st = state.lock().expect("not poisoned");
+        st.pods.mark_gone("a");
+        st.pods.mark_gone("a");
+        st.pods.mark_gone("never-seen");
+        assert_eq!(st.pods.tally("1"), (1, 1, 1));
+        assert_eq!(st.pods.tally("1"), recount(&st.pods, "1"));
+        assert!(st.pods.get("never-seen").is_none());
+    }
 }

@@ -104,9 +104,10 @@ fn daemonset(namespace: &str, name: &str, revision: &str) -> Result<DaemonSet, E
         .map_err(|e| Error::Usage(format!("the benchmark's DaemonSet does not parse: {e}")))
 }
 
-/// A generous bound for waits that scale with N (20 QPS makes 1000 pods take 50 s at best).
+/// A generous bound for waits that scale with N (20 QPS makes 1000 pods take 50 s at best), at most
+/// an hour: a run that stalls says so the same day.
 fn bound(n: usize) -> Duration {
-    Duration::from_secs(180 + n as u64)
+    Duration::from_secs((180 + n as u64).min(3600))
 }
 
 /// Runs one turn and cleans up after it, whatever happened.
@@ -228,7 +229,7 @@ async fn phases(
             &format!("{n} Ready pods of revision 1"),
             bound(n),
             |pods| {
-                let (live, ready, nodes) = podwatch::tally(pods, "1");
+                let (live, ready, nodes) = pods.tally("1");
                 (live == n && ready == n && nodes == nodes_n).then_some(())
             },
             podwatch::describe,
@@ -274,8 +275,8 @@ async fn phases(
             &format!("{n} Ready pods of revision 2 and none of revision 1"),
             bound(n) * 2,
             |pods| {
-                let (live, ready, nodes) = podwatch::tally(pods, "2");
-                let (old, _, _) = podwatch::tally(pods, "1");
+                let (live, ready, nodes) = pods.tally("2");
+                let (old, _, _) = pods.tally("1");
                 (live == n && ready == n && nodes == nodes_n && old == 0).then_some(())
             },
             podwatch::describe,
@@ -300,7 +301,7 @@ async fn phases(
             &format!("{total} Ready pods of revision 2"),
             bound(m * ds),
             |pods| {
-                let (live, ready, nodes) = podwatch::tally(pods, "2");
+                let (live, ready, nodes) = pods.tally("2");
                 (live == total && ready == total && nodes == nodes_n + m).then_some(())
             },
             podwatch::describe,
