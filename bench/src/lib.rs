@@ -18,6 +18,7 @@ pub mod progress;
 pub mod ratelimit;
 pub mod report;
 pub mod results;
+pub mod rollout_profile;
 pub mod scenario;
 
 use crate::config::Config;

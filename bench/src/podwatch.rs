@@ -29,6 +29,9 @@ pub struct PodRecord {
     pub ready_at: Option<Instant>,
     /// Deleted from the API, or has a deletionTimestamp.
     pub gone: bool,
+    /// When it was first seen gone (for pods deleted while the watch was down: when the relist
+    /// found them missing).
+    pub gone_at: Option<Instant>,
 }
 
 impl PodRecord {
@@ -91,13 +94,14 @@ impl Pods {
         self.count(&rec, true);
     }
 
-    /// Marks a pod seen before as gone.
-    fn mark_gone(&mut self, name: &str) {
+    /// Marks a pod seen before as gone at `now`.
+    fn mark_gone(&mut self, name: &str, now: Instant) {
         if let Some(rec) = self.records.get(name).cloned() {
             self.count(&rec, false);
         }
         if let Some(rec) = self.records.get_mut(name) {
             rec.gone = true;
+            rec.gone_at.get_or_insert(now);
         }
     }
 
@@ -174,7 +178,7 @@ impl PodTracker {
                                 .map(|(name, _)| name.clone())
                                 .collect();
                             for name in unlisted {
-                                st.pods.mark_gone(&name);
+                                st.pods.mark_gone(&name, now);
                             }
                         }
                         if let Some(tx) = ready_tx.take() {
@@ -293,6 +297,7 @@ fn observe(state: &Mutex<State>, pod: &Pod, now: Instant, deleted: bool) {
         bound_at: None,
         ready_at: None,
         gone: false,
+        gone_at: None,
     };
     st.pods.update(name, new, |rec| {
         if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
@@ -306,6 +311,7 @@ fn observe(state: &Mutex<State>, pod: &Pod, now: Instant, deleted: bool) {
         }
         if deleted || pod.metadata.deletion_timestamp.is_some() {
             rec.gone = true;
+            rec.gone_at.get_or_insert(now);
         }
     });
 }
@@ -416,9 +422,9 @@ mod tests {
         observe(&state, &pod("a", "1", Some("n1"), true, false), now, false);
         observe(&state, &pod("b", "1", Some("n2"), true, false), now, false);
         let mut st = state.lock().expect("not poisoned");
-        st.pods.mark_gone("a");
-        st.pods.mark_gone("a");
-        st.pods.mark_gone("never-seen");
+        st.pods.mark_gone("a", now);
+        st.pods.mark_gone("a", now);
+        st.pods.mark_gone("never-seen", now);
         assert_eq!(st.pods.tally("1"), (1, 1, 1));
         assert_eq!(st.pods.tally("1"), recount(&st.pods, "1"));
         assert!(st.pods.get("never-seen").is_none());

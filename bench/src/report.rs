@@ -7,6 +7,7 @@
 use crate::floor::FloorResult;
 use crate::limit::LimitResult;
 use crate::results::Results;
+use crate::rollout_profile;
 use crate::scenario::TurnResult;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -290,7 +291,8 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
         let _ = writeln!(out, "Client-side limits in this table: {}.\n", b.describe());
     }
     let joined = e.or(u).map(|t| t.joined).unwrap_or(0);
-    let pods = n * e.or(u).map(|t| t.daemonsets).unwrap_or(1).max(1);
+    let daemonsets = e.or(u).map(|t| t.daemonsets).unwrap_or(1).max(1);
+    let pods = n * daemonsets;
     let floor = r.floor(budget, n);
     let floor_exist = floor.and_then(|f| f.all_exist_s);
     let floor_ready = floor.and_then(|f| f.all_ready_s);
@@ -316,6 +318,52 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
         row("rolling update above the floor (s)", 2, move |t| {
             above(t.rollout_s, floor_rollout)
         }),
+        row(
+            format!(
+                "rolling update: slots without an available pod, mean (maxUnavailable allows {})",
+                rollout_profile::budget(n, daemonsets)
+            ),
+            1,
+            |t| t.rollout_profile.as_ref().map(|p| p.mean_unavailable),
+        ),
+        row(
+            "rolling update: a slot's time without an available pod, mean (s)",
+            2,
+            |t| {
+                t.rollout_profile
+                    .as_ref()
+                    .and_then(|p| p.unavailable_s.mean)
+            },
+        ),
+        row(
+            "rolling update: old pod gone → new pod created, median (s)",
+            3,
+            |t| {
+                t.rollout_profile
+                    .as_ref()
+                    .and_then(|p| p.create_gap_s.median)
+            },
+        ),
+        row(
+            "rolling update: old pod gone → new pod created, p99 (s)",
+            3,
+            |t| t.rollout_profile.as_ref().and_then(|p| p.create_gap_s.p99),
+        ),
+        row(
+            "rolling update: new pod created → bound (kube-scheduler), median (s)",
+            3,
+            |t| t.rollout_profile.as_ref().and_then(|p| p.schedule_s.median),
+        ),
+        row(
+            "rolling update: new pod created → bound (kube-scheduler), p99 (s)",
+            3,
+            |t| t.rollout_profile.as_ref().and_then(|p| p.schedule_s.p99),
+        ),
+        row(
+            "rolling update: bound → Ready (kwok), median (s)",
+            3,
+            |t| t.rollout_profile.as_ref().and_then(|p| p.start_s.median),
+        ),
         row(
             format!("{joined} nodes join: node created → its pod created, median (s)"),
             3,
@@ -576,6 +624,40 @@ mod tests {
             ),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_rollouts_profile_has_rows_with_the_budget_and_ratios() {
+        let of = |controller: &str, open: f64, gap: f64| TurnResult {
+            controller: controller.into(),
+            budget: "default".into(),
+            nodes: 1000,
+            daemonsets: 2,
+            rollout_profile: Some(crate::rollout_profile::RolloutProfile {
+                replaced: 2000,
+                mean_unavailable: open,
+                create_gap_s: crate::rollout_profile::Spread {
+                    median: Some(gap),
+                    p99: Some(gap * 2.0),
+                    mean: None,
+                },
+                ..Default::default()
+            }),
+            ..turn(1.0, 1.0, 1.0, 1.0, 1, &[])
+        };
+        let r = Results {
+            turns: vec![of("everynode", 150.0, 0.25), of("upstream", 200.0, 0.5)],
+            ..Default::default()
+        };
+        let md = markdown(&r);
+        for line in [
+            "| rolling update: slots without an available pod, mean (maxUnavailable allows 200) | 150.0 | 200.0 | 0.75 |",
+            "| rolling update: old pod gone → new pod created, median (s) | 0.250 | 0.500 | 0.50 |",
+            "| rolling update: old pod gone → new pod created, p99 (s) | 0.500 | 1.000 | 0.50 |",
+            "| rolling update: bound → Ready (kwok), median (s) | – | – | – |",
+        ] {
+            assert!(md.contains(line), "{line}\n{md}");
+        }
     }
 
     #[test]

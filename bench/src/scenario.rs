@@ -8,6 +8,7 @@ use crate::controller::{Budget, Kind, PhaseStats, Running};
 use crate::error::Error;
 use crate::nodehealth::NodeHealth;
 use crate::podwatch::{self, PodTracker, REVISION_ANNOTATION};
+use crate::rollout_profile::{self, RolloutProfile};
 use crate::{namespace, pool, progress};
 use controlplane::ControlPlane;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -61,6 +62,10 @@ pub struct TurnResult {
     /// observed.
     #[serde(default)]
     pub nodes_lost_health: Option<usize>,
+    /// Where the rolling update's time went, slot by slot (`rollout_profile`). `None` in results
+    /// from before this was observed.
+    #[serde(default)]
+    pub rollout_profile: Option<RolloutProfile>,
     pub errors: Vec<String>,
 }
 
@@ -282,7 +287,15 @@ async fn phases(
             podwatch::describe,
         )
         .await?;
-    result.rollout_s = Some(t0.elapsed().as_secs_f64());
+    let done = Instant::now();
+    result.rollout_s = Some(done.saturating_duration_since(t0).as_secs_f64());
+    result.rollout_profile = Some(rollout_profile::profile(
+        &tracker.snapshot(),
+        "1",
+        "2",
+        t0,
+        done,
+    ));
     result.phases.push(controller.end(phase, audit)?);
     controller.check_alive()?;
     say(format!(
