@@ -58,6 +58,10 @@ pub async fn run(config: &Config) -> Result<Results, Error> {
         dir: Some(work),
         users: vec![Kind::Everynode.user().into(), Kind::Upstream.user().into()],
         audit: true,
+        // The cleanup after each turn empties the namespace with one DeleteCollection; the API
+        // server's default of one worker deletes 25 000 pods one at a time, for longer than a turn.
+        // Only that cleanup and the namespace controller send DeleteCollection: neither is measured.
+        apiserver_args: vec!["--delete-collection-workers=8".into()],
         ..Default::default()
     })
     .await?;
