@@ -35,10 +35,11 @@ pub struct FloorResult {
     pub errors: Vec<String>,
 }
 
-/// The rolling update's window: maxUnavailable 10% of N per DaemonSet, rounded down, at least 1
-/// (upstream rounds a percentage of maxUnavailable down, and a 0 becomes 1 when maxSurge is 0).
+/// The rolling update's window: maxUnavailable 10% of N per DaemonSet, rounded up as upstream scales
+/// a percentage of maxUnavailable (so at least 1 for any N > 0), times the DaemonSets. The floor's
+/// replacements in flight and the rollout profile's budget (`rollout_profile`) are both this.
 pub fn window(nodes: usize, daemonsets: usize) -> usize {
-    (nodes / 10).max(1) * daemonsets
+    nodes.div_ceil(10).max(1) * daemonsets
 }
 
 /// The i-th pod of DaemonSet `d` in revision `rev`: unbound, required to run on pool node `i` by a
@@ -140,7 +141,7 @@ async fn measure(
     let slots: Vec<(usize, usize)> = (0..daemonsets)
         .flat_map(|d| (0..nodes).map(move |i| (d, i)))
         .collect();
-    let bound = Duration::from_secs(180 + total as u64);
+    let bound = crate::scenario::bound(total);
     let (pp, dp) = (PostParams::default(), DeleteParams::default());
     let say = |m: String| progress::say(format!("N={nodes} floor {}: {m}", budget.name));
 
@@ -255,6 +256,7 @@ mod tests {
         assert_eq!(window(5000, 5), 2500);
         assert_eq!(window(20, 1), 2);
         assert_eq!(window(5, 2), 2, "at least one per DaemonSet");
+        assert_eq!(window(15, 2), 4, "rounded up");
     }
 
     #[test]

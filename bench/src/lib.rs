@@ -20,6 +20,7 @@ pub mod report;
 pub mod results;
 pub mod rollout_profile;
 pub mod scenario;
+pub mod stats;
 
 use crate::config::Config;
 use crate::controller::{EverynodeFlags, Kind};
@@ -58,9 +59,9 @@ pub async fn run(config: &Config) -> Result<Results, Error> {
         dir: Some(work),
         users: vec![Kind::Everynode.user().into(), Kind::Upstream.user().into()],
         audit: true,
-        // The cleanup after each turn empties the namespace with one DeleteCollection; the API
-        // server's default of one worker deletes 25 000 pods one at a time, for longer than a turn.
-        // Only that cleanup and the namespace controller send DeleteCollection: neither is measured.
+        // The cleanup after each turn empties the namespace with DeleteCollection; the API server's
+        // default of one worker deletes 25 000 pods one at a time, for longer than a turn. Only that
+        // cleanup and the namespace controller send DeleteCollection: neither is measured.
         apiserver_args: vec!["--delete-collection-workers=8".into()],
         ..Default::default()
     })

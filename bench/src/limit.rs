@@ -101,7 +101,7 @@ pub async fn run(
     let ready = tracker
         .wait(
             &format!("{total} Ready pods of the limit loop"),
-            Duration::from_secs(180 + total as u64),
+            crate::scenario::bound(total),
             |pods| {
                 let (live, ready, _) = pods.tally("limit");
                 (live == total && ready == total).then_some(())

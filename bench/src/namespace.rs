@@ -43,9 +43,13 @@ pub async fn create(client: &kube::Client, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// How long the pod count of a namespace being emptied may stay the same before `delete_pods` gives
-/// up.
+/// How long the pod count of a namespace being emptied may go without a new low before
+/// `delete_pods` gives up.
 const STALL: Duration = Duration::from_secs(300);
+
+/// How long the count must go without a new low (and the last DeleteCollection be this old) before
+/// `delete_pods` sends another.
+const RESEND: Duration = Duration::from_secs(30);
 
 /// Whether a failed request may succeed if sent again: no answer (connection, timeout), 429 or 5xx.
 fn transient(e: &kube::Error) -> bool {
@@ -55,40 +59,45 @@ fn transient(e: &kube::Error) -> bool {
     }
 }
 
-/// Deletes every pod of the namespace at once (grace period 0) and waits until none is left. At
-/// 5000 nodes a DeleteCollection of 25 000 pods outlasts the API server's request timeout while the
-/// server goes on deleting, so a transient failure is not repeated while the pods are still going:
-/// the next delete goes out only once the count stops falling. It fails when the count has not
-/// fallen for `STALL` (or at once on any error that is not transient), not after a fixed time: how
-/// long 25 000 deletes take depends on what else the 2 cores are doing.
+/// Deletes every pod of the namespace at once (grace period 0) and waits until none is left.
+///
+/// At 5000 nodes a DeleteCollection of 25 000 pods outlasts the API server's request timeout while
+/// the server goes on deleting. So after a transient failure (no answer, 429, 5xx), or when pods are
+/// left after a DeleteCollection, the next one goes out only once the count has not reached a new
+/// low for `RESEND`; it fails
+/// when the count has not reached a new low for `STALL`, or at once on any other error. There is no
+/// fixed deadline: how long 25 000 deletes take depends on what else the 2 cores are doing.
 pub async fn delete_pods(client: &kube::Client, name: &str) -> Result<(), Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), name);
     let start = Instant::now();
-    let mut progress_at = Instant::now();
+    // The lowest count seen, and when it was first seen.
+    let mut low: Option<(usize, Instant)> = None;
+    let mut last_delete: Option<Instant> = None;
     let mut last_error: Option<String> = None;
-    let mut before: Option<usize> = None;
     loop {
         let left = match pods.list_metadata(&ListParams::default()).await {
-            Ok(list) => Some(list.items.len()),
+            Ok(list) => list.items.len(),
             Err(e) if transient(&e) => {
                 progress::say(format!(
                     "listing the pods of {name} failed ({e}); trying again"
                 ));
                 last_error = Some(format!("list pods of {name}: {e}"));
-                None
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             }
             Err(e) => return Err(Error::kube(format!("list pods of {name}"))(e)),
         };
-        if left == Some(0) {
+        if left == 0 {
             return Ok(());
         }
-        let falling = matches!((before, left), (Some(b), Some(l)) if l < b);
-        if falling {
-            progress_at = Instant::now();
+        let now = Instant::now();
+        if low.is_none_or(|(l, _)| left < l) {
+            low = Some((left, now));
         }
-        if progress_at.elapsed() > STALL {
-            let mut state = left.map(|l| format!("{l} left")).unwrap_or_default();
-            if let Some(e) = last_error {
+        let since_low = low.map_or(Duration::ZERO, |(_, at)| now.duration_since(at));
+        if since_low > STALL {
+            let mut state = format!("{left} left");
+            if let Some(e) = &last_error {
                 state = format!("{state}; last error: {e}");
             }
             return Err(Error::Timeout {
@@ -100,7 +109,12 @@ pub async fn delete_pods(client: &kube::Client, name: &str) -> Result<(), Error>
                 state,
             });
         }
-        if left.is_some() && !(last_error.is_some() && falling) {
+        // The first delete; again only once the pods have stopped going (the last one failed, or
+        // pods came after it).
+        let send =
+            last_delete.is_none_or(|at| now.duration_since(at) > RESEND && since_low > RESEND);
+        if send {
+            last_delete = Some(now);
             match pods
                 .delete_collection(
                     &DeleteParams::default().grace_period(0),
@@ -111,14 +125,13 @@ pub async fn delete_pods(client: &kube::Client, name: &str) -> Result<(), Error>
                 Ok(_) => last_error = None,
                 Err(e) if transient(&e) => {
                     progress::say(format!(
-                        "deleting the pods of {name} failed ({e}); trying again"
+                        "deleting the pods of {name} failed ({e}); waiting while they go"
                     ));
                     last_error = Some(format!("delete the pods of {name}: {e}"));
                 }
                 Err(e) => return Err(Error::kube(format!("delete the pods of {name}"))(e)),
             }
         }
-        before = left.or(before);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

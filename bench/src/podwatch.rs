@@ -32,6 +32,9 @@ pub struct PodRecord {
     /// When it was first seen gone (for pods deleted while the watch was down: when the relist
     /// found them missing).
     pub gone_at: Option<Instant>,
+    /// Some time above was taken when a relist found the change (the watch was down when it
+    /// happened), so it is late by up to the outage.
+    pub approximate: bool,
 }
 
 impl PodRecord {
@@ -51,11 +54,11 @@ pub struct Pods {
 }
 
 /// The live pods of one revision.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 struct Tally {
     live: usize,
     ready: usize,
-    /// Live pods per node name ("" for pods not yet bound).
+    /// Live bound pods per node name.
     nodes: HashMap<String, usize>,
 }
 
@@ -65,12 +68,7 @@ impl Pods {
         self.records.get(name)
     }
 
-    /// Every pod seen, by name.
-    pub fn records(&self) -> &BTreeMap<String, PodRecord> {
-        &self.records
-    }
-
-    /// Live pods of `revision`, as (count, ready count, distinct nodes).
+    /// Live pods of `revision`, as (count, ready count, distinct nodes they are bound to).
     pub fn tally(&self, revision: &str) -> (usize, usize, usize) {
         self.counts
             .get(revision)
@@ -84,36 +82,44 @@ impl Pods {
         new: impl FnOnce() -> PodRecord,
         change: impl FnOnce(&mut PodRecord),
     ) {
-        if let Some(rec) = self.records.get(name) {
-            let rec = rec.clone();
-            self.count(&rec, false);
+        if !self.records.contains_key(name) {
+            let rec = new();
+            self.count(&rec, true);
+            self.records.insert(name.to_string(), rec);
         }
-        let rec = self.records.entry(name.to_string()).or_insert_with(new);
+        self.change(name, change);
+    }
+
+    /// Changes the record named `name` if it was seen, keeping the counts.
+    fn change(&mut self, name: &str, change: impl FnOnce(&mut PodRecord)) {
+        let Some(before) = self.records.get(name).cloned() else {
+            return;
+        };
+        self.count(&before, false);
+        let Some(rec) = self.records.get_mut(name) else {
+            return;
+        };
         change(rec);
-        let rec = rec.clone();
-        self.count(&rec, true);
+        let after = rec.clone();
+        self.count(&after, true);
     }
 
-    /// Marks a pod seen before as gone at `now`.
-    fn mark_gone(&mut self, name: &str, now: Instant) {
-        if let Some(rec) = self.records.get(name).cloned() {
-            self.count(&rec, false);
-        }
-        if let Some(rec) = self.records.get_mut(name) {
-            rec.gone = true;
-            rec.gone_at.get_or_insert(now);
-        }
-    }
-
+    /// Adds a live record to the counts, or takes it out of them.
     fn count(&mut self, rec: &PodRecord, add: bool) {
         if !rec.live() {
             return;
         }
         let t = self.counts.entry(rec.revision.clone()).or_default();
-        let step = |n: &mut usize| *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        let step = |n: &mut usize| {
+            debug_assert!(add || *n > 0, "a record taken out of counts it is not in");
+            *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        };
         step(&mut t.live);
         if rec.ready_at.is_some() {
             step(&mut t.ready);
+        }
+        if rec.node.is_empty() {
+            return;
         }
         let on_node = t.nodes.entry(rec.node.clone()).or_default();
         step(on_node);
@@ -130,6 +136,87 @@ struct State {
     /// Pods listed since the watch (re)started: on a relist, pods deleted while the watch was down
     /// get no Delete event, so those not listed again are marked gone.
     relisted: Option<std::collections::BTreeSet<String>>,
+    /// The first list is done: a later list is a relist after the watch was down.
+    listed_once: bool,
+}
+
+impl State {
+    /// A (re)list begins.
+    fn list_begins(&mut self) {
+        self.relisted = Some(Default::default());
+    }
+
+    /// A (re)list ended at `now`: pods seen before and not listed again were deleted meanwhile.
+    fn list_ends(&mut self, now: Instant) {
+        if let Some(listed) = self.relisted.take() {
+            let unlisted: Vec<String> = self
+                .pods
+                .records
+                .iter()
+                .filter(|(name, rec)| rec.live() && !listed.contains(*name))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in unlisted {
+                self.pods.change(&name, |rec| {
+                    rec.gone = true;
+                    rec.gone_at.get_or_insert(now);
+                    rec.approximate = true;
+                });
+            }
+        }
+        self.listed_once = true;
+    }
+
+    /// A pod as a watch event (or a list) shows it at `now`; `deleted` for a Delete event.
+    fn observe(&mut self, pod: &Pod, now: Instant, deleted: bool) {
+        let Some(name) = pod.metadata.name.as_deref() else {
+            return;
+        };
+        let late = self.listed_once && self.relisted.is_some();
+        if let Some(listed) = self.relisted.as_mut() {
+            listed.insert(name.to_string());
+        }
+        let new = || PodRecord {
+            node: String::new(),
+            revision: pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(REVISION_ANNOTATION).cloned())
+                .unwrap_or_default(),
+            owner: pod
+                .metadata
+                .owner_references
+                .as_ref()
+                .and_then(|o| o.first())
+                .map(|o| o.name.clone())
+                .unwrap_or_default(),
+            first_seen: now,
+            bound_at: None,
+            ready_at: None,
+            gone: false,
+            gone_at: None,
+            approximate: late,
+        };
+        self.pods.update(name, new, |rec| {
+            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                && rec.node.is_empty()
+            {
+                rec.node = node.to_string();
+                rec.bound_at = Some(now);
+                rec.approximate |= late;
+            }
+            if rec.ready_at.is_none() && ready(pod) {
+                rec.ready_at = Some(now);
+                rec.approximate |= late;
+            }
+            if (deleted || pod.metadata.deletion_timestamp.is_some()) && !rec.gone {
+                rec.gone = true;
+                rec.gone_at = Some(now);
+                rec.approximate |= late;
+            }
+        });
+    }
 }
 
 /// Watches the pods of one namespace until dropped.
@@ -155,47 +242,22 @@ impl PodTracker {
                 .boxed();
             while let Some(ev) = stream.next().await {
                 let now = Instant::now();
+                let Ok(mut st) = s.lock() else { return };
                 match ev {
-                    Ok(watcher::Event::Apply(p)) => observe(&s, &p, now, false),
-                    Ok(watcher::Event::InitApply(p)) => {
-                        if let (Ok(mut st), Some(name)) = (s.lock(), p.metadata.name.clone())
-                            && let Some(r) = st.relisted.as_mut()
-                        {
-                            r.insert(name);
-                        }
-                        observe(&s, &p, now, false)
+                    Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                        st.observe(&p, now, false)
                     }
-                    Ok(watcher::Event::Delete(p)) => observe(&s, &p, now, true),
+                    Ok(watcher::Event::Delete(p)) => st.observe(&p, now, true),
+                    Ok(watcher::Event::Init) => st.list_begins(),
                     Ok(watcher::Event::InitDone) => {
-                        if let Ok(mut st) = s.lock()
-                            && let Some(listed) = st.relisted.take()
-                        {
-                            let unlisted: Vec<String> = st
-                                .pods
-                                .records
-                                .iter()
-                                .filter(|(name, rec)| rec.live() && !listed.contains(*name))
-                                .map(|(name, _)| name.clone())
-                                .collect();
-                            for name in unlisted {
-                                st.pods.mark_gone(&name, now);
-                            }
-                        }
+                        st.list_ends(now);
                         if let Some(tx) = ready_tx.take() {
                             let _ = tx.send(());
                         }
                     }
-                    Ok(watcher::Event::Init) => {
-                        if let Ok(mut st) = s.lock() {
-                            st.relisted = Some(Default::default());
-                        }
-                    }
-                    Err(e) => {
-                        if let Ok(mut st) = s.lock() {
-                            st.error = Some(e.to_string());
-                        }
-                    }
+                    Err(e) => st.error = Some(e.to_string()),
                 }
+                drop(st);
                 c.notify_waiters();
             }
         });
@@ -273,49 +335,6 @@ impl Drop for PodTracker {
     }
 }
 
-fn observe(state: &Mutex<State>, pod: &Pod, now: Instant, deleted: bool) {
-    let Some(name) = pod.metadata.name.as_deref() else {
-        return;
-    };
-    let Ok(mut st) = state.lock() else { return };
-    let new = || PodRecord {
-        node: String::new(),
-        revision: pod
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(REVISION_ANNOTATION).cloned())
-            .unwrap_or_default(),
-        owner: pod
-            .metadata
-            .owner_references
-            .as_ref()
-            .and_then(|o| o.first())
-            .map(|o| o.name.clone())
-            .unwrap_or_default(),
-        first_seen: now,
-        bound_at: None,
-        ready_at: None,
-        gone: false,
-        gone_at: None,
-    };
-    st.pods.update(name, new, |rec| {
-        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
-            && rec.node.is_empty()
-        {
-            rec.node = node.to_string();
-            rec.bound_at = Some(now);
-        }
-        if rec.ready_at.is_none() && ready(pod) {
-            rec.ready_at = Some(now);
-        }
-        if deleted || pod.metadata.deletion_timestamp.is_some() {
-            rec.gone = true;
-            rec.gone_at.get_or_insert(now);
-        }
-    });
-}
-
 fn ready(p: &Pod) -> bool {
     p.status
         .as_ref()
@@ -367,15 +386,24 @@ mod tests {
             .values()
             .filter(|p| p.live() && p.revision == revision)
             .collect();
-        let nodes: std::collections::BTreeSet<&str> =
-            live.iter().map(|p| p.node.as_str()).collect();
+        let nodes: std::collections::BTreeSet<&str> = live
+            .iter()
+            .map(|p| p.node.as_str())
+            .filter(|n| !n.is_empty())
+            .collect();
         let ready = live.iter().filter(|p| p.ready_at.is_some()).count();
         (live.len(), ready, nodes.len())
     }
 
+    fn assert_counts(st: &State) {
+        for rev in ["1", "2", "3"] {
+            assert_eq!(st.pods.tally(rev), recount(&st.pods, rev), "revision {rev}");
+        }
+    }
+
     #[test]
     fn running_counts_equal_a_recount_through_a_pods_life() {
-        let state = Mutex::new(State::default());
+        let mut st = State::default();
         let now = Instant::now();
         let steps: Vec<(Pod, bool)> = vec![
             (pod("a", "1", None, false, false), false),
@@ -389,44 +417,67 @@ mod tests {
             (pod("b", "1", Some("n1"), false, true), false),
             (pod("b", "1", Some("n1"), false, true), true),
             (pod("a", "1", Some("n1"), true, false), true),
+            // A Delete of a pod never seen, and a pod seen Ready before it was bound.
+            (pod("x", "1", Some("n3"), true, false), true),
+            (pod("d", "3", None, true, false), false),
+            (pod("d", "3", Some("n4"), true, false), false),
         ];
         let mut seen = Vec::new();
         for (p, deleted) in steps {
-            observe(&state, &p, now, deleted);
-            let st = state.lock().expect("not poisoned");
-            for rev in ["1", "2", "3"] {
-                assert_eq!(st.pods.tally(rev), recount(&st.pods, rev), "revision {rev}");
-            }
-            seen.push((st.pods.tally("1"), st.pods.tally("2")));
+            st.observe(&p, now, deleted);
+            assert_counts(&st);
+            seen.push((st.pods.tally("1"), st.pods.tally("2"), st.pods.tally("3")));
         }
-        assert_eq!(
-            seen[1].0,
-            (2, 0, 1),
-            "two unbound pods count one node, \"\""
-        );
+        assert_eq!(seen[1].0, (2, 0, 0), "unbound pods are on no node");
         assert_eq!(seen[4].0, (2, 1, 1));
         assert_eq!(
             seen[7].0,
             (1, 1, 1),
             "a pod with a deletionTimestamp is gone"
         );
-        assert_eq!(seen[9], ((0, 0, 0), (1, 1, 1)));
-        let st = state.lock().expect("not poisoned");
+        assert_eq!(seen[9].0, (0, 0, 0));
+        assert_eq!(seen[9].1, (1, 1, 1));
+        assert_eq!(
+            seen[10].0,
+            (0, 0, 0),
+            "a Delete of a pod never seen counts nothing"
+        );
+        assert_eq!(seen[11].2, (1, 1, 0));
+        assert_eq!(seen[12].2, (1, 1, 1));
         assert!(st.pods.counts.get("1").is_none_or(|t| t.nodes.is_empty()));
+        assert!(!st.pods.records.values().any(|r| r.approximate));
     }
 
     #[test]
-    fn marking_unlisted_pods_gone_keeps_the_counts() {
-        let state = Mutex::new(State::default());
+    fn a_relist_marks_the_unlisted_gone_and_its_times_approximate() {
+        let mut st = State::default();
         let now = Instant::now();
-        observe(&state, &pod("a", "1", Some("n1"), true, false), now, false);
-        observe(&state, &pod("b", "1", Some("n2"), true, false), now, false);
-        let mut st = state.lock().expect("not poisoned");
-        st.pods.mark_gone("a", now);
-        st.pods.mark_gone("a", now);
-        st.pods.mark_gone("never-seen", now);
-        assert_eq!(st.pods.tally("1"), (1, 1, 1));
-        assert_eq!(st.pods.tally("1"), recount(&st.pods, "1"));
-        assert!(st.pods.get("never-seen").is_none());
+        st.list_begins();
+        st.observe(&pod("a", "1", Some("n1"), true, false), now, false);
+        st.observe(&pod("b", "1", Some("n2"), true, false), now, false);
+        st.list_ends(now);
+        st.observe(&pod("c", "1", None, false, false), now, false);
+        assert!(
+            !st.pods.records.values().any(|r| r.approximate),
+            "the first list is not late"
+        );
+        // The watch was down: a was deleted and c bound meanwhile, d created.
+        let later = now + std::time::Duration::from_secs(5);
+        st.list_begins();
+        st.observe(&pod("b", "1", Some("n2"), true, false), later, false);
+        st.observe(&pod("c", "1", Some("n3"), false, false), later, false);
+        st.observe(&pod("d", "1", Some("n4"), false, false), later, false);
+        st.list_ends(later);
+        assert_counts(&st);
+        assert_eq!(st.pods.tally("1"), (3, 1, 3));
+        let rec = |n: &str| st.pods.get(n).expect("seen");
+        assert!(rec("a").gone && rec("a").gone_at == Some(later) && rec("a").approximate);
+        assert!(!rec("b").approximate, "nothing of b changed");
+        assert!(rec("c").approximate && rec("c").bound_at == Some(later));
+        assert!(rec("d").approximate);
+        // A second end of the same list, or of none, changes nothing.
+        st.list_ends(later);
+        assert_counts(&st);
+        assert_eq!(st.pods.tally("1"), (3, 1, 3));
     }
 }

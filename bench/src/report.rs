@@ -7,7 +7,6 @@
 use crate::floor::FloorResult;
 use crate::limit::LimitResult;
 use crate::results::Results;
-use crate::rollout_profile;
 use crate::scenario::TurnResult;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -319,13 +318,21 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             above(t.rollout_s, floor_rollout)
         }),
         row(
+            format!("rolling update: slots profiled (of {pods}; the rest were seen late)"),
+            0,
+            |t| t.rollout_profile.as_ref().map(|p| p.replaced as f64),
+        )
+        .without_ratio(),
+        // More slots open is faster, so no ratio: each is read against the budget.
+        row(
             format!(
                 "rolling update: slots without an available pod, mean (maxUnavailable allows {})",
-                rollout_profile::budget(n, daemonsets)
+                crate::floor::window(n, daemonsets)
             ),
             1,
             |t| t.rollout_profile.as_ref().map(|p| p.mean_unavailable),
-        ),
+        )
+        .without_ratio(),
         row(
             "rolling update: a slot's time without an available pod, mean (s)",
             2,
@@ -651,7 +658,8 @@ mod tests {
         };
         let md = markdown(&r);
         for line in [
-            "| rolling update: slots without an available pod, mean (maxUnavailable allows 200) | 150.0 | 200.0 | 0.75 |",
+            "| rolling update: slots profiled (of 2000; the rest were seen late) | 2000 | 2000 | – |",
+            "| rolling update: slots without an available pod, mean (maxUnavailable allows 200) | 150.0 | 200.0 | – |",
             "| rolling update: old pod gone → new pod created, median (s) | 0.250 | 0.500 | 0.50 |",
             "| rolling update: old pod gone → new pod created, p99 (s) | 0.500 | 1.000 | 0.50 |",
             "| rolling update: bound → Ready (kwok), median (s) | – | – | – |",

@@ -9,13 +9,14 @@
 //! after new pods became available).
 
 use crate::podwatch::PodRecord;
-use crate::scenario::percentile;
+use crate::stats::percentile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Median, 99th percentile and mean of one interval over the replaced slots, in seconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Spread {
     pub median: Option<f64>,
     pub p99: Option<f64>,
@@ -36,9 +37,14 @@ impl Spread {
 
 /// One rolling update, slot by slot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RolloutProfile {
-    /// Slots whose old pod went and whose new pod became Ready.
+    /// Slots whose old pod went and whose new pod became Ready, and whose times are exact: the
+    /// figures below are over these.
     pub replaced: usize,
+    /// Slots left out because the pod watch was down when one of their changes happened (a relist
+    /// found it late: `PodRecord::approximate`).
+    pub approximate: usize,
     /// Old pod gone → new pod first seen: the controller's create (0 when the new pod came first).
     pub create_gap_s: Spread,
     /// New pod first seen → bound to its node: kube-scheduler.
@@ -54,7 +60,7 @@ pub struct RolloutProfile {
 
 /// The profile of the rollout from revision `old` to `new` that began at `start` and was complete
 /// at `end`. Slots are (owner, node); a slot counts once its new pod is Ready and an old pod of it is
-/// gone.
+/// gone (the last to go, if several were). The mean of open slots counts the approximate slots too.
 pub fn profile(
     pods: &BTreeMap<String, PodRecord>,
     old: &str,
@@ -63,14 +69,16 @@ pub fn profile(
     end: Instant,
 ) -> RolloutProfile {
     type Slot<'a> = (&'a str, &'a str);
-    let mut gone: BTreeMap<Slot, Instant> = BTreeMap::new();
+    let mut gone: BTreeMap<Slot, (Instant, bool)> = BTreeMap::new();
     let mut fresh: BTreeMap<Slot, &PodRecord> = BTreeMap::new();
     for p in pods.values().filter(|p| !p.node.is_empty()) {
         let slot = (p.owner.as_str(), p.node.as_str());
         if p.revision == old {
             if let Some(at) = p.gone_at {
-                let e = gone.entry(slot).or_insert(at);
-                *e = (*e).max(at);
+                let e = gone.entry(slot).or_insert((at, p.approximate));
+                if at > e.0 {
+                    *e = (at, p.approximate);
+                }
             }
         } else if p.revision == new && p.live() {
             let e = fresh.entry(slot).or_insert(p);
@@ -81,33 +89,32 @@ pub fn profile(
     }
     let secs = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64();
     let (mut gap, mut schedule, mut begin, mut unavailable) = (vec![], vec![], vec![], vec![]);
-    let mut open = 0.0;
-    for (slot, went) in &gone {
+    let (mut open, mut approximate) = (0.0, 0);
+    for (slot, (went, late)) in &gone {
         let Some(p) = fresh.get(slot) else { continue };
         let (Some(bound), Some(ready)) = (p.bound_at, p.ready_at) else {
             continue;
         };
+        open += secs((*went).max(start), ready.min(end));
+        if *late || p.approximate {
+            approximate += 1;
+            continue;
+        }
         gap.push(secs(*went, p.first_seen));
         schedule.push(secs(p.first_seen, bound));
         begin.push(secs(bound, ready));
         unavailable.push(secs(*went, ready));
-        open += secs((*went).max(start), ready.min(end));
     }
     let window = secs(start, end);
     RolloutProfile {
         replaced: unavailable.len(),
+        approximate,
         create_gap_s: Spread::of(gap),
         schedule_s: Spread::of(schedule),
         start_s: Spread::of(begin),
         unavailable_s: Spread::of(unavailable),
         mean_unavailable: if window > 0.0 { open / window } else { 0.0 },
     }
-}
-
-/// The slots a rolling update of maxUnavailable 10% may have open at once: 10% of `nodes` rounded
-/// up (as upstream scales a percentage for maxUnavailable), for each of `daemonsets`.
-pub fn budget(nodes: usize, daemonsets: usize) -> usize {
-    nodes.div_ceil(10) * daemonsets
 }
 
 #[cfg(test)]
@@ -137,6 +144,7 @@ mod tests {
             ready_at: ready.map(|s| at(t0, s)),
             gone: gone.is_some(),
             gone_at: gone.map(|s| at(t0, s)),
+            approximate: false,
         }
     }
 
@@ -233,19 +241,70 @@ mod tests {
     }
 
     #[test]
+    fn the_last_old_pod_to_go_opens_the_slot_and_late_or_unfinished_slots_are_left_out() {
+        let t0 = Instant::now();
+        let mut pods = BTreeMap::new();
+        let old = |went: f64| {
+            rec(
+                "a",
+                "n1",
+                "1",
+                t0,
+                [Some(-5.0), Some(-5.0), Some(-4.0), Some(went)],
+            )
+        };
+        pods.insert("old-early".into(), old(1.0));
+        pods.insert("old-late".into(), old(2.0));
+        pods.insert(
+            "new".into(),
+            rec("a", "n1", "2", t0, [Some(3.0), Some(4.0), Some(5.0), None]),
+        );
+        // n2: the relist found the old pod gone. n3: the new pod is not Ready yet.
+        let mut late = rec(
+            "a",
+            "n2",
+            "1",
+            t0,
+            [Some(-5.0), Some(-5.0), Some(-4.0), Some(6.0)],
+        );
+        late.approximate = true;
+        pods.insert("old-n2".into(), late);
+        pods.insert(
+            "new-n2".into(),
+            rec("a", "n2", "2", t0, [Some(6.0), Some(6.0), Some(8.0), None]),
+        );
+        pods.insert(
+            "old-n3".into(),
+            rec(
+                "a",
+                "n3",
+                "1",
+                t0,
+                [Some(-5.0), Some(-5.0), Some(-4.0), Some(1.0)],
+            ),
+        );
+        pods.insert(
+            "new-n3".into(),
+            rec("a", "n3", "2", t0, [Some(2.0), Some(3.0), None, None]),
+        );
+        let p = profile(&pods, "1", "2", at(t0, 0.0), at(t0, 10.0));
+        assert_eq!((p.replaced, p.approximate), (1, 1));
+        assert_eq!(p.create_gap_s.median, Some(1.0));
+        assert_eq!(p.unavailable_s.median, Some(3.0));
+        // n1 open 3 s and n2 2 s (approximate slots still held the budget), over 10 s.
+        assert!(
+            (p.mean_unavailable - 0.5).abs() < 1e-9,
+            "{}",
+            p.mean_unavailable
+        );
+    }
+
+    #[test]
     fn no_rollout_no_figures() {
         let t0 = Instant::now();
         let p = profile(&BTreeMap::new(), "1", "2", t0, t0);
         assert_eq!(p.replaced, 0);
         assert_eq!(p.create_gap_s, Spread::default());
         assert_eq!(p.mean_unavailable, 0.0);
-    }
-
-    #[test]
-    fn the_budget_rounds_each_daemonsets_tenth_up() {
-        assert_eq!(budget(1000, 1), 100);
-        assert_eq!(budget(5000, 5), 2500);
-        assert_eq!(budget(20, 1), 2);
-        assert_eq!(budget(15, 2), 4);
     }
 }

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::nodehealth::NodeHealth;
 use crate::podwatch::{self, PodTracker, REVISION_ANNOTATION};
 use crate::rollout_profile::{self, RolloutProfile};
+use crate::stats::percentile;
 use crate::{namespace, pool, progress};
 use controlplane::ControlPlane;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -109,9 +110,9 @@ fn daemonset(namespace: &str, name: &str, revision: &str) -> Result<DaemonSet, E
         .map_err(|e| Error::Usage(format!("the benchmark's DaemonSet does not parse: {e}")))
 }
 
-/// A generous bound for waits that scale with N (20 QPS makes 1000 pods take 50 s at best), at most
-/// an hour: a run that stalls says so the same day.
-fn bound(n: usize) -> Duration {
+/// A generous bound for waits on `n` pods (20 QPS makes 1000 pods take 50 s at best), at most an
+/// hour: a run that stalls says so the same day.
+pub fn bound(n: usize) -> Duration {
     Duration::from_secs((180 + n as u64).min(3600))
 }
 
@@ -278,7 +279,7 @@ async fn phases(
     tracker
         .wait(
             &format!("{n} Ready pods of revision 2 and none of revision 1"),
-            bound(n) * 2,
+            bound(2 * n),
             |pods| {
                 let (live, ready, nodes) = pods.tally("2");
                 let (old, _, _) = pods.tally("1");
@@ -365,27 +366,4 @@ async fn phases(
     result.phases.push(stats);
     controller.check_alive()?;
     Ok(())
-}
-
-/// The nearest-rank percentile of sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50.0));
-        assert_eq!(percentile(&v, 99.0), Some(99.0));
-        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
-        assert_eq!(percentile(&[], 50.0), None);
-    }
 }
