@@ -19,6 +19,8 @@ pub const REVISION_ANNOTATION: &str = "bench.everynode.io/revision";
 /// One pod as observed.
 #[derive(Debug, Clone)]
 pub struct PodRecord {
+    /// The pod's UID: a name can come back (see `Pods`), a UID cannot.
+    pub uid: String,
     pub node: String,
     pub revision: String,
     /// The name of the pod's first owner (its DaemonSet), empty for pods without one.
@@ -46,7 +48,10 @@ impl PodRecord {
 /// Every pod seen so far, with running counts per revision.
 ///
 /// The counts are kept as records change, so a wait's check costs no more at 25 000 pods than at
-/// 20: re-tallying every record on every watch event fell hours behind the watch at that size.
+/// 20. Records are keyed by name, but a DaemonSet's pods get generated names (five random
+/// characters), and at 5000 nodes × 5 DaemonSets a rollout's new pods reuse a few names of deleted
+/// old ones (7 in one run). So a pod whose UID differs from its name's record is a new pod: the old
+/// record moves to `name@uid` and stays in the snapshot.
 #[derive(Debug, Default)]
 pub struct Pods {
     records: BTreeMap<String, PodRecord>,
@@ -88,6 +93,26 @@ impl Pods {
             self.records.insert(name.to_string(), rec);
         }
         self.change(name, change);
+    }
+
+    /// Moves the record named `name` to `name@uid` (gone, if it was not) when `uid` is another pod's.
+    fn retire_if_reused(&mut self, name: &str, uid: &str, now: Instant) {
+        let reused = self
+            .records
+            .get(name)
+            .is_some_and(|r| !uid.is_empty() && !r.uid.is_empty() && r.uid != uid);
+        if !reused {
+            return;
+        }
+        self.change(name, |rec| {
+            if !rec.gone {
+                rec.gone = true;
+                rec.gone_at = Some(now);
+            }
+        });
+        if let Some(old) = self.records.remove(name) {
+            self.records.insert(format!("{name}@{}", old.uid), old);
+        }
     }
 
     /// Changes the record named `name` if it was seen, keeping the counts.
@@ -176,7 +201,10 @@ impl State {
         if let Some(listed) = self.relisted.as_mut() {
             listed.insert(name.to_string());
         }
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        self.pods.retire_if_reused(name, uid, now);
         let new = || PodRecord {
+            uid: uid.to_string(),
             node: String::new(),
             revision: pod
                 .metadata
@@ -370,6 +398,7 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "metadata": {
                 "name": name,
+                "uid": format!("{name}-{revision}"),
                 "annotations": {REVISION_ANNOTATION: revision},
                 "deletionTimestamp": deleting.then_some("2026-12-03T00:00:00Z"),
             },
@@ -446,6 +475,32 @@ mod tests {
         assert_eq!(seen[12].2, (1, 1, 1));
         assert!(st.pods.counts.get("1").is_none_or(|t| t.nodes.is_empty()));
         assert!(!st.pods.records.values().any(|r| r.approximate));
+    }
+
+    #[test]
+    fn a_name_reused_by_a_new_pod_is_a_new_record() {
+        let mut st = State::default();
+        let t0 = Instant::now();
+        let later = t0 + std::time::Duration::from_secs(3);
+        st.observe(&pod("bench-k2jtd", "1", Some("n1"), true, false), t0, false);
+        st.observe(&pod("bench-k2jtd", "1", Some("n1"), true, false), t0, true);
+        // The new revision's pod on another node got the same generated name.
+        st.observe(&pod("bench-k2jtd", "2", None, false, false), later, false);
+        st.observe(
+            &pod("bench-k2jtd", "2", Some("n2"), true, false),
+            later,
+            false,
+        );
+        assert_counts(&st);
+        assert_eq!(st.pods.tally("1"), (0, 0, 0));
+        assert_eq!(st.pods.tally("2"), (1, 1, 1));
+        let new = st.pods.get("bench-k2jtd").expect("the new pod");
+        assert_eq!((new.revision.as_str(), new.first_seen), ("2", later));
+        let old = st
+            .pods
+            .get("bench-k2jtd@bench-k2jtd-1")
+            .expect("the old pod kept");
+        assert_eq!((old.revision.as_str(), old.gone_at), ("1", Some(t0)));
     }
 
     #[test]

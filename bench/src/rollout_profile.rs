@@ -136,6 +136,7 @@ mod tests {
     ) -> PodRecord {
         let [seen, bound, ready, gone] = times;
         PodRecord {
+            uid: String::new(),
             node: node.into(),
             revision: revision.into(),
             owner: owner.into(),
