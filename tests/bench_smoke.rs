@@ -50,6 +50,14 @@ async fn bench_smoke_collects_every_figure() {
         assert_eq!(t.joined, 2, "{who}: 10% of 20 nodes join");
         assert_eq!(t.daemonsets, 2, "{who}: DaemonSets");
         assert!(t.churn_patches > 0, "{who}: no label churn was sent");
+        let profile = t.rollout_profile.as_ref();
+        assert!(
+            profile.is_some_and(|p| p.replaced + p.approximate == 40
+                && p.unavailable_s.mean.is_some()
+                && p.schedule_s.median.is_some()
+                && p.mean_unavailable > 0.0),
+            "{who}: the rollout profile does not cover the 2 × 20 slots: {profile:?}"
+        );
         assert_eq!(
             t.nodes_lost_health,
             Some(0),

@@ -7,6 +7,7 @@
 use crate::floor::FloorResult;
 use crate::limit::LimitResult;
 use crate::results::Results;
+use crate::rollout_profile::RolloutProfile;
 use crate::scenario::TurnResult;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -45,6 +46,17 @@ fn row<'a>(
         digits,
         ratio: true,
     }
+}
+
+/// A row of the rolling update's profile (`rollout_profile`): `–` for turns without one.
+fn profile_row<'a>(
+    label: &str,
+    digits: usize,
+    pick: impl Fn(&RolloutProfile) -> Option<f64> + 'a,
+) -> Row<'a> {
+    row(label, digits, move |t| {
+        t.rollout_profile.as_ref().and_then(&pick)
+    })
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {
@@ -333,43 +345,35 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             |t| t.rollout_profile.as_ref().map(|p| p.mean_unavailable),
         )
         .without_ratio(),
-        row(
+        profile_row(
             "rolling update: a slot's time without an available pod, mean (s)",
             2,
-            |t| {
-                t.rollout_profile
-                    .as_ref()
-                    .and_then(|p| p.unavailable_s.mean)
-            },
+            |p| p.unavailable_s.mean,
         ),
-        row(
+        profile_row(
             "rolling update: old pod gone → new pod created, median (s)",
             3,
-            |t| {
-                t.rollout_profile
-                    .as_ref()
-                    .and_then(|p| p.create_gap_s.median)
-            },
+            |p| p.create_gap_s.median,
         ),
-        row(
+        profile_row(
             "rolling update: old pod gone → new pod created, p99 (s)",
             3,
-            |t| t.rollout_profile.as_ref().and_then(|p| p.create_gap_s.p99),
+            |p| p.create_gap_s.p99,
         ),
-        row(
+        profile_row(
             "rolling update: new pod created → bound (kube-scheduler), median (s)",
             3,
-            |t| t.rollout_profile.as_ref().and_then(|p| p.schedule_s.median),
+            |p| p.schedule_s.median,
         ),
-        row(
+        profile_row(
             "rolling update: new pod created → bound (kube-scheduler), p99 (s)",
             3,
-            |t| t.rollout_profile.as_ref().and_then(|p| p.schedule_s.p99),
+            |p| p.schedule_s.p99,
         ),
-        row(
+        profile_row(
             "rolling update: bound → Ready (kwok), median (s)",
             3,
-            |t| t.rollout_profile.as_ref().and_then(|p| p.start_s.median),
+            |p| p.start_s.median,
         ),
         row(
             format!("{joined} nodes join: node created → its pod created, median (s)"),
