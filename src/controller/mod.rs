@@ -17,6 +17,7 @@
 pub mod claim;
 pub mod context;
 pub mod daemonset_object;
+pub mod decode_guard;
 pub mod events;
 pub mod handlers;
 pub mod node_queue;
@@ -37,12 +38,13 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::readiness::Readiness;
 use context::{Caches, Context, lock, read, write};
 use daemonset_object::CachedDaemonSet;
+use decode_guard::Guarded;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource;
 use kube::api::Api;
-use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
 use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
@@ -160,9 +162,9 @@ fn placeholder<K: Resource + Default>(invalid: InvalidObject) -> K {
 }
 
 /// Unwraps the decode guard of one event. An object that fails to decode is logged, counted and
-/// removed from the cache instead of breaking the whole list or watch (kube's `DeserializeGuard`).
+/// removed from the cache instead of breaking the whole list or watch ([`decode_guard`]).
 fn decoded<K: Resource + Default>(
-    event: Event<DeserializeGuard<K>>,
+    event: Event<Guarded<K>>,
     kind: &'static str,
     metrics: &Metrics,
 ) -> Option<Event<K>> {
@@ -176,15 +178,15 @@ fn decoded<K: Resource + Default>(
         placeholder::<K>(inv)
     };
     Some(match event {
-        Event::Apply(DeserializeGuard(Ok(k))) => Event::Apply(k),
-        Event::Apply(DeserializeGuard(Err(inv))) => Event::Delete(invalid(inv)),
-        Event::InitApply(DeserializeGuard(Ok(k))) => Event::InitApply(k),
-        Event::InitApply(DeserializeGuard(Err(inv))) => {
+        Event::Apply(Guarded(Ok(k))) => Event::Apply(k),
+        Event::Apply(Guarded(Err(inv))) => Event::Delete(invalid(inv)),
+        Event::InitApply(Guarded(Ok(k))) => Event::InitApply(k),
+        Event::InitApply(Guarded(Err(inv))) => {
             invalid(inv);
             return None;
         }
-        Event::Delete(DeserializeGuard(Ok(k))) => Event::Delete(k),
-        Event::Delete(DeserializeGuard(Err(inv))) => Event::Delete(placeholder(inv)),
+        Event::Delete(Guarded(Ok(k))) => Event::Delete(k),
+        Event::Delete(Guarded(Err(inv))) => Event::Delete(placeholder(inv)),
         Event::Init => Event::Init,
         Event::InitDone => Event::InitDone,
     })
@@ -203,12 +205,8 @@ fn decoded<K: Resource + Default>(
 /// sends: no LIST request, objects decoded one at a time). An API server that refuses it
 /// ([`streaming_refused`]) gets, from then on, a paged list served from its watch cache
 /// (`resourceVersion=0`), as client-go falls back; the log says which one fills the cache.
-async fn watch<D, K, F>(
-    api: Api<DeserializeGuard<D>>,
-    kind: &'static str,
-    ctx: Arc<Context>,
-    mut apply: F,
-) where
+async fn watch<D, K, F>(api: Api<Guarded<D>>, kind: &'static str, ctx: Arc<Context>, mut apply: F)
+where
     D: Resource + Clone + DeserializeOwned + Debug + Send + Default + 'static,
     D::DynamicType: Default,
     K: Resource + From<D>,
@@ -391,7 +389,7 @@ pub async fn run(
     // The applier's store is the only copy of each DaemonSet: the handlers' changes are taken from it.
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<DeserializeGuard<CachedDaemonSet>>::all(watches.clone()),
+        Api::<Guarded<CachedDaemonSet>>::all(watches.clone()),
         "daemonsets",
         ctx.clone(),
         move |ev: Event<CachedDaemonSet>| {
@@ -405,7 +403,7 @@ pub async fn run(
     ));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<DeserializeGuard<slim::SlimPod>>::all(watches.clone()),
+        Api::<Guarded<slim::SlimPod>>::all(watches.clone()),
         "pods",
         ctx.clone(),
         move |ev: Event<Pod>| {
@@ -420,7 +418,7 @@ pub async fn run(
     let c = ctx.clone();
     let q = node_queue.clone();
     tokio::spawn(watch(
-        Api::<DeserializeGuard<slim::SlimNode>>::all(watches.clone()),
+        Api::<Guarded<slim::SlimNode>>::all(watches.clone()),
         "nodes",
         ctx.clone(),
         move |ev: Event<Node>| {
@@ -433,7 +431,7 @@ pub async fn run(
     tokio::spawn(handlers::node_worker(ctx.clone(), node_queue.clone()));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<DeserializeGuard<slim::SlimRevision>>::all(watches.clone()),
+        Api::<Guarded<slim::SlimRevision>>::all(watches.clone()),
         "controllerrevisions",
         ctx.clone(),
         move |ev: Event<ControllerRevision>| {
@@ -567,15 +565,17 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use super::decode_guard::Guarded;
     use super::{decoded, retry_delay};
     use crate::runtime::metrics::Metrics;
     use k8s_openapi::api::core::v1::Pod;
-    use kube::core::DeserializeGuard;
     use kube::runtime::watcher::Event;
     use std::time::Duration;
 
-    fn guarded(v: serde_json::Value) -> DeserializeGuard<Pod> {
-        serde_json::from_value(v).unwrap_or_else(|e| panic!("the guard itself failed: {e}"))
+    /// Decoded from JSON text, as kube decodes every list and watch response.
+    fn guarded(v: serde_json::Value) -> Guarded<Pod> {
+        serde_json::from_str(&v.to_string())
+            .unwrap_or_else(|e| panic!("the guard itself failed: {e}"))
     }
 
     /// One pod the typed decoder refuses does not break the list or watch: it is logged, counted,

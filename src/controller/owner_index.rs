@@ -4,10 +4,9 @@
 //! StatefulSet histories included, whose `data` the slim decoding does not keep:
 //! [`super::slim::revision`]); pods too, with a node index on top ([`super::pod_index`]).
 
-use super::object_cache::{Change, Key, ObjectCache, key, reindex, remove_key};
+use super::object_cache::{Change, FastMap, FastSet, Key, ObjectCache, key, reindex, remove_key};
 use kube::Resource;
 use kube::runtime::watcher::Event;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The ControllerRevision cache a sync reads its history from.
@@ -16,16 +15,16 @@ pub type RevisionIndex = OwnerIndex<k8s_openapi::api::apps::v1::ControllerRevisi
 #[derive(Debug)]
 pub struct OwnerIndex<K> {
     cache: ObjectCache<K>,
-    by_controller: HashMap<String, HashSet<Key>>,
-    orphans_by_namespace: HashMap<String, HashSet<Key>>,
+    by_controller: FastMap<String, FastSet<Key>>,
+    orphans_by_namespace: FastMap<String, FastSet<Key>>,
 }
 
 impl<K> Default for OwnerIndex<K> {
     fn default() -> Self {
         Self {
             cache: ObjectCache::default(),
-            by_controller: HashMap::new(),
-            orphans_by_namespace: HashMap::new(),
+            by_controller: FastMap::default(),
+            orphans_by_namespace: FastMap::default(),
         }
     }
 }
@@ -58,7 +57,7 @@ impl<K: Resource> OwnerIndex<K> {
     /// The cached objects behind `keys` (a key whose object is gone is skipped).
     pub fn resolve<'a>(&'a self, keys: impl IntoIterator<Item = &'a Key>) -> Vec<Arc<K>> {
         keys.into_iter()
-            .filter_map(|(ns, name)| self.cache.get(ns, name))
+            .filter_map(|k| self.cache.get_key(k))
             .collect()
     }
 

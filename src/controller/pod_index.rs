@@ -2,17 +2,16 @@
 //! orphans by namespace ([`super::owner_index`]), and pods by node name on top, so one sync costs what
 //! its DaemonSet owns and one node event costs what runs on that node.
 
-use super::object_cache::{Change, Key, key, reindex, remove_key};
+use super::object_cache::{Change, FastMap, Key, key, reindex, remove_key};
 use super::owner_index::OwnerIndex;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::Event;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
 pub struct PodIndex {
     owners: OwnerIndex<Pod>,
-    by_node: HashMap<String, HashSet<Key>>,
+    by_node: FastMap<String, super::object_cache::FastSet<Key>>,
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {

@@ -5,6 +5,7 @@
 
 use super::context::{Context, lock, read, write};
 use super::daemonset_object::CachedDaemonSet;
+use super::decode_guard::Guarded;
 use super::handlers;
 use crate::api::{DaemonSetRollout, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
@@ -17,7 +18,6 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::Api;
-use kube::core::DeserializeGuard;
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -143,7 +143,7 @@ async fn served(client: &kube::Client) -> bool {
 fn spawn_watch(ctx: &Arc<Context>, watches: &kube::Client) {
     let c = ctx.clone();
     tokio::spawn(super::watch(
-        Api::<DeserializeGuard<CachedRollout>>::all(watches.clone()),
+        Api::<Guarded<CachedRollout>>::all(watches.clone()),
         KIND,
         ctx.clone(),
         move |ev| {

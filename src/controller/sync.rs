@@ -30,16 +30,15 @@ use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::controller::Action;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, warn};
 
-fn nodes(ctx: &Context) -> Vec<Arc<Node>> {
-    let mut nodes: Vec<Arc<Node>> = read(&ctx.caches.nodes).values().cloned().collect();
-    // Upstream's lister order is arbitrary; name order makes plans reproducible.
-    nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    nodes
+/// Every cached node in name order. Upstream's lister order is arbitrary; name order makes plans
+/// reproducible. The cache sorts once per node change, not once per sync.
+fn nodes(ctx: &Context) -> Arc<[Arc<Node>]> {
+    read(&ctx.caches.nodes).sorted()
 }
 
 /// Pods this DaemonSet controls according to the cache, without claiming.
@@ -52,14 +51,23 @@ fn owned_pods(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<Pod>> {
         .collect()
 }
 
-/// Pod name → node name.
-fn pod_nodes(node_pods: &NodePods) -> std::collections::HashMap<String, String> {
+/// The nodes whose pods named in `deleted` are on, by `node_pods`.
+fn nodes_of(node_pods: &NodePods, deleted: &[String]) -> Vec<String> {
+    if deleted.is_empty() {
+        return Vec::new();
+    }
+    let deleted: HashSet<&str> = deleted.iter().map(String::as_str).collect();
     node_pods
         .iter()
-        .flat_map(|(node, pods)| {
-            pods.iter()
-                .map(move |p| (p.metadata.name.clone().unwrap_or_default(), node.clone()))
+        .filter(|(_, pods)| {
+            pods.iter().any(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| deleted.contains(n))
+            })
         })
+        .map(|(node, _)| node.clone())
         .collect()
 }
 
@@ -77,16 +85,11 @@ async fn rolling_update(
     let now = Timestamp::now();
     match plan_rolling_update_placed(&ds.ds, placements, node_pods, hash, now, gate) {
         Ok(plan) => {
-            let node_of = pod_nodes(node_pods);
             let touched = plan
                 .nodes_to_create
                 .iter()
                 .cloned()
-                .chain(
-                    plan.pods_to_delete
-                        .iter()
-                        .filter_map(|p| node_of.get(p).cloned()),
-                )
+                .chain(nodes_of(node_pods, &plan.pods_to_delete))
                 .collect();
             sync_nodes(ctx, ds, &plan.nodes_to_create, &plan.pods_to_delete, hash)
                 .await
@@ -395,8 +398,24 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
 
 #[cfg(test)]
 mod tests {
-    use super::safety_resync;
+    use super::{NodePods, nodes_of, safety_resync};
+    use crate::core::fixtures::{daemonset, ds_pod, with_name};
+    use std::sync::Arc;
     use std::time::Duration;
+
+    #[test]
+    fn the_nodes_of_deleted_pods_are_the_nodes_they_run_on() {
+        let ds = daemonset("foo");
+        let mut node_pods = NodePods::default();
+        for (node, pod) in [("n1", "a"), ("n1", "b"), ("n2", "c"), ("n3", "d")] {
+            let p = with_name(ds_pod(&ds, node, "h"), pod);
+            node_pods.entry(node.into()).or_default().push(Arc::new(p));
+        }
+        let mut nodes = nodes_of(&node_pods, &["b".into(), "d".into(), "gone".into()]);
+        nodes.sort();
+        assert_eq!(nodes, ["n1", "n3"]);
+        assert!(nodes_of(&node_pods, &[]).is_empty());
+    }
 
     #[test]
     fn the_safety_resync_comes_10_to_15_minutes_later() {

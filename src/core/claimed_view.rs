@@ -11,6 +11,9 @@ use k8s_openapi::api::core::v1::Pod;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+/// A set of pod UIDs. foldhash rather than SipHash: a sync builds these over all its pods.
+pub type Uids<T> = HashSet<T, foldhash::fast::RandomState>;
+
 /// The claimed pods of DaemonSet `ds_uid` now. `claimed` are the pods the sync claimed at its start
 /// (adopted ones included, released ones not); `seen` the UIDs of every candidate pod it looked at
 /// then; `cache_now` the DaemonSet's candidate pods in the cache now. A pod is kept when it was
@@ -18,11 +21,11 @@ use std::sync::Arc;
 /// creates). Pods gone from the cache are gone from the view.
 pub fn claimed_now(
     claimed: &[Arc<Pod>],
-    seen: &HashSet<String>,
+    seen: &Uids<String>,
     cache_now: Vec<Arc<Pod>>,
     ds_uid: &str,
 ) -> Vec<Arc<Pod>> {
-    let claimed: HashSet<&str> = claimed
+    let claimed: Uids<&str> = claimed
         .iter()
         .filter_map(|p| p.metadata.uid.as_deref())
         .collect();
@@ -37,7 +40,7 @@ pub fn claimed_now(
 }
 
 /// The UIDs of `pods`.
-pub fn uids(pods: &[Arc<Pod>]) -> HashSet<String> {
+pub fn uids(pods: &[Arc<Pod>]) -> Uids<String> {
     pods.iter().filter_map(|p| p.metadata.uid.clone()).collect()
 }
 

@@ -194,9 +194,12 @@ pub fn unscheduled_pods_without_node<N: Borrow<Node>>(
 }
 
 fn unscheduled_without(existing: &HashSet<&str>, node_pods: &NodePods) -> Vec<String> {
-    node_pods
+    let mut gone: Vec<(&String, &Vec<Arc<Pod>>)> = node_pods
         .iter()
         .filter(|(node, _)| !existing.contains(node.as_str()))
+        .collect();
+    gone.sort_unstable_by_key(|(node, _)| *node);
+    gone.into_iter()
         .flat_map(|(_, pods)| pods.iter())
         .filter(|pod| {
             pod.spec
@@ -1538,13 +1541,13 @@ mod tests {
         let plan = plan_manage(
             &ds,
             &arcs,
-            &NodePods::new(),
+            &NodePods::default(),
             HASH,
             ts(0),
             &mut FailedPodBackoff::default(),
         );
         assert_eq!(plan.nodes_needing_pods, strings(&["node-0", "node-1"]));
-        let c = compute_counters(&ds, &arcs, &NodePods::new(), HASH, ts(0));
+        let c = compute_counters(&ds, &arcs, &NodePods::default(), HASH, ts(0));
         assert_eq!(
             c,
             StatusCounters {

@@ -28,6 +28,7 @@ use serde::Serialize;
 use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Container waiting reasons that mean the pod will not become ready by waiting.
 pub const FAILING_CONTAINER_REASONS: [&str; 8] = [
@@ -615,22 +616,20 @@ pub fn explain_placed(
     for placed in placements {
         let name = placed.name;
         let (fit, exclusion) = (placed.placement, placed.exclusion.clone());
-        tally.add(fit.should_run, node_pods.get(name).map(Vec::as_slice));
-        let pods: Vec<&Pod> = node_pods
-            .get(name)
-            .map(|ps| ps.iter().map(|p| p.as_ref()).collect())
-            .unwrap_or_default();
-        let mut live: Vec<&Pod> = pods
-            .iter()
-            .copied()
-            .filter(|p| !is_terminating(p))
-            .collect();
-        live.sort_by(|a, b| oldest_scheduled_first(a, b));
-        let updated = live
-            .iter()
-            .copied()
-            .find(|p| is_updated(p, hash, generation));
-        let main = updated.or(live.first().copied()).or(pods.first().copied());
+        let on_node = node_pods.get(name).map(Vec::as_slice);
+        tally.add(fit.should_run, on_node);
+        let pods: &[Arc<Pod>] = on_node.unwrap_or_default();
+        // The oldest scheduled live pod, and the oldest scheduled updated one: the first of each
+        // in `oldest_scheduled_first` order (`min_by` keeps the first of equals, as a stable sort
+        // would), without collecting a node's pods (this runs for every node in every sync).
+        let live = || pods.iter().map(Arc::as_ref).filter(|p| !is_terminating(p));
+        let oldest = |a: &&Pod, b: &&Pod| oldest_scheduled_first(a, b);
+        let first_live = live().min_by(oldest);
+        let has_live = first_live.is_some();
+        let updated = live()
+            .filter(|p| is_updated(p, hash, generation))
+            .min_by(oldest);
+        let main = updated.or(first_live).or(pods.first().map(Arc::as_ref));
         let facts = main.map(|p| pod_facts(p, hash, generation, min_ready, now));
         let backoff_until = backoffs.get(name).copied();
         let policy_wait = policy_waits.get(name);
@@ -640,9 +639,9 @@ pub fn explain_placed(
             (false, Some(exclusion)) => {
                 if pods.is_empty() {
                     Reason::Excluded { exclusion }
-                } else if fit.should_continue_running && !live.is_empty() {
+                } else if fit.should_continue_running && has_live {
                     Reason::Misscheduled { exclusion }
-                } else if let (Some(wait), false) = (policy_wait, live.is_empty()) {
+                } else if let (Some(wait), true) = (policy_wait, has_live) {
                     Reason::RemovalHeld {
                         exclusion,
                         wait: wait.clone(),
@@ -651,7 +650,7 @@ pub fn explain_placed(
                     Reason::Removing { exclusion }
                 }
             }
-            _ => match (updated, live.first()) {
+            _ => match (updated, first_live) {
                 (Some(pod), _) => updated_pod_reason(pod, min_ready, now, backoff_until),
                 (None, None) if pods.is_empty() => match policy_wait {
                     Some(wait) => Reason::NoPodHeld(wait.clone()),

@@ -580,7 +580,7 @@ mod tests {
     }
 
     fn pods_by_node(pods: Vec<(&str, Pod)>) -> NodePods {
-        let mut map = NodePods::new();
+        let mut map = NodePods::default();
         for (node, pod) in pods {
             map.entry(node.to_string()).or_default().push(Arc::new(pod));
         }
@@ -962,7 +962,7 @@ mod tests {
                 name: "No nodes",
                 nodes: 0,
                 ds: with(max_unavailable, IntOrString::Int(0)),
-                pods: NodePods::new(),
+                pods: NodePods::default(),
                 expected: budget(0, 0, 0),
                 empty_nodes: 0,
             },
@@ -1087,7 +1087,7 @@ mod tests {
     fn empty_entries_are_added_even_when_a_budget_is_invalid() {
         let mut ds = daemonset("foo");
         max_unavailable(&mut ds, pct("5"));
-        let mut pods = NodePods::new();
+        let mut pods = NodePods::default();
         assert!(updated_desired_node_counts(&ds, &nodes(2), &mut pods).is_err());
         assert_eq!(pods.len(), 2);
     }
@@ -1907,7 +1907,7 @@ mod gated {
     }
 
     fn pods_by_node(pods: Vec<(&str, Pod)>) -> NodePods {
-        let mut map = NodePods::new();
+        let mut map = NodePods::default();
         for (node, pod) in pods {
             map.entry(node.to_string()).or_default().push(Arc::new(pod));
         }
@@ -2154,7 +2154,8 @@ mod gated {
             has_starts in any::<bool>(),
         ) {
             let (ds, nodes, node_pods, hash, now) = generated_input(index);
-            let names: Vec<String> = node_pods.keys().cloned().collect();
+            let mut names: Vec<String> = node_pods.keys().cloned().collect();
+            names.sort();
             let pick = |bits: u16| -> BTreeSet<String> {
                 names.iter().enumerate().filter(|(i, _)| bits & (1 << (i % 16)) != 0)
                     .map(|(_, n)| n.clone()).collect()

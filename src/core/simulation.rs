@@ -22,6 +22,7 @@ use crate::core::rollout::{Mode as RolloutMode, RolloutInput, RolloutPlan, plan_
 use crate::core::status::template_generation;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// When the rolling update runs relative to manage.
@@ -94,8 +95,9 @@ pub struct Sim {
     /// Seconds since the epoch.
     pub now: i64,
     pub mode: Mode,
-    /// Every pod of the DaemonSet by node (including terminal and terminating ones).
-    pods: NodePods,
+    /// Every pod of the DaemonSet by node (including terminal and terminating ones), in node-name
+    /// order so that a simulation replays the same way every time.
+    pods: BTreeMap<String, Vec<Arc<Pod>>>,
     backoff: FailedPodBackoff,
     seq: u64,
     /// The rollout policy and its last status ([`Sim::with_rollout`]).
@@ -111,7 +113,7 @@ impl Sim {
             hash: hash.to_string(),
             now: 0,
             mode,
-            pods: NodePods::new(),
+            pods: BTreeMap::new(),
             backoff: FailedPodBackoff::default(),
             seq: 0,
             rollout: None,

@@ -27,6 +27,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The controller's allocator (`src/main.rs`), so the figures are the controller's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const HASH: &str = "new-hash";
 const OLD_HASH: &str = "old-hash";
 const DS_UID: &str = "ds-uid";

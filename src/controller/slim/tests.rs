@@ -2,6 +2,7 @@
 //! and what they drop is really gone.
 
 use super::*;
+use crate::controller::decode_guard::Guarded;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde::de::DeserializeOwned;
@@ -125,8 +126,8 @@ fn a_pod_keeps_what_the_reasons_read() {
                 "lastState": {"terminated": {"exitCode": 1}}}]
         }
     });
-    let guarded: kube::core::DeserializeGuard<SlimPod> =
-        serde_json::from_value(json).unwrap_or_else(|e| panic!("guard: {e}"));
+    let guarded: Guarded<SlimPod> =
+        serde_json::from_str(&json.to_string()).unwrap_or_else(|e| panic!("guard: {e}"));
     let pod = Pod::from(guarded.0.unwrap_or_else(|e| panic!("decode: {e}")));
     assert_eq!(
         crate::core::node_reason::failing_container(&pod),
@@ -139,10 +140,13 @@ fn a_pod_keeps_what_the_reasons_read() {
     assert!(status.pod_ip.is_none());
     assert_eq!(status.nominated_node_name.as_deref(), Some("n2"));
     assert_eq!(pod.metadata.deletion_grace_period_seconds, Some(30));
-    let bad: kube::core::DeserializeGuard<SlimPod> = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "bad", "namespace": "ns"},
-        "status": {"conditions": "not a list"}
-    }))
+    let bad: Guarded<SlimPod> = serde_json::from_str(
+        &serde_json::json!({
+            "metadata": {"name": "bad", "namespace": "ns"},
+            "status": {"conditions": "not a list"}
+        })
+        .to_string(),
+    )
     .unwrap_or_else(|e| panic!("guard: {e}"));
     assert!(
         bad.0

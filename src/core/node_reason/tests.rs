@@ -15,7 +15,7 @@ const OLD: &str = "old";
 const NOW: i64 = 1000;
 
 fn by_node(pods: Vec<Pod>) -> NodePods {
-    let mut map = NodePods::new();
+    let mut map = NodePods::default();
     for pod in pods {
         let node = crate::core::pods_by_node::target_node_name(&pod).unwrap_or_default();
         map.entry(node).or_default().push(Arc::new(pod));

@@ -137,7 +137,7 @@ mod tests {
             node_with_labels("b", &[("run", "yes")]),
             node("c"),
         ];
-        let mut pods = NodePods::new();
+        let mut pods = NodePods::default();
         pods.insert(
             "a".into(),
             vec![Arc::new(running_ready(ds_pod(&ds, "a", "new"), 0))],

@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn pods(list: Vec<(&str, Pod)>) -> NodePods {
-        let mut out = NodePods::new();
+        let mut out = NodePods::default();
         for (node, pod) in list {
             out.entry(node.to_string()).or_default().push(Arc::new(pod));
         }

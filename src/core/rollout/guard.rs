@@ -86,7 +86,7 @@ mod tests {
         let ds = daemonset("agent");
         let mut nodes = Vec::new();
         let mut facts = BTreeMap::new();
-        let mut pods = NodePods::new();
+        let mut pods = NodePods::default();
         for i in 0..n {
             let name = format!("n{i}");
             nodes.push(node(&name));

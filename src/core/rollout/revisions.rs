@@ -136,7 +136,7 @@ mod tests {
     }
 
     fn node_pods(list: &[(&str, Pod)]) -> NodePods {
-        let mut out = NodePods::new();
+        let mut out = NodePods::default();
         for (node, pod) in list {
             out.entry(node.to_string())
                 .or_default()
