@@ -16,7 +16,7 @@ use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
 use crate::core::manage::{ManagePlan, plan_manage_placed, selecting_all_event};
 use crate::core::node_reason::{self, explain_placed};
 use crate::core::placement::Placements;
-use crate::core::pods_by_node::{NodePods, group_by_node};
+use crate::core::pods_by_node::{NodePods, group_by_node, nodes_holding, regroup};
 use crate::core::rolling_update::is_rolling_update;
 use crate::core::rolling_update::{
     Gate, RollingUpdateError, RollingUpdatePlan, plan_rolling_update_placed,
@@ -30,7 +30,7 @@ use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::controller::Action;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, warn};
@@ -48,26 +48,6 @@ fn owned_pods(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<Pod>> {
         .candidates(ns, ds.uid())
         .into_iter()
         .filter(|p| crate::core::ownership::controller_uid(&p.metadata) == Some(ds.uid()))
-        .collect()
-}
-
-/// The nodes whose pods named in `deleted` are on, by `node_pods`.
-fn nodes_of(node_pods: &NodePods, deleted: &[String]) -> Vec<String> {
-    if deleted.is_empty() {
-        return Vec::new();
-    }
-    let deleted: HashSet<&str> = deleted.iter().map(String::as_str).collect();
-    node_pods
-        .iter()
-        .filter(|(_, pods)| {
-            pods.iter().any(|p| {
-                p.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| deleted.contains(n))
-            })
-        })
-        .map(|(node, _)| node.clone())
         .collect()
 }
 
@@ -89,7 +69,11 @@ async fn rolling_update(
                 .nodes_to_create
                 .iter()
                 .cloned()
-                .chain(nodes_of(node_pods, &plan.pods_to_delete))
+                .chain(
+                    nodes_holding(node_pods, &plan.pods_to_delete)
+                        .into_iter()
+                        .map(str::to_string),
+                )
                 .collect();
             sync_nodes(ctx, ds, &plan.nodes_to_create, &plan.pods_to_delete, hash)
                 .await
@@ -192,12 +176,14 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         let previous = rollouts::previous(ctx, &r);
         (r, previous, rollouts::revision_refs(ctx, &ds))
     });
+    // The claimed pods by node, grouped once for the policy, manage and a status-only write.
+    let start_node_pods = group_by_node(pods.iter(), false);
     let decision: Option<RolloutPlan> = policy.as_ref().map(|(r, previous, revs)| {
-        let node_pods = group_by_node(pods.iter(), false);
+        let node_pods = &start_node_pods;
         let view = View {
             ds: &ds,
             nodes: &nodes,
-            node_pods: &node_pods,
+            node_pods,
             pods: &pods,
             hash,
             revisions: revs,
@@ -211,8 +197,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         } else {
             warn!(daemonset = %key, "a pod or node watch is failing; refreshing status only");
         }
-        let node_pods = group_by_node(pods.iter(), false);
-        let counters = compute_counters_placed(d, &placements, &node_pods, hash, now);
+        let counters = compute_counters_placed(d, &placements, &start_node_pods, hash, now);
         write_status(&ctx.client, &ds, &counters, false).await?;
         if let (Some((r, previous, _)), Some(decision)) = (&policy, &decision)
             && let Err(e) = rollout_writer::write(ctx, &ds, r, decision, previous).await
@@ -250,12 +235,11 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         .as_ref()
         .is_none_or(|p| !matches!(p.mode, Mode::Freeze | Mode::Hold));
 
-    let node_pods = group_by_node(pods.iter(), false);
     let mut plan = if acting {
         plan_manage_placed(
             d,
             &placements,
-            &node_pods,
+            &start_node_pods,
             hash,
             now,
             &mut lock(&ctx.backoff),
@@ -264,7 +248,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         ManagePlan::default()
     };
     if let Some(decision) = &decision {
-        restrict_manage(&mut plan, &decision.keep, &node_pods);
+        restrict_manage(&mut plan, &decision.keep, &start_node_pods);
     }
     for event in std::mem::take(&mut plan.events) {
         ctx.events.publish(&ds, event);
@@ -298,7 +282,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
             read(&ctx.caches.pods).candidates(ns, uid),
             uid,
         );
-        let node_pods = group_by_node(now_pods.iter(), false);
+        let node_pods = regroup(&pods, &start_node_pods, &now_pods);
         let gate = decision.as_ref().map_or(Gate::OPEN, RolloutPlan::gate);
         match rolling_update(ctx, &ds, &placements, &node_pods, hash, gate).await {
             Ok((plan, touched)) => {
@@ -329,7 +313,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
     // the same pass: its class for `everynode_daemonset_nodes`, unschedulable pods for the
     // `PodsUnschedulable` summary ([difference], docs/differences.md).
     let now = Timestamp::now();
-    let node_pods = group_by_node(owned.iter(), false);
+    let node_pods = regroup(&pods, &start_node_pods, &owned);
     let reasons = node_reason::Context {
         backoff_until: Some(&plan.backoff_until),
         rollout: decision.as_ref(),
@@ -398,24 +382,8 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
 
 #[cfg(test)]
 mod tests {
-    use super::{NodePods, nodes_of, safety_resync};
-    use crate::core::fixtures::{daemonset, ds_pod, with_name};
-    use std::sync::Arc;
+    use super::safety_resync;
     use std::time::Duration;
-
-    #[test]
-    fn the_nodes_of_deleted_pods_are_the_nodes_they_run_on() {
-        let ds = daemonset("foo");
-        let mut node_pods = NodePods::default();
-        for (node, pod) in [("n1", "a"), ("n1", "b"), ("n2", "c"), ("n3", "d")] {
-            let p = with_name(ds_pod(&ds, node, "h"), pod);
-            node_pods.entry(node.into()).or_default().push(Arc::new(p));
-        }
-        let mut nodes = nodes_of(&node_pods, &["b".into(), "d".into(), "gone".into()]);
-        nodes.sort();
-        assert_eq!(nodes, ["n1", "n3"]);
-        assert!(nodes_of(&node_pods, &[]).is_empty());
-    }
 
     #[test]
     fn the_safety_resync_comes_10_to_15_minutes_later() {

@@ -15,7 +15,7 @@ use crate::core::pod_state::{
     hash_label, is_available, is_ready, is_terminating, is_updated, oldest_scheduled_first, phase,
 };
 use crate::core::pod_template::template_generation;
-use crate::core::pods_by_node::NodePods;
+use crate::core::pods_by_node::{NodePods, nodes_holding};
 use crate::core::rolling_update::{
     Gate, RollingUpdatePlan, UpdateWait, is_rolling_update, plan_rolling_update_placed,
 };
@@ -704,19 +704,8 @@ struct Rolling<'p> {
 }
 
 fn rolling_plan<'p>(plan: Cow<'p, RollingUpdatePlan>, node_pods: &NodePods) -> Rolling<'p> {
-    use std::collections::{BTreeSet, HashSet};
-    let deleted: HashSet<&str> = plan.pods_to_delete.iter().map(String::as_str).collect();
-    let replaced = node_pods
-        .iter()
-        .filter(|(_, pods)| {
-            pods.iter().any(|p| {
-                p.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| deleted.contains(n))
-            })
-        })
-        .map(|(node, _)| node.as_str());
+    use std::collections::BTreeSet;
+    let replaced = nodes_holding(node_pods, &plan.pods_to_delete);
     let held = || plan.held_by.iter().map(String::as_str);
     let unavailable: BTreeSet<&str> = held().chain(replaced).collect();
     let surging: BTreeSet<&str> = held()

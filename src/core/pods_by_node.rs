@@ -4,7 +4,8 @@
 use crate::core::node_affinity::{OBJECT_NAME_FIELD, required_node_affinity};
 use crate::core::pod_state::{is_terminal, is_terminating};
 use k8s_openapi::api::core::v1::Pod;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Claimed pods per target node name. A hash map: every sync looks up each node's pods several
@@ -48,6 +49,44 @@ pub fn group_by_node<'a>(
         }
     }
     out
+}
+
+/// `grouped`, the grouping of `before`, when `now` holds the very same pod objects in the same
+/// order (nothing reached the cache since `before` was read), else `now` grouped afresh. A sync
+/// reads its pods up to three times (before manage, before the rolling update and before the
+/// status) and most of its views do not change in between; grouping costs an allocation per pod.
+pub fn regroup<'g>(
+    before: &[Arc<Pod>],
+    grouped: &'g NodePods,
+    now: &[Arc<Pod>],
+) -> Cow<'g, NodePods> {
+    let same = before.len() == now.len() && before.iter().zip(now).all(|(a, b)| Arc::ptr_eq(a, b));
+    if same {
+        Cow::Borrowed(grouped)
+    } else {
+        Cow::Owned(group_by_node(now, false))
+    }
+}
+
+/// The nodes under which `node_pods` holds a pod named in `names` (the nodes a plan's deletes
+/// touch), in no particular order.
+pub fn nodes_holding<'a>(node_pods: &'a NodePods, names: &[String]) -> Vec<&'a str> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let names: HashSet<&str> = names.iter().map(String::as_str).collect();
+    node_pods
+        .iter()
+        .filter(|(_, pods)| {
+            pods.iter().any(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| names.contains(n))
+            })
+        })
+        .map(|(node, _)| node.as_str())
+        .collect()
 }
 
 #[cfg(test)]
@@ -315,5 +354,52 @@ mod tests {
     #[test]
     fn group_of_nothing_is_empty() {
         assert!(group_by_node(std::iter::empty(), true).is_empty());
+    }
+
+    #[test]
+    fn the_nodes_holding_named_pods_are_the_nodes_they_run_on() {
+        let ds = daemonset("foo");
+        let mut node_pods = NodePods::default();
+        for (node, pod) in [("n1", "a"), ("n1", "b"), ("n2", "c"), ("n3", "d")] {
+            let p = with_name(ds_pod(&ds, node, "h"), pod);
+            node_pods.entry(node.into()).or_default().push(Arc::new(p));
+        }
+        let mut nodes = nodes_holding(&node_pods, &["b".into(), "d".into(), "gone".into()]);
+        nodes.sort();
+        assert_eq!(nodes, ["n1", "n3"]);
+        assert!(nodes_holding(&node_pods, &[]).is_empty());
+    }
+
+    #[test]
+    fn regrouping_reuses_the_grouping_only_for_the_very_same_pods() {
+        let ds = daemonset("foo");
+        let pod = |node: &str, name: &str| Arc::new(with_name(ds_pod(&ds, node, "h"), name));
+        let before = vec![pod("n1", "a"), pod("n2", "b")];
+        let grouped = group_by_node(&before, false);
+        let same = before.clone();
+        assert!(matches!(
+            regroup(&before, &grouped, &same),
+            Cow::Borrowed(_)
+        ));
+        // A pod in a newer version (another object) is regrouped, even with the same content.
+        let newer = vec![before[0].clone(), pod("n3", "b")];
+        let regrouped = regroup(&before, &grouped, &newer);
+        assert!(matches!(regrouped, Cow::Owned(_)));
+        let mut nodes: Vec<&String> = regrouped.keys().collect();
+        nodes.sort();
+        assert_eq!(nodes, ["n1", "n3"]);
+        let fewer = vec![before[0].clone()];
+        assert_eq!(regroup(&before, &grouped, &fewer).len(), 1);
+        let more = vec![before[0].clone(), before[1].clone(), pod("n4", "c")];
+        assert_eq!(
+            regroup(&before, &grouped, &more).len(),
+            3,
+            "a pod created since"
+        );
+        let reordered = vec![before[1].clone(), before[0].clone()];
+        assert!(matches!(
+            regroup(&before, &grouped, &reordered),
+            Cow::Owned(_)
+        ));
     }
 }
