@@ -8,8 +8,11 @@
 //! and decodes the type straight from it; only an object that fails is decoded a second time, for
 //! its metadata.
 //!
-//! It needs the JSON decoder kube uses for every list and watch response: another decoder cannot
-//! hand out the raw text, and decoding through it fails as a whole.
+//! The limit: the raw text exists only while serde_json reads the object itself. kube decodes every
+//! list and watch response from text with serde_json, and the API server writes a watch event's
+//! `type` before its `object`, so that always holds. An event with `object` first would make serde
+//! buffer the object before it knows the event's type, and the whole event would fail to decode
+//! (a watch error, then a new list), where kube's guard decoded it (test below).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -109,5 +112,15 @@ mod tests {
             panic!("a node name of 7 decoded");
         };
         assert!(invalid.error.contains("invalid type"), "{}", invalid.error);
+    }
+
+    /// The limit of the module doc: the API server writes `type` first; an event with `object`
+    /// first is refused as a whole rather than decoded wrongly.
+    #[test]
+    fn an_event_with_its_object_before_its_type_is_refused_whole() {
+        let first = r#"{"type":"ADDED","object":{"metadata":{"name":"p","namespace":"n"}}}"#;
+        let reversed = r#"{"object":{"metadata":{"name":"p","namespace":"n"}},"type":"ADDED"}"#;
+        assert!(serde_json::from_str::<WatchEvent<Guarded<SlimPod>>>(first).is_ok());
+        assert!(serde_json::from_str::<WatchEvent<Guarded<SlimPod>>>(reversed).is_err());
     }
 }

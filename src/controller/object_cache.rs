@@ -2,6 +2,7 @@
 //! add/update/delete changes informer handlers see; [`apply_to_store`] does the same for a kube
 //! reflector store (the DaemonSets, whose store also feeds the work queue's applier).
 
+use crate::core::HashState;
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::watcher::Event;
@@ -11,15 +12,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// `(namespace, name)`.
 pub type Key = (String, String);
 
-/// The hasher of the caches and their indexes: every sync resolves each of its pods by key, so
-/// SipHash's cost showed in the profiles (issue 14); foldhash is randomly seeded too.
-pub type Hasher = foldhash::fast::RandomState;
+/// A map with the core's [`HashState`]: every sync resolves each of its pods by key.
+pub type FastMap<K, V> = HashMap<K, V, HashState>;
 
-/// A map with [`Hasher`].
-pub type FastMap<K, V> = HashMap<K, V, Hasher>;
-
-/// A set with [`Hasher`].
-pub type FastSet<K> = HashSet<K, Hasher>;
+/// A set with [`HashState`].
+pub type FastSet<K> = HashSet<K, HashState>;
 
 pub use crate::core::triggers::Change;
 
@@ -88,8 +85,10 @@ impl<K: Resource> ObjectCache<K> {
     /// applied at `InitDone` as a diff: objects that appeared are added, changed ones updated and
     /// vanished ones deleted, so handlers never miss a delete that happened while the watch was down.
     pub fn apply(&mut self, event: Event<K>) -> Vec<Change<K>> {
+        // A re-list replaces every object, changed or not: the sorted view would keep the old ones.
+        let relisted = matches!(event, Event::InitDone);
         let changes = self.apply_event(event);
-        if !changes.is_empty() {
+        if relisted || !changes.is_empty() {
             *self
                 .sorted
                 .get_mut()

@@ -2,7 +2,7 @@
 //! orphans by namespace ([`super::owner_index`]), and pods by node name on top, so one sync costs what
 //! its DaemonSet owns and one node event costs what runs on that node.
 
-use super::object_cache::{Change, FastMap, Key, key, reindex, remove_key};
+use super::object_cache::{Change, FastMap, FastSet, Key, key, reindex, remove_key};
 use super::owner_index::OwnerIndex;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::Event;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct PodIndex {
     owners: OwnerIndex<Pod>,
-    by_node: FastMap<String, super::object_cache::FastSet<Key>>,
+    by_node: FastMap<String, FastSet<Key>>,
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {

@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::Pod;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// A set of pod UIDs. foldhash rather than SipHash: a sync builds these over all its pods.
-pub type Uids<T> = HashSet<T, foldhash::fast::RandomState>;
+/// A set of pod UIDs (a sync builds these over all its pods).
+pub type Uids<T> = HashSet<T, crate::core::HashState>;
 
 /// The claimed pods of DaemonSet `ds_uid` now. `claimed` are the pods the sync claimed at its start
 /// (adopted ones included, released ones not); `seen` the UIDs of every candidate pod it looked at

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// node names paid a dozen string comparisons per lookup (issue 14's profile: a quarter of a sync's
 /// CPU in `memcmp`). Nothing may depend on its iteration order: where order matters, collect the
 /// keys into an ordered set first.
-pub type NodePods = HashMap<String, Vec<Arc<Pod>>, foldhash::fast::RandomState>;
+pub type NodePods = HashMap<String, Vec<Arc<Pod>>, crate::core::HashState>;
 
 /// `spec.nodeName` if set, else the single value of the first `metadata.name In [..]` matchFields
 /// requirement of the required node affinity; `None` when there is none or it has several values.
@@ -51,10 +51,11 @@ pub fn group_by_node<'a>(
     out
 }
 
-/// `grouped`, the grouping of `before`, when `now` holds the very same pod objects in the same
-/// order (nothing reached the cache since `before` was read), else `now` grouped afresh. A sync
-/// reads its pods up to three times (before manage, before the rolling update and before the
-/// status) and most of its views do not change in between; grouping costs an allocation per pod.
+/// `grouped`, which must be `group_by_node(before, false)`, when `now` holds the very same pod
+/// objects in the same order (nothing in the DaemonSet's claimed view changed since `before`),
+/// else `group_by_node(now, false)`. A sync reads its pods up to three times (before manage,
+/// before the rolling update and before the status) and most of its views do not change in
+/// between; grouping costs an allocation per pod.
 pub fn regroup<'g>(
     before: &[Arc<Pod>],
     grouped: &'g NodePods,
@@ -74,7 +75,7 @@ pub fn nodes_holding<'a>(node_pods: &'a NodePods, names: &[String]) -> Vec<&'a s
     if names.is_empty() {
         return Vec::new();
     }
-    let names: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let names: HashSet<&str, crate::core::HashState> = names.iter().map(String::as_str).collect();
     node_pods
         .iter()
         .filter(|(_, pods)| {
