@@ -13,6 +13,9 @@
 //! everynode runs with `--create-pacing=upstream`, upstream's exact create pacing (at most 250
 //! creates per sync), so that the two runs are compared on the same behaviour; the default `fast`
 //! pacing is a documented difference (docs/differences.md) with its own test (`tests/create_pacing.rs`).
+//! Status writes keep everynode's default pacing (`--status-write-interval=1s`, a documented
+//! difference with its own test, `tests/status_pacing.rs`): it changes when intermediate counts are
+//! written, never the settled status this suite compares.
 //!
 //! `EVERYNODE_DIFF_FAULT=<step>` skips that step's action in the everynode run only: a deliberately
 //! broken subject, to see the suite fail.

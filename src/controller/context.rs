@@ -1,6 +1,6 @@
 //! What every sync shares: the client, the caches, expectations, the failed-pod backoff, the event
-//! sink and what it last said, the work queue, the metrics, the readiness state and the rollout
-//! policies' last written status.
+//! sink and what it last said, the work queue, the metrics, the readiness state, the rollout
+//! policies' last written status and the DaemonSets' last status writes.
 
 use super::daemonset_object::CachedDaemonSet;
 use super::events::EventSink;
@@ -13,6 +13,7 @@ use crate::core::backoff::FailedPodBackoff;
 use crate::core::create_pacing::CreatePacing;
 use crate::core::expectations::Expectations;
 use crate::core::said::Said;
+use crate::core::status_pacing::StatusPacer;
 use crate::runtime::metrics::{DaemonSetLabels, Metrics};
 use crate::runtime::readiness::Readiness;
 use futures::channel::mpsc;
@@ -53,6 +54,9 @@ pub struct Context {
     pub rollout_status: Mutex<HashMap<String, DaemonSetRolloutStatus>>,
     /// How syncs pace their creates (`--create-pacing`).
     pub pacing: CreatePacing,
+    /// When each DaemonSet's status was last written, and how far apart counters-only writes go
+    /// (`--status-write-interval`, `core::status_pacing`).
+    pub status_pacer: Mutex<StatusPacer>,
 }
 
 /// Poisoned locks only follow a panic elsewhere; the data is still usable.

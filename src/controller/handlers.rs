@@ -35,8 +35,8 @@ fn daemonsets(ctx: &Context) -> Vec<Ds> {
     ctx.caches.daemonsets.state().into_iter().map(Ds).collect()
 }
 
-/// DaemonSet changes (§1.2): queue it; forget the expectations (and what was said) of one that is
-/// gone.
+/// DaemonSet changes (§1.2): queue it; forget the expectations (what was said, when its status was
+/// written) of one that is gone.
 pub fn daemonset_changed(ctx: &Context, change: Change<CachedDaemonSet>) {
     match change {
         Change::Added(ds) => ctx.enqueue(&ds),
@@ -44,12 +44,14 @@ pub fn daemonset_changed(ctx: &Context, change: Change<CachedDaemonSet>) {
             if old.ds.metadata.uid != new.ds.metadata.uid {
                 lock(&ctx.expectations).delete(old.uid());
                 lock(&ctx.said).forget(old.uid());
+                lock(&ctx.status_pacer).forget(old.uid());
             }
             ctx.enqueue(&new);
         }
         Change::Deleted(ds) => {
             lock(&ctx.expectations).delete(ds.uid());
             lock(&ctx.said).forget(ds.uid());
+            lock(&ctx.status_pacer).forget(ds.uid());
             ctx.enqueue(&ds);
         }
     }

@@ -33,6 +33,7 @@ pub mod slim;
 pub mod status_writer;
 pub mod sync;
 
+use crate::core::status_pacing::StatusPacer;
 use crate::runtime::cli::RunArgs;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::readiness::Readiness;
@@ -53,7 +54,7 @@ use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
@@ -383,6 +384,7 @@ pub async fn run(
         readiness: readiness.clone(),
         rollout_status: Default::default(),
         pacing: args.create_pacing,
+        status_pacer: Mutex::new(StatusPacer::new(args.status_write_interval)),
     });
 
     // Watches. The DaemonSet watch feeds the applier's store and the handlers.
@@ -459,6 +461,7 @@ pub async fn run(
                 .collect();
             lock(&c.expectations).retain(|uid| live.contains(uid));
             lock(&c.said).retain(|uid| live.contains(uid));
+            lock(&c.status_pacer).retain(|uid| live.contains(uid));
             // Last written statuses of policies deleted while their watch was down.
             let policies: std::collections::HashSet<String> = read(&c.caches.rollouts)
                 .values()

@@ -1,17 +1,53 @@
-//! Writing DaemonSet status: the core's counters to the status subresource, only when they changed.
+//! Writing DaemonSet status: the core's counters to the status subresource, only when they changed
+//! and as the status pacing allows.
 
 use super::Error;
+use super::context::{Context, lock};
 use super::daemonset_object::CachedDaemonSet;
+use crate::core::Timestamp;
 use crate::core::status::{StatusCounters, observed_generation_to_write, status_to_write};
+use crate::core::status_pacing::StatusWrite;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, Patch};
 use serde_json::json;
+use std::time::Duration;
 use tracing::debug;
 
 /// Whether the API server refused a patch because the object's UID is not the one it carried
 /// (409 "Precondition failed: UID in precondition", or 422 "field is immutable" on metadata.uid).
 pub fn uid_mismatch(status: &kube::core::Status) -> bool {
     (status.code == 409 || status.code == 422) && status.message.to_lowercase().contains("uid")
+}
+
+/// Writes `counters` (and observedGeneration when `update_observed_generation`) as the status
+/// pacing decides (`core::status_pacing`): now, or not yet. Returns when the DaemonSet must be
+/// synced again to write what was held back.
+pub async fn write_paced(
+    ctx: &Context,
+    ds: &CachedDaemonSet,
+    counters: &StatusCounters,
+    update_observed_generation: bool,
+) -> Result<Option<Duration>, Error> {
+    let decision = lock(&ctx.status_pacer).decide(
+        ds.uid(),
+        &ds.ds,
+        counters,
+        update_observed_generation,
+        Timestamp::now(),
+    );
+    match decision {
+        StatusWrite::Unchanged => Ok(None),
+        StatusWrite::After(wait) => {
+            debug!(daemonset = %ds.key(), ?counters, ?wait, "status write held back by --status-write-interval");
+            Ok(Some(wait))
+        }
+        StatusWrite::Now => {
+            if write_status(&ctx.client, ds, counters, update_observed_generation).await? {
+                lock(&ctx.status_pacer).written(ds.uid(), counters, Timestamp::now());
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// Writes `counters` (and observedGeneration when `update_observed_generation`) unless the cached

@@ -10,7 +10,7 @@ use super::revisions;
 use super::rollback::{self, Undo};
 use super::rollout_writer;
 use super::rollouts::{self, View};
-use super::status_writer::write_status;
+use super::status_writer::write_paced;
 use crate::core::claimed_view::{claimed_now, uids};
 use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
 use crate::core::manage::{ManagePlan, plan_manage_placed, selecting_all_event};
@@ -198,7 +198,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
             warn!(daemonset = %key, "a pod or node watch is failing; refreshing status only");
         }
         let counters = compute_counters_placed(d, &placements, &start_node_pods, hash, now);
-        write_status(&ctx.client, &ds, &counters, false).await?;
+        let held_back = write_paced(ctx, &ds, &counters, false).await?;
         if let (Some((r, previous, _)), Some(decision)) = (&policy, &decision)
             && let Err(e) = rollout_writer::write(ctx, &ds, r, decision, previous).await
         {
@@ -209,6 +209,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
             min_ready_requeue(d, &counters),
             (!watches_ok).then_some(WATCH_RETRY),
             decision.as_ref().and_then(|p| p.requeue_after),
+            held_back,
         ]);
         return Ok(requeue
             .map(Action::requeue)
@@ -328,7 +329,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         warn!(daemonset = %key, "{}", event.message);
         ctx.events.publish(&ds, event);
     }
-    let status_result = write_status(&ctx.client, &ds, &counters, true).await;
+    let status_result = write_paced(ctx, &ds, &counters, true).await;
     if status_result.is_ok() {
         ctx.metrics.set_rollout(&ds_labels(&ds), &counters, now);
     }
@@ -360,7 +361,9 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         (Ok(_), Err(e)) => Err(e),
         (result, _) => result,
     };
+    let held_back = status_result.as_ref().ok().copied().flatten();
     let requeue = earliest([
+        held_back,
         outcome.as_ref().and_then(|(o, _, _)| o.requeue_after),
         plan.requeue_after,
         min_ready_requeue(d, &counters),
