@@ -5,6 +5,10 @@
 //! not Ready. A turn in which that happened measured the fault (pods unavailable for reasons no
 //! controller controls, status changing with every node), not only the controller, and the report
 //! says so next to its figures.
+//!
+//! The watch also notes when each node was first seen healthy: for a joining node, the moment a
+//! daemon pod can go there (kwok made it Ready and the node lifecycle controller lifted the not-ready
+//! taint the API server put on it at creation), where the controller's part of the join starts.
 
 use crate::pool;
 use futures::StreamExt;
@@ -13,13 +17,17 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// Every node's last health and the nodes that lost it.
+/// Every node's last health, when it was first seen healthy, and the nodes that lost it.
 #[derive(Debug, Default)]
 pub struct Health {
     healthy: BTreeMap<String, bool>,
+    /// When each node was first seen healthy: for a joining node, when it became schedulable for
+    /// daemon pods (kwok made it Ready and the node lifecycle controller lifted its not-ready
+    /// taint), the start of the controller's part of the join.
+    first_healthy: BTreeMap<String, Instant>,
     lost: BTreeSet<String>,
     /// Whether the first list is in: nodes unhealthy in it count as lost (a turn that starts on
     /// nodes a fault left NotReady is measured on that fault too).
@@ -30,7 +38,10 @@ impl Health {
     /// One observation of `node`'s health. After the first list, only a node seen healthy before
     /// can lose its health: a joining node is unhealthy until kwok and the node lifecycle
     /// controller are done with it.
-    pub fn observe(&mut self, node: &str, healthy: bool) {
+    pub fn observe(&mut self, node: &str, healthy: bool, at: Instant) {
+        if healthy && !self.first_healthy.contains_key(node) {
+            self.first_healthy.insert(node.to_string(), at);
+        }
         let before = self.healthy.insert(node.to_string(), healthy);
         let was_healthy = before.unwrap_or(!self.synced);
         if was_healthy && !healthy {
@@ -46,6 +57,12 @@ impl Health {
     /// A node deleted: forgotten, so that a node of the same name created later starts afresh.
     pub fn forget(&mut self, node: &str) {
         self.healthy.remove(node);
+        self.first_healthy.remove(node);
+    }
+
+    /// When `node` was first seen healthy (since it was created, or since the watch started).
+    pub fn first_healthy(&self, node: &str) -> Option<Instant> {
+        self.first_healthy.get(node).copied()
     }
 
     /// How many nodes lost their health since the watch started; `None` before the first list.
@@ -79,7 +96,7 @@ impl NodeHealth {
                 match ev {
                     Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
                         if let Some(name) = n.metadata.name.as_deref() {
-                            h.observe(name, pool::is_healthy(&n));
+                            h.observe(name, pool::is_healthy(&n), Instant::now());
                         }
                     }
                     Ok(watcher::Event::Delete(n)) => {
@@ -106,6 +123,11 @@ impl NodeHealth {
     pub fn lost(&self) -> Option<usize> {
         self.state.lock().ok().and_then(|h| h.lost())
     }
+
+    /// When `node` was first seen healthy ([`Health::first_healthy`]).
+    pub fn first_healthy(&self, node: &str) -> Option<Instant> {
+        self.state.lock().ok().and_then(|h| h.first_healthy(node))
+    }
 }
 
 impl Drop for NodeHealth {
@@ -126,42 +148,61 @@ pub fn nodes(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::Health;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn only_a_node_seen_healthy_can_lose_its_health() {
         let mut h = Health::default();
-        h.observe("a", true);
+        h.observe("a", true, Instant::now());
         assert_eq!(h.lost(), None, "unknown before the first list");
         h.synced();
         assert_eq!(h.lost(), Some(0));
         // A joining node: unhealthy, then healthy, is not a loss.
-        h.observe("join-0", false);
-        h.observe("join-0", true);
+        h.observe("join-0", false, Instant::now());
+        h.observe("join-0", true, Instant::now());
         assert_eq!(h.lost(), Some(0));
         // A healthy node going NotReady twice counts once.
-        h.observe("a", false);
-        h.observe("a", true);
-        h.observe("a", false);
+        h.observe("a", false, Instant::now());
+        h.observe("a", true, Instant::now());
+        h.observe("a", false, Instant::now());
         assert_eq!(h.lost(), Some(1));
         // A node that stays healthy, or stays unhealthy, is not a loss.
-        h.observe("b", true);
-        h.observe("b", true);
-        h.observe("c", false);
-        h.observe("c", false);
+        h.observe("b", true, Instant::now());
+        h.observe("b", true, Instant::now());
+        h.observe("c", false, Instant::now());
+        h.observe("c", false, Instant::now());
         assert_eq!(h.lost(), Some(1));
         // A deleted node's name starts afresh.
-        h.observe("d", true);
+        h.observe("d", true, Instant::now());
         h.forget("d");
-        h.observe("d", false);
+        h.observe("d", false, Instant::now());
         assert_eq!(h.lost(), Some(1));
     }
 
     #[test]
     fn a_node_unhealthy_in_the_first_list_counts() {
         let mut h = Health::default();
-        h.observe("a", false);
-        h.observe("b", true);
+        h.observe("a", false, Instant::now());
+        h.observe("b", true, Instant::now());
         h.synced();
         assert_eq!(h.lost(), Some(1));
+    }
+
+    #[test]
+    fn a_joining_node_is_schedulable_from_its_first_healthy_sighting() {
+        let mut h = Health::default();
+        h.synced();
+        let t0 = Instant::now();
+        h.observe("join-0", false, t0);
+        assert_eq!(h.first_healthy("join-0"), None);
+        h.observe("join-0", true, t0 + Duration::from_secs(3));
+        h.observe("join-0", false, t0 + Duration::from_secs(4));
+        h.observe("join-0", true, t0 + Duration::from_secs(5));
+        assert_eq!(h.first_healthy("join-0"), Some(t0 + Duration::from_secs(3)));
+        // A node of the same name created later starts afresh.
+        h.forget("join-0");
+        assert_eq!(h.first_healthy("join-0"), None);
+        h.observe("join-0", true, t0 + Duration::from_secs(9));
+        assert_eq!(h.first_healthy("join-0"), Some(t0 + Duration::from_secs(9)));
     }
 }

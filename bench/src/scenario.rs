@@ -52,6 +52,14 @@ pub struct TurnResult {
     /// and 99th percentile.
     pub join_median_s: Option<f64>,
     pub join_p99_s: Option<f64>,
+    /// The same from the moment the node was first seen schedulable for daemon pods (Ready, its
+    /// not-ready taint lifted by the node lifecycle controller): the controller's part of the
+    /// join, above what the control plane needs on its own. `None` in results from before this
+    /// was observed.
+    #[serde(default)]
+    pub join_schedulable_median_s: Option<f64>,
+    #[serde(default)]
+    pub join_schedulable_p99_s: Option<f64>,
     /// Node label patches sent during the steady state.
     pub churn_patches: u64,
     pub phases: Vec<PhaseStats>,
@@ -168,6 +176,7 @@ pub async fn run(
         &mut controller,
         &mut audit,
         &joining,
+        &health,
         &mut result,
         &say,
     )
@@ -213,6 +222,7 @@ async fn phases(
     controller: &mut Running,
     audit: &mut AuditLog,
     joining: &[String],
+    health: &NodeHealth,
     result: &mut TurnResult,
     say: &impl Fn(String),
 ) -> Result<(), Error> {
@@ -322,25 +332,44 @@ async fn phases(
         )
         .await?;
     let pods = tracker.snapshot();
-    let mut latencies: Vec<f64> = created
-        .iter()
-        .filter_map(|(node, at)| {
-            // The last of the node's D pods (each DaemonSet's first pod there).
-            let mut firsts: BTreeMap<&str, Instant> = BTreeMap::new();
-            for p in pods.values().filter(|p| &p.node == node) {
-                let e = firsts.entry(p.owner.as_str()).or_insert(p.first_seen);
-                *e = (*e).min(p.first_seen);
-            }
-            (firsts.len() == ds)
-                .then(|| firsts.values().max().copied())
-                .flatten()
-                .map(|seen| seen.saturating_duration_since(*at).as_secs_f64())
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
+    // When each joining node got all its D pods (each DaemonSet's first pod there, the last of them).
+    let all_pods_at = |node: &str| {
+        let mut firsts: BTreeMap<&str, Instant> = BTreeMap::new();
+        for p in pods.values().filter(|p| p.node == node) {
+            let e = firsts.entry(p.owner.as_str()).or_insert(p.first_seen);
+            *e = (*e).min(p.first_seen);
+        }
+        (firsts.len() == ds)
+            .then(|| firsts.values().max().copied())
+            .flatten()
+    };
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let latencies = sorted(
+        created
+            .iter()
+            .filter_map(|(node, at)| {
+                all_pods_at(node).map(|seen| seen.saturating_duration_since(*at).as_secs_f64())
+            })
+            .collect(),
+    );
+    let above_floor = sorted(
+        created
+            .iter()
+            .filter_map(|(node, _)| {
+                let schedulable = health.first_healthy(node)?;
+                all_pods_at(node)
+                    .map(|seen| seen.saturating_duration_since(schedulable).as_secs_f64())
+            })
+            .collect(),
+    );
     result.joined = m;
     result.join_median_s = percentile(&latencies, 50.0);
     result.join_p99_s = percentile(&latencies, 99.0);
+    result.join_schedulable_median_s = percentile(&above_floor, 50.0);
+    result.join_schedulable_p99_s = percentile(&above_floor, 99.0);
     result.phases.push(controller.end(phase, audit)?);
     controller.check_alive()?;
     say(format!(
