@@ -43,7 +43,13 @@ pub async fn write_paced(
         }
         StatusWrite::Now => {
             if write_status(&ctx.client, ds, counters, update_observed_generation).await? {
-                lock(&ctx.status_pacer).written(ds.uid(), counters, Timestamp::now());
+                lock(&ctx.status_pacer).written(
+                    ds.uid(),
+                    &ds.ds,
+                    counters,
+                    update_observed_generation,
+                    Timestamp::now(),
+                );
             }
             Ok(None)
         }

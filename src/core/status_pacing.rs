@@ -47,10 +47,12 @@ pub enum StatusWrite {
     After(Duration),
 }
 
-/// The last status write of each DaemonSet (by UID): when, and whether it said settled.
+/// The last status write of each DaemonSet (by UID): when, the observedGeneration it left, and
+/// whether it said settled.
 #[derive(Debug, Clone, Copy)]
 struct LastWrite {
     at: Timestamp,
+    observed_generation: i64,
     settled: bool,
 }
 
@@ -83,10 +85,14 @@ impl StatusPacer {
         if status_to_write(ds, counters, update_observed_generation).is_none() {
             return StatusWrite::Unchanged;
         }
-        if self.interval.is_zero() || moves_observed_generation(ds, update_observed_generation) {
+        if self.interval.is_zero() {
             return StatusWrite::Now;
         }
-        let Some(last) = self.last_write.get(uid) else {
+        let last = self.last_write.get(uid);
+        if moves_observed_generation(ds, update_observed_generation, last) {
+            return StatusWrite::Now;
+        }
+        let Some(last) = last else {
             return StatusWrite::Now;
         };
         if is_settled(counters) && !last.settled {
@@ -98,11 +104,26 @@ impl StatusPacer {
         }
     }
 
-    /// Records the write of `counters` for `uid` made at `now`.
-    pub fn written(&mut self, uid: &str, counters: &StatusCounters, now: Timestamp) {
+    /// Records the write of `counters` (and observedGeneration when `update_observed_generation`)
+    /// for `ds` (UID `uid`) made at `now`.
+    pub fn written(
+        &mut self,
+        uid: &str,
+        ds: &DaemonSet,
+        counters: &StatusCounters,
+        update_observed_generation: bool,
+        now: Timestamp,
+    ) {
         if !self.interval.is_zero() {
+            let cached = cached_observed_generation(ds);
+            let observed_generation = if update_observed_generation {
+                cached.max(ds.metadata.generation.unwrap_or(0))
+            } else {
+                cached
+            };
             let last = LastWrite {
                 at: now,
+                observed_generation,
                 settled: is_settled(counters),
             };
             self.last_write.insert(uid.to_string(), last);
@@ -120,14 +141,24 @@ impl StatusPacer {
     }
 }
 
-/// Whether the write sets `observedGeneration` to a generation the status has not observed yet.
-fn moves_observed_generation(ds: &DaemonSet, update_observed_generation: bool) -> bool {
-    let observed = ds
-        .status
+/// Whether the write sets `observedGeneration` to a generation the status has not observed yet:
+/// neither in the cache nor by the last write, which the cache may not have seen yet (the sync
+/// right after a write reads the status from before it).
+fn moves_observed_generation(
+    ds: &DaemonSet,
+    update_observed_generation: bool,
+    last: Option<&LastWrite>,
+) -> bool {
+    let observed = cached_observed_generation(ds).max(last.map_or(0, |l| l.observed_generation));
+    update_observed_generation && ds.metadata.generation.unwrap_or(0) > observed
+}
+
+/// The observedGeneration of the cached status (0 when it has none).
+fn cached_observed_generation(ds: &DaemonSet) -> i64 {
+    ds.status
         .as_ref()
         .and_then(|s| s.observed_generation)
-        .unwrap_or(0);
-    update_observed_generation && ds.metadata.generation.unwrap_or(0) > observed
+        .unwrap_or(0)
 }
 
 /// Whether the counters say the DaemonSet is settled: every wanted node has exactly the updated,
@@ -189,7 +220,13 @@ mod tests {
     /// A pacer that wrote a status (not settled) of `UID` at `ms`.
     fn pacer_written_at(ms: i64) -> StatusPacer {
         let mut p = StatusPacer::new(DEFAULT_INTERVAL);
-        p.written(UID, &counters(10, 4), t(ms));
+        p.written(
+            UID,
+            &ds(1, 1, counters(10, 3)),
+            &counters(10, 4),
+            true,
+            t(ms),
+        );
         p
     }
 
@@ -258,6 +295,38 @@ mod tests {
     }
 
     #[test]
+    fn a_generation_already_written_is_not_acknowledged_again_from_a_stale_cache() {
+        // The write at 0 ms acknowledged generation 2; the sync 60 ms later still reads the cached
+        // status from before that write (observedGeneration 1): its counters are paced.
+        let mut p = StatusPacer::new(DEFAULT_INTERVAL);
+        let stale = ds(2, 1, counters(10, 3));
+        p.written(UID, &stale, &counters(10, 4), true, t(0));
+        assert_eq!(
+            p.decide(UID, &stale, &counters(10, 5), true, t(60)),
+            StatusWrite::After(Duration::from_millis(940))
+        );
+        // A status-only write leaves the cached observedGeneration: generation 3 still goes at once.
+        let mut p = StatusPacer::new(DEFAULT_INTERVAL);
+        p.written(
+            UID,
+            &ds(3, 2, counters(10, 3)),
+            &counters(10, 4),
+            false,
+            t(0),
+        );
+        assert_eq!(
+            p.decide(
+                UID,
+                &ds(3, 2, counters(10, 4)),
+                &counters(10, 5),
+                true,
+                t(60)
+            ),
+            StatusWrite::Now
+        );
+    }
+
+    #[test]
     fn the_write_that_settles_the_daemonset_goes_at_once() {
         let p = pacer_written_at(0);
         let d = ds(1, 1, counters(10, 9));
@@ -285,7 +354,13 @@ mod tests {
     fn settled_to_settled_is_paced() {
         // Nodes joining one at a time, each pod up before the next node: 10 of 10, then 11 of 11.
         let mut p = StatusPacer::new(DEFAULT_INTERVAL);
-        p.written(UID, &counters(10, 10), t(0));
+        p.written(
+            UID,
+            &ds(1, 1, counters(10, 9)),
+            &counters(10, 10),
+            true,
+            t(0),
+        );
         let d = ds(1, 1, counters(10, 10));
         assert_eq!(
             p.decide(UID, &d, &counters(11, 11), true, t(10)),
@@ -301,7 +376,13 @@ mod tests {
     #[test]
     fn a_zero_interval_writes_every_change_at_once_as_upstream() {
         let mut p = StatusPacer::new(Duration::ZERO);
-        p.written(UID, &counters(10, 4), t(0));
+        p.written(
+            UID,
+            &ds(1, 1, counters(10, 3)),
+            &counters(10, 4),
+            true,
+            t(0),
+        );
         let d = ds(1, 1, counters(10, 4));
         assert_eq!(
             p.decide(UID, &d, &counters(10, 5), true, t(1)),
@@ -359,13 +440,13 @@ mod tests {
                     ),
                     "the requeued sync at {h} ms writes"
                 );
-                p.written(UID, &counters(100, ready), t(h));
+                p.written(UID, &d, &counters(100, ready), true, t(h));
                 writes.push(h);
                 held_until = None;
             }
             match p.decide(UID, &d, &counters(100, ready), true, t(ms)) {
                 StatusWrite::Now => {
-                    p.written(UID, &counters(100, ready), t(ms));
+                    p.written(UID, &d, &counters(100, ready), true, t(ms));
                     writes.push(ms);
                 }
                 StatusWrite::After(wait) => {
