@@ -4,15 +4,19 @@
 //!
 //! Connections are counted from `/proc`: the established TCP sockets of this process whose remote
 //! port is the API server's, before and after a burst of concurrent requests.
+//!
+//! On one shared connection, a watch whose reader lags must hold up only itself: the connection's
+//! flow-control window is larger than what the lagging watches can hold (client-go's 1 GiB).
 
 mod support;
 
 use everynode::runtime::metrics::Metrics;
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams};
-use std::collections::BTreeSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchParams};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Requests sent at once.
 const BURST: usize = 40;
@@ -119,4 +123,91 @@ async fn concurrent_requests_share_one_http2_connection() {
         "everynode's client opened {opened} connections for {BURST} concurrent requests; \
          HTTP/2 multiplexes them over one"
     );
+}
+
+/// Watches opened and never read, ConfigMaps created, and the size of each one's data: every
+/// watch receives all of them (8 × 900 KiB), more than its stream window (2 MiB), so each one holds
+/// a full stream window of unread data, 6 MiB together: more than hyper's default connection window
+/// (5 MiB), far less than client-go's.
+const UNREAD_WATCHES: usize = 3;
+const BIG_CONFIGMAPS: usize = 8;
+const BIG_CONFIGMAP_BYTES: usize = 900 * 1024;
+
+/// How long one request may take here; on an idle control plane each takes milliseconds.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn watches_nobody_reads_do_not_hold_up_other_requests_on_the_connection() {
+    let client = everynode::runtime::client::build(
+        config().await,
+        Arc::new(Metrics::new()),
+        None,
+        "controller",
+        everynode::runtime::retry::RetryBudget::CONTROLLER,
+    )
+    .unwrap_or_else(|e| panic!("everynode's client: {e}"));
+    let ns_name = format!("client-window-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": ns_name }
+    }))
+    .unwrap_or_else(|e| panic!("namespace object: {e}"));
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {ns_name}: {e}"));
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns_name);
+
+    // Opened (the API server answered each), then never polled: what they receive stays unread.
+    let mut unread = Vec::new();
+    for i in 0..UNREAD_WATCHES {
+        let watch = configmaps
+            .watch(&WatchParams::default(), "0")
+            .await
+            .unwrap_or_else(|e| panic!("open watch {i}: {e}"));
+        unread.push(Box::pin(watch));
+    }
+
+    let payload = "x".repeat(BIG_CONFIGMAP_BYTES);
+    for i in 0..BIG_CONFIGMAPS {
+        let cm = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("big-{i}")),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([("payload".to_string(), payload.clone())])),
+            ..Default::default()
+        };
+        match tokio::time::timeout(
+            REQUEST_DEADLINE,
+            configmaps.create(&PostParams::default(), &cm),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!(
+                "create ConfigMap big-{i} while {UNREAD_WATCHES} watches go unread: {e} \
+                 (the unread watches hold the connection's flow-control window)"
+            ),
+            Err(_) => panic!(
+                "create ConfigMap big-{i} got no answer in {REQUEST_DEADLINE:?} while \
+                 {UNREAD_WATCHES} watches go unread: they hold the connection's flow-control window"
+            ),
+        }
+    }
+    let got = tokio::time::timeout(REQUEST_DEADLINE, configmaps.get("big-0")).await;
+    match got {
+        Ok(Ok(cm)) => assert_eq!(
+            cm.data.and_then(|d| d.get("payload").map(String::len)),
+            Some(BIG_CONFIGMAP_BYTES)
+        ),
+        Ok(Err(e)) => panic!("get ConfigMap big-0 while the watches go unread: {e}"),
+        Err(_) => panic!(
+            "get ConfigMap big-0 got no answer in {REQUEST_DEADLINE:?} while {UNREAD_WATCHES} \
+             watches go unread: they hold the connection's flow-control window"
+        ),
+    }
+
+    drop(unread);
+    let _ = namespaces.delete(&ns_name, &DeleteParams::default()).await;
 }

@@ -148,6 +148,17 @@ type Transport = tower::util::BoxService<
 const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The HTTP/2 connection's receive window: client-go's (`transportDefaultConnFlow` of Go's http2
+/// transport, 1 GiB), where hyper's default is 5 MiB. Every request of the controller shares the
+/// connection, and data a watch has received but its reader has not consumed yet holds the
+/// connection window as well as its stream's (2 MiB each, hyper's default). With 5 MiB, three
+/// watches lagging behind a burst of events (the pod watch while thousands of pods are created,
+/// the node watch) used it up, and then no create, delete or status response could arrive until
+/// they caught up: every request of the controller waited for its slowest watch. With the window
+/// larger than the sum of the stream windows, a lagging watch holds up only itself.
+/// `tests/client.rs` shows it on the real control plane.
+const HTTP2_CONNECTION_WINDOW: u32 = 1 << 30;
+
 /// kube's default stack (base URI, authentication, extra headers, connect timeout) over a TLS
 /// connector that offers HTTP/2 by ALPN and falls back to HTTP/1.1, with everynode's retry, rate
 /// limit, metrics and per-attempt timeout.
@@ -194,6 +205,7 @@ fn stack(
         .timer(TokioTimer::new())
         .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
         .http2_keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        .http2_initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
         .build(connector);
     let authenticated = ServiceBuilder::new()
         .option_layer(config.auth_layer()?)
