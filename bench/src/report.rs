@@ -84,7 +84,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "Measured by `make bench` (see [../README.md](../README.md) for how to read and reproduce this) on {} CPUs and {:.0} GiB, \
+        "Measured by `make bench` (see `bench/README.md` in the repository for how to read and reproduce this) on {} CPUs and {:.0} GiB, \
          on the local control plane (etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok fake nodes). \
          Both controllers ran on the same control plane in the same run against the same nodes, one at a time, each \
          in a fresh namespace and as a fresh process per turn. `upstream` is kube-controller-manager run with \
@@ -122,7 +122,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         out,
         "The pure-core benchmark (one sync and one node event at 5 000, 20 000 and 65 000 nodes, no \
-         cluster) is in [core.md](core.md).\n"
+         cluster) is in `bench/results/core.md`.\n"
     );
     for n in r.node_counts().into_iter().rev() {
         for budget in r.budgets() {
@@ -673,6 +673,23 @@ mod tests {
         u.join_schedulable_p99_s = None;
         let rows = targets(&e, &u, None, None);
         assert_eq!(rows[2].measured, "4.00×");
+    }
+
+    /// A report is copied into folders of its own (`bench/results/n3000-cpu/`, …) or written
+    /// outside the repository with `--out`, so it names repository files by their path and links
+    /// none by a relative address that would break there.
+    #[test]
+    fn the_report_links_no_file_by_a_relative_address() {
+        let r = Results {
+            turns: vec![turn(1.0, 1.0, 1.0, 1.0, 1, &[])],
+            ..Default::default()
+        };
+        let md = markdown(&r);
+        for bad in ["](../", "](core.md)", "](results/"] {
+            assert!(!md.contains(bad), "{bad} in {md}");
+        }
+        assert!(md.contains("`bench/README.md`"), "{md}");
+        assert!(md.contains("`bench/results/core.md`"), "{md}");
     }
 
     #[test]
