@@ -128,7 +128,7 @@ async fn bench_smoke_collects_every_figure() {
         "Floor at this budget",
         "| figure | target | measured | met |",
         "kube-scheduler without a client-side limit",
-        "(core.md)",
+        "`bench/results/core.md`",
     ] {
         assert!(
             report.contains(needle),

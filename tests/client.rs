@@ -80,6 +80,18 @@ async fn config() -> kube::Config {
         .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", path.display()))
 }
 
+/// everynode's controller client (no client-side limit) for the test control plane.
+async fn everynode_client() -> kube::Client {
+    everynode::runtime::client::build(
+        config().await,
+        Arc::new(Metrics::new()),
+        None,
+        "controller",
+        everynode::runtime::retry::RetryBudget::CONTROLLER,
+    )
+    .unwrap_or_else(|e| panic!("everynode's client: {e}"))
+}
+
 /// Sends `BURST` concurrent list requests with `client` and returns how many new connections to the
 /// API server it opened for them.
 async fn new_connections_for_burst(client: kube::Client) -> usize {
@@ -109,14 +121,7 @@ async fn concurrent_requests_share_one_http2_connection() {
          expected several (HTTP/1.1)"
     );
 
-    let ours = everynode::runtime::client::build(
-        config().await,
-        Arc::new(Metrics::new()),
-        None,
-        "controller",
-        everynode::runtime::retry::RetryBudget::CONTROLLER,
-    )
-    .unwrap_or_else(|e| panic!("everynode's client: {e}"));
+    let ours = everynode_client().await;
     let opened = new_connections_for_burst(ours).await;
     assert_eq!(
         opened, 1,
@@ -138,14 +143,7 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn watches_nobody_reads_do_not_hold_up_other_requests_on_the_connection() {
-    let client = everynode::runtime::client::build(
-        config().await,
-        Arc::new(Metrics::new()),
-        None,
-        "controller",
-        everynode::runtime::retry::RetryBudget::CONTROLLER,
-    )
-    .unwrap_or_else(|e| panic!("everynode's client: {e}"));
+    let client = everynode_client().await;
     let ns_name = format!("client-window-{}", std::process::id());
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(serde_json::json!({
