@@ -131,7 +131,13 @@ impl Scenario {
                 json!({"metadata": {"annotations": {"rollout": "2"}}}),
             )
             .await;
-        let hash = self.env.current_hash(2).await;
+        // Under API Priority and Fairness the API server's Retry-After doubles (2, 4, 8, 16 s), so a
+        // ControllerRevision create rejected all through the 429 test's 20 s of noise is sent for
+        // the fifth time 30 s after the first: 30 s is too short a wait for it.
+        let hash = self
+            .env
+            .current_hash_within(2, Duration::from_secs(90))
+            .await;
         wait_rollout_started(&self.env, "agent", &hash, n).await;
         (inv, hash)
     }

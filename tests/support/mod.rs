@@ -584,13 +584,20 @@ impl TestEnv {
         .unwrap_or_else(|e| panic!("patch template: {e}"));
     }
 
-    /// The hash of the newest ControllerRevision, once its revision number is at least `revision`.
+    /// The hash of the newest ControllerRevision, once its revision number is at least `revision`
+    /// (waiting up to 30 s).
     pub async fn current_hash(&self, revision: i64) -> String {
+        self.current_hash_within(revision, Duration::from_secs(30))
+            .await
+    }
+
+    /// [`TestEnv::current_hash`], waiting up to `limit`.
+    pub async fn current_hash_within(&self, revision: i64, limit: Duration) -> String {
         let revs: Api<k8s_openapi::api::apps::v1::ControllerRevision> =
             Api::namespaced(self.client.clone(), &self.ns);
         wait_for(
             &format!("revision {revision} for the current template"),
-            Duration::from_secs(30),
+            limit,
             || async {
                 let list = revs
                     .list(&ListParams::default())
