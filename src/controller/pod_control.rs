@@ -14,6 +14,7 @@ use crate::core::create_pacing::Pacer;
 use crate::core::events::{
     FAILED_CREATE, FAILED_DELETE, PlannedEvent, SUCCESSFUL_CREATE, SUCCESSFUL_DELETE,
 };
+use crate::core::expectations::{CreateAnswer, create_outcome_unknown};
 use crate::core::pod_template::new_pod;
 use crate::core::slow_start::{AfterBatch, truncate_to_burst};
 use futures::future::join_all;
@@ -25,6 +26,18 @@ enum CreateError {
     /// The namespace is being deleted: ignored without an event or expectation change (upstream quirk).
     NamespaceTerminating,
     Other(kube::Error),
+}
+
+/// What a failed request's error says about whether the API server acted on it.
+fn answer_of(e: &kube::Error) -> CreateAnswer {
+    match e {
+        kube::Error::Api(s) => CreateAnswer::Status(s.code),
+        kube::Error::HyperError(_)
+        | kube::Error::Service(_)
+        | kube::Error::SerdeError(_)
+        | kube::Error::ReadEvents(_) => CreateAnswer::NoAnswer,
+        _ => CreateAnswer::NotSent,
+    }
 }
 
 fn namespace_terminating(e: &kube::Error) -> bool {
@@ -98,7 +111,14 @@ pub async fn sync_nodes(
                         ds,
                         PlannedEvent::warning(FAILED_CREATE, format!("Error creating: {e}")),
                     );
-                    lock(&ctx.expectations).creation_observed(uid, node);
+                    if create_outcome_unknown(answer_of(&e)) {
+                        // [difference] The pod may exist: its observation (or 5 s) frees the next
+                        // sync, which otherwise could create a second pod on this node
+                        // (`core::expectations`, docs/differences.md).
+                        lock(&ctx.expectations).creation_unconfirmed(uid, node, Timestamp::now());
+                    } else {
+                        lock(&ctx.expectations).creation_observed(uid, node);
+                    }
                     errors.push(format!("create pod on node {node}: {e}"));
                     new_errors += 1;
                 }

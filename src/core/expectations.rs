@@ -19,11 +19,47 @@
 //!   node the sync is creating on counts here;
 //! - a DaemonSet deleted and recreated under the same name does not inherit the old one's record
 //!   (which could hold its syncs back until the record expires, 5 minutes).
+//!
+//! [difference] A create answered without saying whether the pod was made (a 5xx such as the API
+//! server's own 504 timeout, a broken connection, a timed-out attempt) stays expected for
+//! [`UNCONFIRMED_CREATE_SECONDS`] unless its pod is observed first. Upstream counts every failed
+//! create as observed at once, so a sync that runs before the watch delivers a committed pod creates
+//! a second one on that node (and deletes it later). A create the API server refused (4xx) is
+//! observed at once, as upstream.
 
 use crate::core::Timestamp;
 use crate::core::labels::EXPECTATIONS_TIMEOUT_SECONDS;
 use k8s_openapi::jiff::SignedDuration;
 use std::collections::{HashMap, HashSet};
+
+/// How long a create whose outcome is unknown holds its DaemonSet's next sync back, unless its pod
+/// is observed before: long enough for a committed pod to reach the watch on a loaded control plane,
+/// short against the 5-minute expectations timeout.
+pub const UNCONFIRMED_CREATE_SECONDS: i64 = 5;
+
+/// How a create that did not succeed ended, as far as its outcome is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateAnswer {
+    /// The API server answered with this status.
+    Status(u16),
+    /// The request may have reached the API server, but no status came back (a broken connection,
+    /// a timed-out attempt, a response that could not be read).
+    NoAnswer,
+    /// The request was never sent (it could not be built or authenticated).
+    NotSent,
+}
+
+/// Whether a failed create may still have made its pod: any 5xx (the API server's 504 after its own
+/// timeout, or a 500 when etcd timed out, can follow a commit) and no answer at all. A 4xx (refused
+/// by validation, admission, quota, or rejected by API Priority and Fairness before anything was
+/// done) and a request never sent made nothing.
+pub fn create_outcome_unknown(answer: CreateAnswer) -> bool {
+    match answer {
+        CreateAnswer::Status(code) => code >= 500,
+        CreateAnswer::NoAnswer => true,
+        CreateAnswer::NotSent => false,
+    }
+}
 
 /// The outstanding counts of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +70,15 @@ pub struct Outstanding {
     pub del: i64,
     /// When the record was last set.
     pub since: Timestamp,
+    /// Until when creates whose outcome is unknown (and whose pods are not yet observed) hold the
+    /// record open (the latest of them), if any.
+    pub unconfirmed_until: Option<Timestamp>,
 }
 
 impl Outstanding {
-    /// Both counts are ≤ 0 (upstream `Fulfilled`).
-    pub fn fulfilled(&self) -> bool {
-        self.add <= 0 && self.del <= 0
+    /// Both counts are ≤ 0 (upstream `Fulfilled`) and no unconfirmed create is still open at `now`.
+    pub fn fulfilled(&self, now: Timestamp) -> bool {
+        self.add <= 0 && self.del <= 0 && self.unconfirmed_until.is_none_or(|until| until <= now)
     }
 
     /// Older than the expectations timeout (5 minutes, strictly) at `now`.
@@ -55,15 +94,22 @@ impl Outstanding {
     }
 
     /// When a sync held back by this record should run again without an event: a second after it
-    /// expires, or `None` when nothing is outstanding. Nothing else queues a DaemonSet whose
-    /// creates or deletes are never observed (upstream waits for the next event).
+    /// expires, or when its unconfirmed creates stop holding it if only they do, or `None` when
+    /// nothing is outstanding. Nothing else queues a DaemonSet whose creates or deletes are never
+    /// observed (upstream waits for the next event).
     pub fn requeue_after(&self, now: Timestamp) -> Option<std::time::Duration> {
-        if self.fulfilled() {
+        if self.fulfilled(now) {
             return None;
         }
-        let left = std::time::Duration::try_from(now.duration_until(self.expiry()))
-            .unwrap_or(std::time::Duration::ZERO);
-        Some(left + std::time::Duration::from_secs(1))
+        let until = |t: Timestamp| {
+            std::time::Duration::try_from(now.duration_until(t))
+                .unwrap_or(std::time::Duration::ZERO)
+        };
+        let expiry = until(self.expiry()) + std::time::Duration::from_secs(1);
+        match self.unconfirmed_until {
+            Some(t) if self.add <= 0 && self.del <= 0 => Some(until(t).min(expiry)),
+            _ => Some(expiry),
+        }
     }
 }
 
@@ -74,6 +120,9 @@ struct Record {
     creating: HashSet<String>,
     /// Pods a delete was sent for and not yet observed.
     deleting: HashSet<String>,
+    /// Nodes whose create got an answer that does not say whether the pod was made, and until when
+    /// they count as outstanding.
+    unconfirmed: HashMap<String, Timestamp>,
     since: Timestamp,
 }
 
@@ -83,6 +132,7 @@ impl Record {
             add: count(self.creating.len()),
             del: count(self.deleting.len()),
             since: self.since,
+            unconfirmed_until: self.unconfirmed.values().max().copied(),
         }
     }
 }
@@ -113,6 +163,7 @@ impl Expectations {
             Record {
                 creating: creating.iter().cloned().collect(),
                 deleting: deleting.iter().cloned().collect(),
+                unconfirmed: HashMap::new(),
                 since: now,
             },
         );
@@ -123,6 +174,20 @@ impl Expectations {
     pub fn creation_observed(&mut self, key: &str, node: &str) {
         if let Some(record) = self.records.get_mut(key) {
             record.creating.remove(node);
+            record.unconfirmed.remove(node);
+        }
+    }
+
+    /// The create on `node` got an answer that does not say whether the pod was made (answered at
+    /// `now`): it stays outstanding until its pod is observed or [`UNCONFIRMED_CREATE_SECONDS`] pass.
+    pub fn creation_unconfirmed(&mut self, key: &str, node: &str, now: Timestamp) {
+        if let Some(record) = self.records.get_mut(key)
+            && record.creating.remove(node)
+        {
+            let until = now
+                .checked_add(SignedDuration::from_secs(UNCONFIRMED_CREATE_SECONDS))
+                .unwrap_or(now);
+            record.unconfirmed.insert(node.to_string(), until);
         }
     }
 
@@ -146,7 +211,7 @@ impl Expectations {
     pub fn satisfied(&self, key: &str, now: Timestamp) -> bool {
         match self.get(key) {
             None => true,
-            Some(o) => o.fulfilled() || o.expired(now),
+            Some(o) => o.fulfilled(now) || o.expired(now),
         }
     }
 
@@ -177,7 +242,7 @@ impl Expectations {
     pub fn waiting(&self, now: Timestamp) -> (i64, i64) {
         self.iter()
             .map(|(_, o)| o)
-            .filter(|o| !o.fulfilled() && !o.expired(now))
+            .filter(|o| !o.fulfilled(now) && !o.expired(now))
             .fold((0, 0), |(a, d), o| (a + o.add, d + o.del))
     }
 
@@ -225,7 +290,8 @@ mod tests {
             Some(Outstanding {
                 add: 0,
                 del: 0,
-                since: ts(10)
+                since: ts(10),
+                unconfirmed_until: None,
             })
         );
         assert_eq!(exp.len(), 1);
@@ -266,6 +332,53 @@ mod tests {
         assert!(exp.satisfied(KEY, ts(1)));
     }
 
+    /// A create answered 504 after the API server committed it: the next sync waits for its pod (or
+    /// 5 s), so it does not create a second one on that node from a cache without it.
+    #[test]
+    fn an_unconfirmed_create_holds_the_record_until_its_pod_is_observed_or_5s_pass() {
+        let mut exp = Expectations::new();
+        expect(&mut exp, KEY, &["n1", "n2"], &[], 0);
+        exp.creation_unconfirmed(KEY, "n1", ts(1));
+        exp.creation_observed(KEY, "n2");
+        assert!(!exp.satisfied(KEY, ts(1)));
+        assert!(!exp.satisfied(KEY, ts(5)));
+        assert_eq!(
+            exp.get(KEY).and_then(|o| o.requeue_after(ts(2))),
+            Some(std::time::Duration::from_secs(4)),
+            "looked at again when the wait ends"
+        );
+        assert!(exp.satisfied(KEY, ts(6)), "5 s later it counts as failed");
+        assert_eq!(exp.waiting(ts(6)), (0, 0));
+        // Its pod observed before: satisfied at once.
+        expect(&mut exp, KEY, &["n3"], &[], 10);
+        exp.creation_unconfirmed(KEY, "n3", ts(10));
+        exp.creation_observed(KEY, "n3");
+        assert!(exp.satisfied(KEY, ts(10)));
+        assert_eq!(exp.get(KEY).and_then(|o| o.requeue_after(ts(10))), None);
+        // Only a create still expected becomes unconfirmed; a later record drops it.
+        exp.creation_unconfirmed(KEY, "n9", ts(10));
+        assert!(exp.satisfied(KEY, ts(10)));
+        expect(&mut exp, KEY, &["n4"], &[], 20);
+        exp.creation_unconfirmed(KEY, "n4", ts(20));
+        expect(&mut exp, KEY, &[], &[], 21);
+        assert!(exp.satisfied(KEY, ts(21)));
+    }
+
+    #[test]
+    fn only_5xx_and_missing_answers_leave_a_create_unknown() {
+        for code in [500, 502, 503, 504] {
+            assert!(create_outcome_unknown(CreateAnswer::Status(code)), "{code}");
+        }
+        for code in [400, 403, 404, 409, 422, 429] {
+            assert!(
+                !create_outcome_unknown(CreateAnswer::Status(code)),
+                "{code}"
+            );
+        }
+        assert!(create_outcome_unknown(CreateAnswer::NoAnswer));
+        assert!(!create_outcome_unknown(CreateAnswer::NotSent));
+    }
+
     #[test]
     fn both_must_be_observed() {
         let mut exp = Expectations::new();
@@ -287,7 +400,8 @@ mod tests {
             Some(Outstanding {
                 add: 1,
                 del: 2,
-                since: ts(30)
+                since: ts(30),
+                unconfirmed_until: None,
             })
         );
     }
@@ -318,6 +432,7 @@ mod tests {
             add: 0,
             del: 0,
             since: ts(0),
+            unconfirmed_until: None,
         });
         assert_eq!(
             record.requeue_after(ts(160)),
