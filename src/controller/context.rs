@@ -8,6 +8,7 @@ use super::object_cache::ObjectCache;
 use super::owner_index::RevisionIndex;
 use super::pod_index::PodIndex;
 use super::rollouts::CachedRollout;
+use super::workers::Queue;
 use crate::api::DaemonSetRolloutStatus;
 use crate::core::backoff::FailedPodBackoff;
 use crate::core::create_pacing::CreatePacing;
@@ -16,7 +17,6 @@ use crate::core::said::Said;
 use crate::core::status_pacing::StatusPacer;
 use crate::runtime::metrics::{DaemonSetLabels, Metrics};
 use crate::runtime::readiness::Readiness;
-use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::HashMap;
@@ -42,7 +42,7 @@ pub struct Context {
     pub events: EventSink,
     /// What the controller's own warnings last said about each DaemonSet (`core::said`).
     pub said: Mutex<Said>,
-    pub queue: mpsc::UnboundedSender<ObjectRef<CachedDaemonSet>>,
+    pub queue: Arc<Queue>,
     /// Consecutive failed syncs per DaemonSet key, for the rate-limited retry.
     pub failures: Mutex<HashMap<String, u32>>,
     /// UIDs of pods selected by several DaemonSets that were already logged (until deleted).
@@ -73,22 +73,27 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Context {
     /// Queues a sync of `ds`.
     pub fn enqueue(&self, ds: &CachedDaemonSet) {
-        if self.queue.unbounded_send(ObjectRef::from_obj(ds)).is_ok() {
-            self.metrics.enqueued();
-        }
+        self.queue.add(ds.key());
     }
 
-    /// Queues a sync of `ds` after `delay`.
+    /// Queues a sync of `ds` after `delay`, whatever else is queued for it meanwhile. A timer of its
+    /// own rather than [`Queue::add_after`], which keeps only the earliest time per DaemonSet (right
+    /// for a sync's own requeue, which the next sync computes again): a pod that became ready needs
+    /// a sync `minReadySeconds` later even when an earlier one is due, since only the pod handler
+    /// knows that time (a surge pod's availability is not in the status counters).
     pub fn enqueue_after(&self, ds: &CachedDaemonSet, delay: Duration) {
         let queue = self.queue.clone();
-        let metrics = self.metrics.clone();
-        let r = ObjectRef::from_obj(ds);
+        let key = ds.key();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            if queue.unbounded_send(r).is_ok() {
-                metrics.enqueued();
-            }
+            queue.add(key);
         });
+    }
+
+    /// The cached DaemonSet of key `namespace/name`.
+    pub fn daemonset_by_key(&self, key: &str) -> Option<Arc<CachedDaemonSet>> {
+        let (namespace, name) = key.split_once('/')?;
+        self.daemonset(namespace, name)
     }
 
     /// The cached DaemonSet `namespace/name`.

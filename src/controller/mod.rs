@@ -32,6 +32,7 @@ pub mod rollouts;
 pub mod slim;
 pub mod status_writer;
 pub mod sync;
+pub mod workers;
 
 use crate::core::status_pacing::StatusPacer;
 use crate::runtime::cli::RunArgs;
@@ -46,17 +47,14 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource;
 use kube::api::Api;
 use kube::core::error_boundary::InvalidObject;
-use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
 use kube::runtime::reflector;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
-use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 /// Errors of the shell, with messages a cluster operator can act on. [`Error::is_permanent`] tells
 /// the ones only a change of the DaemonSet fixes from the ones a retry may fix.
@@ -330,11 +328,6 @@ fn retry_delay(failures: u32) -> Duration {
     Duration::from_millis(ms.min(1_000_000))
 }
 
-/// `namespace/name` of a queued DaemonSet.
-fn ref_key<K: kube::runtime::reflector::Lookup>(r: &ObjectRef<K>) -> String {
-    format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name)
-}
-
 /// The controller's API clients. As in kube-controller-manager, where the shared informers have a
 /// client (and so a client-side rate limiter) of their own and the DaemonSet controller another,
 /// lists and watches do not draw on the budget of creates, deletes, patches and events.
@@ -360,7 +353,7 @@ pub async fn run(
         watches,
     } = clients;
     let (ds_store, mut ds_writer) = reflector::store::<CachedDaemonSet>();
-    let (queue_tx, queue_rx) = futures::channel::mpsc::unbounded();
+    let queue = Arc::new(workers::Queue::new(metrics.clone()));
     let instance = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "everynode".into());
@@ -377,7 +370,7 @@ pub async fn run(
         backoff: Default::default(),
         events: events::EventSink::start(client.clone(), instance, metrics.clone()),
         said: Default::default(),
-        queue: queue_tx,
+        queue: queue.clone(),
         failures: Default::default(),
         overlaps_logged: Default::default(),
         metrics: metrics.clone(),
@@ -387,8 +380,8 @@ pub async fn run(
         status_pacer: Mutex::new(StatusPacer::new(args.status_write_interval)),
     });
 
-    // Watches. The DaemonSet watch feeds the applier's store and the handlers.
-    // The applier's store is the only copy of each DaemonSet: the handlers' changes are taken from it.
+    // Watches. The DaemonSet watch feeds the DaemonSet store and the handlers.
+    // That store is the only copy of each DaemonSet: the workers and the handlers take it from there.
     let c = ctx.clone();
     tokio::spawn(watch(
         Api::<Guarded<CachedDaemonSet>>::all(watches.clone()),
@@ -504,66 +497,67 @@ pub async fn run(
     readiness.caches_synced(ds_store.state().iter().map(|ds| ds.key()));
     node_queue.caches_synced();
 
-    let reconcile = |ds: Arc<CachedDaemonSet>, ctx: Arc<Context>| async move {
-        let key = ds.key();
-        let start = Instant::now();
-        let result = sync::sync_daemonset(ds, &ctx).await;
-        ctx.metrics.reconciled(result.is_ok(), start.elapsed());
-        if let Err(e) = &result {
-            ctx.metrics.reconcile_failed(e.metric_label());
-        }
-        ctx.observe_expectations();
-        if result.is_ok() {
-            lock(&ctx.failures).remove(&key);
-        }
-        result
-    };
-    let error_policy = |ds: Arc<CachedDaemonSet>, err: &Error, ctx: Arc<Context>| {
-        let key = ds.key();
-        if err.is_permanent() {
-            // Retrying cannot help; a change of the DaemonSet queues it at once.
-            warn!(daemonset = %key, retry_in = ?PERMANENT_ERROR_RETRY, "sync failed: {err}");
-            return Action::requeue(PERMANENT_ERROR_RETRY);
-        }
-        let mut failures = lock(&ctx.failures);
-        let n = failures.entry(key.clone()).or_insert(0);
-        let delay = retry_delay(*n);
-        *n = n.saturating_add(1);
-        warn!(daemonset = %key, retry_in = ?delay, "sync failed: {err}");
-        Action::requeue(delay)
-    };
-    let applier = applier(
-        move |ds, ctx| Box::pin(reconcile(ds, ctx)),
-        error_policy,
-        ctx.clone(),
-        ds_store.clone(),
-        queue_rx.map(move |r| {
-            metrics.dequeued();
-            Ok::<_, Infallible>(r)
-        }),
-        ApplierConfig::default().concurrency(args.concurrent_daemonset_syncs),
-    )
-    .for_each(|result| {
-        match result {
-            Ok((obj, _)) => readiness.synced(&ref_key(&obj)),
-            // A queued DaemonSet deleted before its sync: its delete handler already cleaned up.
-            Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
-                debug!("{obj} is gone");
-                readiness.synced(&ref_key(&*obj));
+    let sync_one = {
+        let ctx = ctx.clone();
+        let readiness = readiness.clone();
+        move |key: String| {
+            let ctx = ctx.clone();
+            let readiness = readiness.clone();
+            async move {
+                let requeue = match ctx.daemonset_by_key(&key) {
+                    Some(ds) => {
+                        sync_logged(ds, &ctx)
+                            .instrument(tracing::info_span!("sync", daemonset = %key))
+                            .await
+                    }
+                    None => {
+                        // Deleted after it was queued: its delete handler already cleaned up.
+                        debug!("DaemonSet {key} is gone");
+                        None
+                    }
+                };
+                readiness.synced(&key);
+                requeue
             }
-            // Sync failures are logged by the error policy.
-            Err(kube::runtime::controller::Error::ReconcilerFailed(_, obj)) => {
-                readiness.synced(&ref_key(&*obj))
-            }
-            Err(e) => warn!("controller: {e}"),
         }
-        futures::future::ready(())
-    });
+    };
+    let workers = workers::run(queue, args.concurrent_daemonset_syncs.into(), sync_one);
     tokio::select! {
-        _ = applier => warn!("the work queue ended"),
+        _ = workers => warn!("the workers ended"),
         _ = &mut shutdown => {}
     }
     Ok(())
+}
+
+/// One sync with its metrics and, when it fails, upstream's retry policy; returns when to sync the
+/// DaemonSet again without an event.
+async fn sync_logged(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Option<Duration> {
+    let key = ds.key();
+    let start = Instant::now();
+    let result = sync::sync_daemonset(ds, ctx).await;
+    ctx.metrics.reconciled(result.is_ok(), start.elapsed());
+    ctx.observe_expectations();
+    match result {
+        Ok(requeue) => {
+            lock(&ctx.failures).remove(&key);
+            debug!(daemonset = %key, took = ?start.elapsed(), next = ?requeue, "synced");
+            requeue
+        }
+        Err(err) => {
+            ctx.metrics.reconcile_failed(err.metric_label());
+            if err.is_permanent() {
+                // Retrying cannot help; a change of the DaemonSet queues it at once.
+                warn!(daemonset = %key, retry_in = ?PERMANENT_ERROR_RETRY, "sync failed: {err}");
+                return Some(PERMANENT_ERROR_RETRY);
+            }
+            let mut failures = lock(&ctx.failures);
+            let n = failures.entry(key.clone()).or_insert(0);
+            let delay = retry_delay(*n);
+            *n = n.saturating_add(1);
+            warn!(daemonset = %key, retry_in = ?delay, "sync failed: {err}");
+            Some(delay)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! A watch-fed cache of one kind of object that turns watch events, including re-lists, into the
 //! add/update/delete changes informer handlers see; [`apply_to_store`] does the same for a kube
-//! reflector store (the DaemonSets, whose store also feeds the work queue's applier).
+//! reflector store (the DaemonSets, whose store the workers read).
 
 use crate::core::HashState;
 use kube::Resource;

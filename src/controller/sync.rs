@@ -29,7 +29,6 @@ use crate::core::status::{compute_counters_placed, min_ready_requeue};
 use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::runtime::controller::Action;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,18 +115,22 @@ const ACTING_WATCHES: [&str; 3] = ["pods", "nodes", rollouts::KIND];
 /// How soon a DaemonSet held back by a failing watch is looked at again.
 const WATCH_RETRY: Duration = Duration::from_secs(5);
 
-/// Syncs one DaemonSet. Returns when to look at it again without an event.
-pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<Action, Error> {
+/// Syncs one DaemonSet. Returns when to look at it again without an event (`None`: at its next
+/// event).
+pub async fn sync_daemonset(
+    ds: Arc<CachedDaemonSet>,
+    ctx: &Context,
+) -> Result<Option<Duration>, Error> {
     let key = ds.key();
     let uid = ds.uid();
     let d = &ds.ds;
     if let Some(event) = selecting_all_event(d) {
         warn!(daemonset = %key, "{}", event.message);
         ctx.events.publish(&ds, event);
-        return Ok(Action::await_change());
+        return Ok(None);
     }
     if d.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
+        return Ok(None);
     }
     if let Err(source) = check_spec(d) {
         ctx.events.publish(
@@ -211,9 +214,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
             decision.as_ref().and_then(|p| p.requeue_after),
             held_back,
         ]);
-        return Ok(requeue
-            .map(Action::requeue)
-            .unwrap_or_else(Action::await_change));
+        return Ok(requeue);
     }
 
     // Rollback: the intent goes into the policy's status first, then the earlier template into
@@ -228,7 +229,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
             Undo::Forbidden => Duration::from_secs(60),
             Undo::Done | Undo::Conflict | Undo::RevisionGone => Duration::from_secs(1),
         };
-        return Ok(Action::requeue(again));
+        return Ok(Some(again));
     }
     // Freeze, or a policy that cannot be used: no pod is created or deleted and no revision
     // cleaned up; status is still written.
@@ -378,7 +379,7 @@ pub async fn sync_daemonset(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Result<A
         (Err(e), _) | (_, Err(e)) => Err(e),
         (Ok(()), Ok(_)) => {
             let resync = safety_resync(rand::random());
-            Ok(Action::requeue(requeue.map_or(resync, |r| r.min(resync))))
+            Ok(Some(requeue.map_or(resync, |r| r.min(resync))))
         }
     }
 }

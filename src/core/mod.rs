@@ -56,3 +56,4 @@ pub mod status_pacing;
 pub mod tolerations;
 pub mod triggers;
 pub mod unschedulable;
+pub mod work_queue;

@@ -430,12 +430,10 @@ impl Metrics {
             .inc();
     }
 
-    pub fn enqueued(&self) {
-        self.queue_depth.inc();
-    }
-
-    pub fn dequeued(&self) {
-        self.queue_depth.dec();
+    /// The number of DaemonSets queued for a sync and not yet taken by a worker.
+    pub fn set_queue_depth(&self, depth: usize) {
+        self.queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// The number of nodes waiting in the node queue.
