@@ -1,7 +1,7 @@
 //! What a benchmark run covers: node counts, API budgets, steady-state length, where the everynode
 //! binary is and where results go; parsed from the command line of `everynode-bench`.
 
-use crate::controller::Budget;
+use crate::controller::{Budget, Kind};
 use crate::error::Error;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +14,7 @@ usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited,lifte
                        [--steady-seconds 60] [--churn-per-second 10]
                        [--everynode target/release/everynode]
                        [--out bench/results] [--work-dir target/bench] [--no-memory-check]
+                       [--controllers everynode,upstream] [--no-baselines]
        everynode-bench --report-only [--out bench/results]
 
   --nodes             node counts N, run in this order (the pool grows between them)
@@ -28,6 +29,9 @@ usage: everynode-bench [--nodes 100,500,1000] [--budgets default,unlimited,lifte
   --work-dir          the control plane's folder (logs, audit log, etcd data)
   --no-memory-check   run every N even where the rough memory estimate (4 GiB + 4 MiB a node) says
                       the machine is too small
+  --controllers       which controllers get a turn (both by default); one alone measures no ratio and
+                      is meant for profiling that controller
+  --no-baselines      skip the plain loop and the floor (no figure above the floor; for profiling)
   --report-only       measure nothing: rewrite report.md and the charts from results.json";
 
 /// A benchmark run.
@@ -46,6 +50,10 @@ pub struct Config {
     pub report_only: bool,
     /// Run node counts the memory estimate would skip.
     pub no_memory_check: bool,
+    /// The controllers that get a turn, in the order of the first budget's turns.
+    pub controllers: Vec<Kind>,
+    /// Measure the plain loop and the floor before the turns.
+    pub baselines: bool,
 }
 
 impl Default for Config {
@@ -65,6 +73,8 @@ impl Default for Config {
             work_dir: PathBuf::from("target/bench"),
             report_only: false,
             no_memory_check: false,
+            controllers: vec![Kind::Everynode, Kind::Upstream],
+            baselines: true,
         }
     }
 }
@@ -129,12 +139,31 @@ impl Config {
                 "--work-dir" => c.work_dir = PathBuf::from(value()?),
                 "--report-only" => c.report_only = true,
                 "--no-memory-check" => c.no_memory_check = true,
+                "--no-baselines" => c.baselines = false,
+                "--controllers" => {
+                    let mut kinds = Vec::new();
+                    for k in value()?.split(',') {
+                        let kind = match k.trim() {
+                            "everynode" => Kind::Everynode,
+                            "upstream" => Kind::Upstream,
+                            other => {
+                                return Err(Error::Usage(format!(
+                                    "--controllers: {other:?} is neither everynode nor upstream"
+                                )));
+                            }
+                        };
+                        if !kinds.contains(&kind) {
+                            kinds.push(kind);
+                        }
+                    }
+                    c.controllers = kinds;
+                }
                 other => return Err(Error::Usage(format!("unknown flag {other}"))),
             }
         }
-        if c.nodes.is_empty() || c.budgets.is_empty() {
+        if c.nodes.is_empty() || c.budgets.is_empty() || c.controllers.is_empty() {
             return Err(Error::Usage(
-                "--nodes and --budgets need at least one value".into(),
+                "--nodes, --budgets and --controllers need at least one value".into(),
             ));
         }
         Ok(c)
@@ -164,6 +193,18 @@ mod tests {
         assert!(c.budgets[1].scheduler_lifted && !c.budgets[0].scheduler_lifted);
         assert_eq!(c.daemonsets, 5);
         assert_eq!(c.steady, Duration::from_secs(5));
+        assert_eq!(c.controllers, vec![Kind::Everynode, Kind::Upstream]);
+        assert!(c.baselines);
+    }
+
+    #[test]
+    fn a_profiling_run_takes_one_controller_and_no_baselines() {
+        let c =
+            Config::from_args(&args("--controllers everynode --no-baselines")).unwrap_or_default();
+        assert_eq!(c.controllers, vec![Kind::Everynode]);
+        assert!(!c.baselines);
+        let c = Config::from_args(&args("--controllers upstream,everynode")).unwrap_or_default();
+        assert_eq!(c.controllers, vec![Kind::Upstream, Kind::Everynode]);
     }
 
     #[test]
@@ -173,5 +214,6 @@ mod tests {
         assert!(Config::from_args(&args("--what 1")).is_err());
         assert!(Config::from_args(&args("--daemonsets 0")).is_err());
         assert!(Config::from_args(&args("--nodes")).is_err());
+        assert!(Config::from_args(&args("--controllers kcm")).is_err());
     }
 }

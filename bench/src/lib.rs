@@ -107,19 +107,20 @@ pub async fn run(config: &Config) -> Result<Results, Error> {
                 scheduler = budget.scheduler_limit();
             }
             let d = config.daemonsets;
-            results
-                .limits
-                .push(limit::run(&client, n, d, budget).await?);
-            results
-                .floors
-                .push(floor::run(&client, n, d, budget).await?);
-            write(&results, &config.out)?;
+            if config.baselines {
+                results
+                    .limits
+                    .push(limit::run(&client, n, d, budget).await?);
+                results
+                    .floors
+                    .push(floor::run(&client, n, d, budget).await?);
+                write(&results, &config.out)?;
+            }
             // Alternate who goes first, so neither always meets a freshly compacted etcd.
-            let order = if i % 2 == 0 {
-                [Kind::Everynode, Kind::Upstream]
-            } else {
-                [Kind::Upstream, Kind::Everynode]
-            };
+            let mut order = config.controllers.clone();
+            if i % 2 == 1 {
+                order.reverse();
+            }
             for kind in order {
                 let spec = scenario::TurnSpec {
                     kind,
