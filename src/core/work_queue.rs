@@ -12,8 +12,10 @@
 //! - A key being synced (`processing`) is not handed to a second worker: added meanwhile, it is
 //!   queued again, at the back, when its sync is done.
 //! - A key added for later waits until its time (the earliest, if added for later several times),
-//!   then is added as above; adding it now does not cancel that later add (client-go's
-//!   `AddAfter`).
+//!   then is added as above. Taking a key drops its waiting time: the later add is the requeue a
+//!   sync asked for, and the sync about to run asks again (kube-runtime's scheduler merged them the
+//!   same way). [difference] client-go keeps it, so each requeue ran a sync of its own even after an
+//!   event had synced the DaemonSet: 5424 syncs in one turn at 5000 nodes × 5 DaemonSets.
 //!
 //! Time comes in as an argument (`T`, any ordered instant), so the order is tested without a clock.
 
@@ -108,6 +110,9 @@ impl<K: Clone + Eq + Hash + Ord, T: Copy + Ord> WorkQueue<K, T> {
     pub fn take(&mut self) -> Option<K> {
         let key = self.queue.pop_front()?;
         self.dirty.remove(&key);
+        if let Some((at, n)) = self.waiting_at.remove(&key) {
+            self.waiting.remove(&(at, n, key.clone()));
+        }
         self.processing.insert(key.clone());
         Some(key)
     }
@@ -255,15 +260,28 @@ mod tests {
     }
 
     #[test]
-    fn a_time_not_after_now_queues_at_once_and_a_now_add_keeps_the_later_one() {
+    fn a_time_not_after_now_queues_at_once_and_taking_a_key_drops_its_later_time() {
         let mut q = Q::new();
         q.add_at("a", 7, 7);
         assert_eq!(q.len(), 1);
         q.add_at("b", 20, 7);
         q.add("b");
+        assert_eq!(
+            q.waiting(),
+            1,
+            "queued now, still waiting for 20 until taken"
+        );
         assert_eq!(drain(&mut q), vec!["a", "b"]);
+        assert_eq!(q.waiting(), 0);
         q.promote(20);
-        assert_eq!(drain(&mut q), vec!["b"], "client-go's AddAfter still fires");
+        assert_eq!(q.take(), None, "the sync that ran asks for its own requeue");
+        // A requeue asked for during the sync (before done) stays.
+        q.add("c");
+        assert_eq!(q.take(), Some("c"));
+        q.add_at("c", 30, 20);
+        q.done(&"c");
+        q.promote(30);
+        assert_eq!(drain(&mut q), vec!["c"]);
     }
 
     #[test]
