@@ -34,28 +34,34 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a sync of `key` now.
-    pub fn add(&self, key: String) {
+    /// Applies `change` to the queue, records its depth and, if `wake` says so for that depth, wakes
+    /// a waiting worker.
+    fn change(
+        &self,
+        change: impl FnOnce(&mut WorkQueue<String, Instant>),
+        wake: impl Fn(usize) -> bool,
+    ) {
         let depth = {
             let mut state = self.state();
-            state.add(key);
+            change(&mut state);
             state.len()
         };
         self.metrics.set_queue_depth(depth);
-        self.wake.notify_one();
+        if wake(depth) {
+            self.wake.notify_one();
+        }
     }
 
-    /// Queues a sync of `key` after `delay` (at once for zero).
+    /// Queues a sync of `key` now.
+    pub fn add(&self, key: String) {
+        self.change(|q| q.add(key), |_| true);
+    }
+
+    /// Queues a sync of `key` after `delay` (at once for zero). Wakes a worker either way: one
+    /// waiting for the next due time may now have an earlier one.
     pub fn add_after(&self, key: String, delay: Duration) {
         let now = Instant::now();
-        let depth = {
-            let mut state = self.state();
-            state.add_at(key, now + delay, now);
-            state.len()
-        };
-        self.metrics.set_queue_depth(depth);
-        // A worker waiting for the next due time may now have an earlier one.
-        self.wake.notify_one();
+        self.change(|q| q.add_at(key, now + delay, now), |_| true);
     }
 
     /// Waits for the key that has waited longest and takes it; [`Queue::done`] must follow.
@@ -91,15 +97,7 @@ impl Queue {
 
     /// The sync of `key` is over; a key added during it is queued again.
     fn done(&self, key: &String) {
-        let depth = {
-            let mut state = self.state();
-            state.done(key);
-            state.len()
-        };
-        self.metrics.set_queue_depth(depth);
-        if depth > 0 {
-            self.wake.notify_one();
-        }
+        self.change(|q| q.done(key), |depth| depth > 0);
     }
 }
 
