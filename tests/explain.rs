@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use support::{TestEnv, daemonset, everynode, taint, wait_for};
 
@@ -759,18 +759,6 @@ async fn unknown_daemonsets_namespaces_and_nodes_get_one_sentence() {
     );
 }
 
-/// A folder holding `kubectl-everynode`, a link to the built binary, as the install instructions
-/// make one.
-fn plugin_dir(env: &TestEnv) -> PathBuf {
-    let dir = env.cp.dir().join("plugin-bin");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    let link = dir.join("kubectl-everynode");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(binary(), &link)
-        .unwrap_or_else(|e| panic!("link {}: {e}", link.display()));
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_everynode_explain_runs_through_the_plugin_link() {
     everynode();
@@ -791,7 +779,7 @@ async fn kubectl_everynode_explain_runs_through_the_plugin_link() {
     std::fs::write(&kubeconfig, config.to_string())
         .unwrap_or_else(|e| panic!("write kubeconfig: {e}"));
 
-    let dir = plugin_dir(&env);
+    let dir = env.plugin_dir();
     let path = format!(
         "{}:{}",
         dir.display(),

@@ -10,7 +10,7 @@ use everynode::core::rollout::commands::{RolloutCommand, Write, command_patch};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use support::{TestEnv, daemonset, wait_for};
 
@@ -35,17 +35,6 @@ fn install_crd(env: &TestEnv) {
         "--timeout=60s",
         "crd/daemonsetrollouts.everynode.io",
     ]);
-}
-
-/// A folder with `kubectl-everynode`, a link to the built binary.
-fn plugin_dir(env: &TestEnv) -> PathBuf {
-    let dir = env.cp.dir().join("plugin-bin-policy");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    let link = dir.join("kubectl-everynode");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(Path::new(env!("CARGO_BIN_EXE_everynode")), &link)
-        .unwrap_or_else(|e| panic!("link {}: {e}", link.display()));
-    dir
 }
 
 /// `kubectl everynode ARGS -n <test namespace>` through kubectl, as a user runs it.
@@ -112,7 +101,7 @@ async fn rollout_commands_leave_the_spec_they_say() {
     install_crd(&env);
     env.create_daemonset(&daemonset(&env, "agent", json!({})))
         .await;
-    let dir = plugin_dir(&env);
+    let dir = env.plugin_dir();
     let api: Api<DaemonSetRollout> = Api::namespaced(env.client.clone(), &env.ns);
 
     // Without a DaemonSetRollout: pause creates one, the others say one is needed.
@@ -221,7 +210,7 @@ async fn a_patch_from_a_stale_read_is_refused() {
     install_crd(&env);
     env.create_daemonset(&daemonset(&env, "agent", json!({})))
         .await;
-    let dir = plugin_dir(&env);
+    let dir = env.plugin_dir();
     ok(&env, &dir, &["pause", "ds/agent"]).await;
     let api: Api<DaemonSetRollout> = Api::namespaced(env.client.clone(), &env.ns);
     let ds_api: Api<DaemonSet> = Api::namespaced(env.client.clone(), &env.ns);

@@ -348,6 +348,20 @@ impl TestEnv {
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// A folder holding `kubectl-everynode`, a link to the built binary, as the install instructions
+    /// make one. One folder per test namespace: tests of one binary run at once on a shared control
+    /// plane, and a shared folder let one test's link replace another's between its remove and its
+    /// link (`File exists`, a CI failure of tests/policy_commands.rs).
+    pub fn plugin_dir(&self) -> PathBuf {
+        let dir = self.cp.dir().join(format!("plugin-bin-{}", self.ns));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let link = dir.join("kubectl-everynode");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_everynode"), &link)
+            .unwrap_or_else(|e| panic!("link {}: {e}", link.display()));
+        dir
+    }
 }
 
 impl Drop for TestEnv {
