@@ -4,7 +4,9 @@
 //! StatefulSet histories included, whose `data` the slim decoding does not keep:
 //! [`super::slim::revision`]); pods too, with a node index on top ([`super::pod_index`]).
 
-use super::object_cache::{Change, FastMap, FastSet, Key, ObjectCache, key, reindex, remove_key};
+use super::object_cache::{
+    Change, Groups, ObjectCache, group, insert_in, key, reindex, remove_from,
+};
 use kube::Resource;
 use kube::runtime::watcher::Event;
 use std::sync::Arc;
@@ -15,16 +17,16 @@ pub type RevisionIndex = OwnerIndex<k8s_openapi::api::apps::v1::ControllerRevisi
 #[derive(Debug)]
 pub struct OwnerIndex<K> {
     cache: ObjectCache<K>,
-    by_controller: FastMap<String, FastSet<Key>>,
-    orphans_by_namespace: FastMap<String, FastSet<Key>>,
+    by_controller: Groups<K>,
+    orphans_by_namespace: Groups<K>,
 }
 
 impl<K> Default for OwnerIndex<K> {
     fn default() -> Self {
         Self {
             cache: ObjectCache::default(),
-            by_controller: FastMap::default(),
-            orphans_by_namespace: FastMap::default(),
+            by_controller: Groups::default(),
+            orphans_by_namespace: Groups::default(),
         }
     }
 }
@@ -37,50 +39,46 @@ impl<K: Resource> OwnerIndex<K> {
         changes
     }
 
-    fn index(&mut self, obj: &K) {
-        let k = key(obj);
+    fn index(&mut self, obj: &Arc<K>) {
+        let k = key(obj.as_ref());
         match crate::core::ownership::controller_uid(obj.meta()) {
-            Some(uid) => self.by_controller.entry(uid.to_string()).or_default(),
-            None => self.orphans_by_namespace.entry(k.0.clone()).or_default(),
+            Some(uid) => insert_in(&mut self.by_controller, uid, k, obj),
+            None => {
+                let ns = k.0.clone();
+                insert_in(&mut self.orphans_by_namespace, &ns, k, obj)
+            }
         }
-        .insert(k);
     }
 
     fn unindex(&mut self, obj: &K) {
         let k = key(obj);
         match crate::core::ownership::controller_uid(obj.meta()) {
-            Some(uid) => remove_key(&mut self.by_controller, uid, &k),
-            None => remove_key(&mut self.orphans_by_namespace, &k.0, &k),
+            Some(uid) => remove_from(&mut self.by_controller, uid, &k),
+            None => remove_from(&mut self.orphans_by_namespace, &k.0, &k),
         }
-    }
-
-    /// The cached objects behind `keys` (a key whose object is gone is skipped).
-    pub fn resolve<'a>(&'a self, keys: impl IntoIterator<Item = &'a Key>) -> Vec<Arc<K>> {
-        keys.into_iter()
-            .filter_map(|k| self.cache.get_key(k))
-            .collect()
     }
 
     /// Objects controlled by `controller_uid`, in any namespace (upstream's pod index by controller
     /// UID is not namespaced either).
     pub fn controlled_by(&self, controller_uid: &str) -> Vec<Arc<K>> {
-        self.resolve(self.by_controller.get(controller_uid).into_iter().flatten())
+        group(&self.by_controller, controller_uid)
+            .map(|(_, o)| Arc::clone(o))
+            .collect()
     }
 
     /// Objects in `namespace` controlled by `controller_uid`.
     pub fn owned(&self, namespace: &str, controller_uid: &str) -> Vec<Arc<K>> {
-        let keys = self.by_controller.get(controller_uid).into_iter().flatten();
-        self.resolve(keys.filter(|(ns, _)| ns == namespace))
+        group(&self.by_controller, controller_uid)
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, o)| Arc::clone(o))
+            .collect()
     }
 
     /// Objects of `namespace` without a controller.
     pub fn orphans(&self, namespace: &str) -> Vec<Arc<K>> {
-        self.resolve(
-            self.orphans_by_namespace
-                .get(namespace)
-                .into_iter()
-                .flatten(),
-        )
+        group(&self.orphans_by_namespace, namespace)
+            .map(|(_, o)| Arc::clone(o))
+            .collect()
     }
 
     /// The objects a DaemonSet may claim from its namespace, as upstream lists revisions: those it

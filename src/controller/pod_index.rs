@@ -2,7 +2,7 @@
 //! orphans by namespace ([`super::owner_index`]), and pods by node name on top, so one sync costs what
 //! its DaemonSet owns and one node event costs what runs on that node.
 
-use super::object_cache::{Change, FastMap, FastSet, Key, key, reindex, remove_key};
+use super::object_cache::{Change, Groups, group, insert_in, key, reindex, remove_from};
 use super::owner_index::OwnerIndex;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::Event;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct PodIndex {
     owners: OwnerIndex<Pod>,
-    by_node: FastMap<String, FastSet<Key>>,
+    by_node: Groups<Pod>,
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {
@@ -29,25 +29,23 @@ impl PodIndex {
         changes
     }
 
-    fn index(&mut self, pod: &Pod) {
+    fn index(&mut self, pod: &Arc<Pod>) {
         if let Some(node) = node_of(pod) {
-            self.by_node
-                .entry(node.to_string())
-                .or_default()
-                .insert(key(pod));
+            insert_in(&mut self.by_node, node, key(pod.as_ref()), pod);
         }
     }
 
     fn unindex(&mut self, pod: &Pod) {
         if let Some(node) = node_of(pod) {
-            remove_key(&mut self.by_node, node, &key(pod));
+            remove_from(&mut self.by_node, node, &key(pod));
         }
     }
 
     /// Pods bound to `node`.
     pub fn on_node(&self, node: &str) -> Vec<Arc<Pod>> {
-        self.owners
-            .resolve(self.by_node.get(node).into_iter().flatten())
+        group(&self.by_node, node)
+            .map(|(_, p)| Arc::clone(p))
+            .collect()
     }
 
     /// The pods a DaemonSet may claim: those it controls (upstream's pod index by controller UID,
@@ -130,6 +128,13 @@ mod tests {
         assert_eq!(names(idx.candidates("ns", "u1")), ["a"]);
         assert_eq!(names(idx.candidates("ns", "u2")), ["b"]);
         assert_eq!(names(idx.on_node("n2")), ["a"]);
+        // The indexes hold the objects themselves: each read gives the version last applied.
+        let a = idx.candidates("ns", "u1");
+        assert_eq!(a[0].metadata.resource_version.as_deref(), Some("2"));
+        idx.apply(Event::Apply(pod("a", Some("n2"), Some("u1"), "2b")));
+        for a in [idx.candidates("ns", "u1"), idx.on_node("n2")] {
+            assert_eq!(a[0].metadata.resource_version.as_deref(), Some("2b"));
+        }
         assert!(idx.orphans("ns").is_empty());
         idx.apply(Event::Delete(pod("a", Some("n2"), Some("u1"), "3")));
         assert!(idx.on_node("n2").is_empty() && idx.candidates("ns", "u1").is_empty());
