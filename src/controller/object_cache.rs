@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// `(namespace, name)`.
 pub type Key = (String, String);
 
-/// A map with the core's [`HashState`]: every sync resolves each of its pods by key.
+/// A map with the core's [`HashState`]: every watch event of a pod updates three of them (the cache,
+/// its owner group, its node group).
 pub type FastMap<K, V> = HashMap<K, V, HashState>;
 
 /// Cached objects grouped under a string (a controller UID, a namespace, a node name), each group
@@ -225,13 +226,11 @@ impl<K: Resource> ObjectCache<K> {
         self.synced
     }
 
+    /// The object named `name` in `namespace`.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        self.get_key(&(namespace.to_string(), name.to_string()))
-    }
-
-    /// The object under `key`.
-    pub fn get_key(&self, key: &Key) -> Option<Arc<K>> {
-        self.objects.get(key).cloned()
+        self.objects
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Every object in key order (for cluster-scoped objects, name order), shared: built after a
