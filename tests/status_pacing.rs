@@ -9,6 +9,11 @@
 //! pacing every counters-only write comes at least [`CLOSE`] after the write before it; the unpaced
 //! run must show such writes closer than that, which proves the scenario changes counters faster
 //! than once a second, so the paced run's check can fail. Both runs end with the same status.
+//!
+//! The same interval paces syncs (docs/differences.md, "Pod events that change only a pod's status
+//! wait for the DaemonSet's next paced sync"): between the create and the rollout, a probe updates
+//! the pods' status (a condition of its own, readiness as it was) [`PROBES`] times; the paced run
+//! syncs a few times for them, the unpaced run about once per update.
 
 mod support;
 
@@ -16,7 +21,9 @@ use everynode::core::status::StatusCounters;
 use everynode::core::status_pacing::is_settled;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -60,9 +67,53 @@ fn kind(before: &DaemonSetStatus, now: &DaemonSetStatus) -> Kind {
     }
 }
 
-/// What one run did: the statuses written, in order.
+/// What one run did: the statuses written, in order, and the syncs the status-only pod updates
+/// caused.
 struct Run {
     writes: Vec<Write>,
+    probe_syncs: f64,
+}
+
+/// Pod status updates the probe makes, one every [`PROBE_GAP`]: each adds a condition of its own to
+/// a pod (a change of status only, readiness as it was).
+const PROBES: usize = 40;
+const PROBE_GAP: Duration = Duration::from_millis(25);
+
+/// The syncs everynode has run, of any result.
+async fn syncs(everynode: &Everynode) -> f64 {
+    let metrics = everynode.metrics().await.expect("everynode's /metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("everynode_reconciles_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Adds the condition `everynode.test/probe-<i>` to every pod of the DaemonSet in turn, [`PROBES`]
+/// updates [`PROBE_GAP`] apart, and returns the syncs they caused (counted until 3 s after the last).
+async fn probe(env: &TestEnv, everynode: &Everynode) -> f64 {
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let names: Vec<String> = pods
+        .list(&ListParams::default().labels("app=agent"))
+        .await
+        .expect("list the DaemonSet's pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert!(!names.is_empty(), "no pod to probe");
+    let before = syncs(everynode).await;
+    for i in 0..PROBES {
+        let name = &names[i % names.len()];
+        let patch = json!({"status": {"conditions": [
+            {"type": format!("everynode.test/probe-{i}"), "status": "True"}]}});
+        pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patch the status of {name}: {e}"));
+        tokio::time::sleep(PROBE_GAP).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    syncs(everynode).await - before
 }
 
 impl Run {
@@ -176,6 +227,7 @@ async fn run(
     ))
     .await;
     wait_converged(&env, "agent", &nodes, 1, Duration::from_secs(120)).await;
+    let probe_syncs = probe(&env, &everynode).await;
     env.patch_template(
         "agent",
         json!({"metadata": {"annotations": {"rollout": "2"}}}),
@@ -189,7 +241,10 @@ async fn run(
     watch.abort();
     let writes = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
     // The first status seen is the empty one of the DaemonSet as created.
-    Run { writes }
+    Run {
+        writes,
+        probe_syncs,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,6 +261,11 @@ async fn counters_only_status_writes_are_a_second_apart_and_end_as_upstreams() {
     let unpaced = run(cp.get(), "unpaced", UNPACED_USER, "0s").await;
     eprintln!("FIGURES status-pacing paced: {}", paced.figures());
     eprintln!("FIGURES status-pacing unpaced: {}", unpaced.figures());
+    eprintln!(
+        "FIGURES sync-pacing: {PROBES} status-only pod updates {PROBE_GAP:?} apart caused {} syncs \
+         paced and {} unpaced",
+        paced.probe_syncs, unpaced.probe_syncs
+    );
 
     assert_eq!(
         paced.last(),
@@ -235,6 +295,21 @@ async fn counters_only_status_writes_are_a_second_apart_and_end_as_upstreams() {
          to the write before:\n{}\n{}",
         close.join("\n"),
         paced.figures()
+    );
+    // The unpaced run syncs once per update, or nearly: the scenario can show pacing.
+    assert!(
+        unpaced.probe_syncs >= (PROBES / 2) as f64,
+        "the unpaced run synced {} times for {PROBES} status-only pod updates: the probe does not \
+         show pacing",
+        unpaced.probe_syncs
+    );
+    // Paced: the first update syncs at once, the rest wait for a sync a second after it (the
+    // updates take about a second and a half), and one more may follow.
+    assert!(
+        paced.probe_syncs <= 4.0,
+        "under --status-write-interval=1s, {PROBES} status-only pod updates {PROBE_GAP:?} apart \
+         caused {} syncs (at most 4 expected)",
+        paced.probe_syncs
     );
     assert!(
         paced.writes.len() < unpaced.writes.len(),

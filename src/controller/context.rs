@@ -1,6 +1,6 @@
 //! What every sync shares: the client, the caches, expectations, the failed-pod backoff, the event
 //! sink and what it last said, the work queue, the metrics, the readiness state, the rollout
-//! policies' last written status and the DaemonSets' last status writes.
+//! policies' last written status, the DaemonSets' last status writes and their last syncs.
 
 use super::daemonset_object::CachedDaemonSet;
 use super::events::EventSink;
@@ -15,6 +15,7 @@ use crate::core::create_pacing::CreatePacing;
 use crate::core::expectations::Expectations;
 use crate::core::said::Said;
 use crate::core::status_pacing::StatusPacer;
+use crate::core::sync_pacing::SyncPacer;
 use crate::runtime::metrics::{DaemonSetLabels, Metrics};
 use crate::runtime::readiness::Readiness;
 use k8s_openapi::api::core::v1::Node;
@@ -57,6 +58,9 @@ pub struct Context {
     /// When each DaemonSet's status was last written, and how far apart counters-only writes go
     /// (`--status-write-interval`, `core::status_pacing`).
     pub status_pacer: Mutex<StatusPacer>,
+    /// When each DaemonSet was last synced and whether it was quiet: which pod events may wait for
+    /// its next paced sync (`--status-write-interval`, `core::sync_pacing`).
+    pub sync_pacer: Mutex<SyncPacer>,
 }
 
 /// Poisoned locks only follow a panic elsewhere; the data is still usable.

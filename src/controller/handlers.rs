@@ -6,6 +6,7 @@ use super::context::{Context, lock, read};
 use super::daemonset_object::CachedDaemonSet;
 use super::node_queue::{self, NodeQueue};
 use super::rollouts::CachedRollout;
+use crate::core::Timestamp;
 use crate::core::placement::{PlacementRules, WithPlacementRules};
 use crate::core::rollout::trigger;
 use crate::core::triggers::{self, Change, Reaction};
@@ -14,6 +15,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::borrow::{Borrow, Cow};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{debug, warn};
 
 /// A cached DaemonSet as the core's decisions take it.
@@ -45,6 +47,7 @@ pub fn daemonset_changed(ctx: &Context, change: Change<CachedDaemonSet>) {
                 lock(&ctx.expectations).delete(old.uid());
                 lock(&ctx.said).forget(old.uid());
                 lock(&ctx.status_pacer).forget(old.uid());
+                lock(&ctx.sync_pacer).forget(old.uid());
             }
             ctx.enqueue(&new);
         }
@@ -52,13 +55,15 @@ pub fn daemonset_changed(ctx: &Context, change: Change<CachedDaemonSet>) {
             lock(&ctx.expectations).delete(ds.uid());
             lock(&ctx.said).forget(ds.uid());
             lock(&ctx.status_pacer).forget(ds.uid());
+            lock(&ctx.sync_pacer).forget(ds.uid());
             ctx.enqueue(&ds);
         }
     }
 }
 
-/// Applies a reaction: observations first (so the sync it queues sees them), then the queue.
-fn react(ctx: &Context, reaction: Reaction<'_, Ds>) {
+/// Applies a reaction: observations first (so the sync it queues sees them), then the queue; with
+/// `paced`, the queued DaemonSet waits that long for its next paced sync (`core::sync_pacing`).
+fn react(ctx: &Context, reaction: Reaction<'_, Ds>, paced: Option<Duration>) {
     if let Some((ds, node)) = reaction.creation_observed {
         debug!(daemonset = %ds.0.key(), node = %node, "pod creation observed");
         lock(&ctx.expectations).creation_observed(ds.0.uid(), &node);
@@ -67,7 +72,10 @@ fn react(ctx: &Context, reaction: Reaction<'_, Ds>) {
         lock(&ctx.expectations).deletion_observed(ds.0.uid(), &pod);
     }
     for ds in reaction.queue {
-        ctx.enqueue(&ds.0);
+        match paced {
+            Some(wait) => ctx.queue.add_after(ds.0.key(), wait),
+            None => ctx.enqueue(&ds.0),
+        }
     }
     if let Some((ds, delay)) = reaction.queue_after {
         ctx.enqueue_after(&ds.0, delay);
@@ -93,7 +101,14 @@ pub fn pod_changed(ctx: &Context, change: Change<Pod>) {
             "user error: more than one DaemonSet selects this pod; the first to adopt it owns it"
         );
     }
-    react(ctx, reaction);
+    // [difference] A status-only update of an owned pod may wait for its owner's next paced sync.
+    let paced = match (&change, reaction.owner_update, reaction.queue.as_slice()) {
+        (Change::Updated { old, new }, true, [ds]) => {
+            lock(&ctx.sync_pacer).pod_updated(ds.0.uid(), old, new, Timestamp::now())
+        }
+        _ => None,
+    };
+    react(ctx, reaction, paced);
 }
 
 /// Node changes (§1.5): an add, a delete, and an update that changed the labels or taints push the

@@ -35,6 +35,7 @@ pub mod sync;
 pub mod workers;
 
 use crate::core::status_pacing::StatusPacer;
+use crate::core::sync_pacing::SyncPacer;
 use crate::runtime::cli::RunArgs;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::readiness::Readiness;
@@ -378,6 +379,7 @@ pub async fn run(
         rollout_status: Default::default(),
         pacing: args.create_pacing,
         status_pacer: Mutex::new(StatusPacer::new(args.status_write_interval)),
+        sync_pacer: Mutex::new(SyncPacer::new(args.status_write_interval)),
     });
 
     // Watches. The DaemonSet watch feeds the DaemonSet store and the handlers.
@@ -455,6 +457,7 @@ pub async fn run(
             lock(&c.expectations).retain(|uid| live.contains(uid));
             lock(&c.said).retain(|uid| live.contains(uid));
             lock(&c.status_pacer).retain(|uid| live.contains(uid));
+            lock(&c.sync_pacer).retain(|uid| live.contains(uid));
             // Last written statuses of policies deleted while their watch was down.
             let policies: std::collections::HashSet<String> = read(&c.caches.rollouts)
                 .values()

@@ -26,6 +26,7 @@ use crate::core::rollout::{Mode, RolloutPlan};
 use crate::core::shrink::selects_few_nodes;
 use crate::core::spec_check::check_spec;
 use crate::core::status::{compute_counters_placed, min_ready_requeue};
+use crate::core::sync_pacing::{SyncOutcome, is_quiet};
 use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -116,10 +117,27 @@ const ACTING_WATCHES: [&str; 3] = ["pods", "nodes", rollouts::KIND];
 const WATCH_RETRY: Duration = Duration::from_secs(5);
 
 /// Syncs one DaemonSet. Returns when to look at it again without an event (`None`: at its next
-/// event).
+/// event). Records what the sync left for the pacing of its pod events (`core::sync_pacing`): a
+/// sync that failed or stopped early leaves every event to sync at once.
 pub async fn sync_daemonset(
     ds: Arc<CachedDaemonSet>,
     ctx: &Context,
+) -> Result<Option<Duration>, Error> {
+    let uid = ds.uid().to_string();
+    let mut outcome = SyncOutcome::UNPACED;
+    let result = sync(ds, ctx, &mut outcome).await;
+    if result.is_err() {
+        outcome = SyncOutcome::UNPACED;
+    }
+    lock(&ctx.sync_pacer).synced(&uid, outcome, Timestamp::now());
+    result
+}
+
+/// [`sync_daemonset`]'s work; sets `outcome` where the sync gets far enough to know it.
+async fn sync(
+    ds: Arc<CachedDaemonSet>,
+    ctx: &Context,
+    outcome: &mut SyncOutcome,
 ) -> Result<Option<Duration>, Error> {
     let key = ds.key();
     let uid = ds.uid();
@@ -201,6 +219,13 @@ pub async fn sync_daemonset(
             warn!(daemonset = %key, "a pod or node watch is failing; refreshing status only");
         }
         let counters = compute_counters_placed(d, &placements, &start_node_pods, hash, now);
+        // Pods becoming Ready move no decision of this sync; a create or delete it waits for is an
+        // add or a delete, never paced.
+        *outcome = SyncOutcome {
+            unpaced: policy.is_some(),
+            quiet_unready: None,
+            desired: counters.desired_number_scheduled,
+        };
         let held_back = write_paced(ctx, &ds, &counters, false).await?;
         if let (Some((r, previous, _)), Some(decision)) = (&policy, &decision)
             && let Err(e) = rollout_writer::write(ctx, &ds, r, decision, previous).await
@@ -322,6 +347,17 @@ pub async fn sync_daemonset(
         rolling_update: rolling_plan.as_ref(),
     };
     let explanation = explain_placed(d, &placements, &node_pods, hash, now, &reasons);
+    let nothing_planned = acting
+        && plan.nodes_needing_pods.is_empty()
+        && plan.pods_to_delete.is_empty()
+        && rolling_plan
+            .as_ref()
+            .is_none_or(|p| p.pods_to_delete.is_empty() && p.nodes_to_create.is_empty());
+    *outcome = SyncOutcome {
+        unpaced: policy.is_some(),
+        quiet_unready: is_quiet(&explanation, &node_pods, nothing_planned),
+        desired: explanation.counters.desired_number_scheduled,
+    };
     let counters = explanation.counters;
     ctx.metrics
         .set_nodes(&ds_labels(&ds), &explanation.by_class());

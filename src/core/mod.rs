@@ -53,6 +53,7 @@ pub mod slow_start;
 pub mod spec_check;
 pub mod status;
 pub mod status_pacing;
+pub mod sync_pacing;
 pub mod tolerations;
 pub mod triggers;
 pub mod unschedulable;

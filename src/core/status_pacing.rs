@@ -192,7 +192,7 @@ pub fn is_settled(c: &StatusCounters) -> bool {
 
 /// How much of `interval` since `last` is still to run at `now`; `None` when it has run out. A clock
 /// that went back (`now` before `last`) waits one whole interval, never longer.
-fn remaining(interval: Duration, last: Timestamp, now: Timestamp) -> Option<Duration> {
+pub(crate) fn remaining(interval: Duration, last: Timestamp, now: Timestamp) -> Option<Duration> {
     let elapsed = now.duration_since(last);
     if elapsed < SignedDuration::ZERO {
         return Some(interval);

@@ -39,6 +39,9 @@ pub struct Reaction<'a, T> {
     pub deletion_observed: Option<(&'a T, String)>,
     /// More than one DaemonSet selects this orphan (a user error upstream logs, §9.2).
     pub overlapping: bool,
+    /// The change is an update of a pod its owner keeps, and `queue` holds only that owner: the
+    /// shell may let it wait for the owner's next paced sync (`core::sync_pacing`).
+    pub owner_update: bool,
 }
 
 impl<T> Default for Reaction<'_, T> {
@@ -49,6 +52,7 @@ impl<T> Default for Reaction<'_, T> {
             creation_observed: None,
             deletion_observed: None,
             overlapping: false,
+            owner_update: false,
         }
     }
 }
@@ -170,6 +174,7 @@ pub fn pod_change<'a, T: Borrow<DaemonSet>>(
             }
             if controller_uid(&new.metadata).is_some() {
                 if let Some(ds) = resolve_controller(&new.metadata, daemonsets) {
+                    reaction.owner_update = !ref_changed;
                     reaction.queue.push(ds);
                     let min_ready = min_ready_seconds(ds_of(ds));
                     reaction.queue_after =

@@ -233,7 +233,10 @@ pub struct RunArgs {
     /// ([difference]): a sync within it holds its write back and syncs again when it ends. A new
     /// generation, the first change after a quiet interval and a settled DaemonSet are written at
     /// once. A DaemonSet that wants more than 2500 pods waits longer in proportion (5000: twice
-    /// the interval). `0s` writes every change at once, as kube-controller-manager.
+    /// the interval). The same interval paces syncs ([difference]): an update that changes only a
+    /// pod's status (readiness as it was, or any once nothing is left to create, delete or replace)
+    /// waits for the DaemonSet's next sync, at most one interval after its last. `0s` writes every
+    /// change at once and syncs on every pod event, as kube-controller-manager.
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub status_write_interval: Duration,
 }
