@@ -219,12 +219,12 @@ async fn sync(
             warn!(daemonset = %key, "a pod or node watch is failing; refreshing status only");
         }
         let counters = compute_counters_placed(d, &placements, &start_node_pods, hash, now);
-        // Pods becoming Ready move no decision of this sync; a create or delete it waits for is an
-        // add or a delete, never paced.
+        // A create or delete this sync waits for is an add or a delete, never paced.
         *outcome = SyncOutcome {
             unpaced: policy.is_some(),
             quiet_unready: None,
             desired: counters.desired_number_scheduled,
+            nodes: nodes.len(),
         };
         let held_back = write_paced(ctx, &ds, &counters, false).await?;
         if let (Some((r, previous, _)), Some(decision)) = (&policy, &decision)
@@ -357,6 +357,7 @@ async fn sync(
         unpaced: policy.is_some(),
         quiet_unready: is_quiet(&explanation, &node_pods, nothing_planned),
         desired: explanation.counters.desired_number_scheduled,
+        nodes: nodes.len(),
     };
     let counters = explanation.counters;
     ctx.metrics

@@ -52,10 +52,15 @@ fn ready(pod: Pod) -> Pod {
 }
 
 fn outcome(quiet_unready: Option<i32>, desired: i32) -> SyncOutcome {
+    outcome_on(quiet_unready, desired, 0)
+}
+
+fn outcome_on(quiet_unready: Option<i32>, desired: i32, nodes: usize) -> SyncOutcome {
     SyncOutcome {
         unpaced: false,
         quiet_unready,
         desired,
+        nodes,
     }
 }
 
@@ -80,12 +85,30 @@ fn a_status_only_update_that_leaves_readiness_waits_for_the_rest_of_the_interval
 }
 
 #[test]
-fn readiness_syncs_at_once_unless_the_daemonset_was_quiet() {
+fn readiness_waits_a_window_of_the_cluster_size_unless_the_daemonset_was_quiet() {
     let old = pending("n1");
     let new = ready(old.clone());
-    let mut p = pacer_synced_at(0, outcome(None, 3));
-    assert_eq!(p.pod_updated(UID, &old, &new, t(300)), None);
-    assert_eq!(p.pod_updated(UID, &new, &old, t(300)), None);
+    // 0.1 ms per node: nothing on a small cluster, a fraction of a second on a large one.
+    for (nodes, window_ms) in [(0, 0i64), (40, 4), (1000, 100), (5000, 500), (20000, 1000)] {
+        let mut p = pacer_synced_at(0, outcome_on(None, 3, nodes));
+        let wait =
+            |p: &mut SyncPacer, old: &Pod, new: &Pod, at: i64| p.pod_updated(UID, old, new, t(at));
+        if window_ms == 0 {
+            assert_eq!(wait(&mut p, &old, &new, 0), None);
+            continue;
+        }
+        let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+        let expected = Some(ms(window_ms - 1));
+        assert_eq!(wait(&mut p, &old, &new, 1), expected, "{nodes} nodes");
+        assert_eq!(wait(&mut p, &new, &old, 1), expected, "{nodes} nodes");
+        assert_eq!(wait(&mut p, &old, &new, window_ms), None, "{nodes} nodes");
+        // Other status changes still wait for the interval.
+        assert_eq!(
+            wait(&mut p, &old, &scheduled(old.clone()), window_ms),
+            Some(ms(1000 - window_ms)).filter(|d| !d.is_zero()),
+            "{nodes} nodes"
+        );
+    }
     let mut p = pacer_synced_at(0, outcome(Some(3), 3));
     assert_eq!(
         p.pod_updated(UID, &old, &new, t(300)),
