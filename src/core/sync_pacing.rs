@@ -10,15 +10,15 @@
 //!
 //! `[difference]` A pod update waits for the DaemonSet's next paced sync (at most one interval
 //! after its last sync) when it changed only the pod's status and either:
-//! - it left the pod's readiness as it was (a binding, a condition other than Ready, a container's
-//!   state): such a change moves no decision of manage or the rolling update, only the node's
-//!   reason; or
+//! - it left the pod's readiness and binding as they were (a condition other than Ready, a
+//!   container's state): such a change moves no decision of manage or the rolling update, only the
+//!   node's reason; or
 //! - the DaemonSet was **quiet** at its last sync: every wanted node held one updated pod and no
 //!   other, nothing was to be created, deleted or replaced, expectations were satisfied and no pod
 //!   was failing or unschedulable; then readiness moves only the counters. The event that may make
 //!   the last unready pod Ready syncs at once, so a wave's end shows as soon as upstream's does.
 //!
-//! A readiness change of a DaemonSet that is not quiet (a rollout under way: a new pod's
+//! A readiness change or a binding of a DaemonSet that is not quiet (a rollout under way: a new pod's
 //! availability frees the budget for the next old one) waits much less: [`readiness_window`], 0.1 ms
 //! per cached node, at most one interval (1000 nodes: 0.1 s; 5000 nodes: 0.5 s). A sync reads every
 //! node, so this keeps the syncs such events cause to a few a second on a large cluster, where each
@@ -29,6 +29,11 @@
 //! Failed or Succeeded or moved to another node, and every pod of a DaemonSet governed by a
 //! DaemonSetRollout (whose failure detection reads container states). An interval of zero paces
 //! nothing, as upstream (docs/differences.md).
+//!
+//! Nothing waits longer than one interval after the last sync, and a sync that runs earlier (for
+//! another event) sees every update that waited. An update that arrives while a sync runs is
+//! counted against the sync before; the quiet count the running sync leaves may then miss it, and
+//! the last Ready event waits for the paced sync (at most one interval) instead of syncing at once.
 //!
 //! Kept by DaemonSet UID in the shell; a new leader knows no DaemonSet's last sync, so every event
 //! syncs at once until the DaemonSet's first sync.
@@ -45,8 +50,10 @@ use std::time::Duration;
 /// What a sync left for the pacing of its DaemonSet's next pod events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncOutcome {
-    /// The DaemonSet is governed by a DaemonSetRollout, or the sync stopped before its decisions
-    /// (expectations outstanding, a watch failing, an error): no event waits.
+    /// The DaemonSet is governed by a DaemonSetRollout, or the sync failed or stopped before it
+    /// knew (a selector of everything, a DaemonSet being deleted, an invalid spec): no event waits.
+    /// A sync that only wrote status (expectations outstanding, a watch failing) is paced: what it
+    /// waits for is an add or a delete, never paced.
     pub unpaced: bool,
     /// The DaemonSet was quiet ([`is_quiet`]), with this many wanted pods not Ready.
     pub quiet_unready: Option<i32>,
@@ -77,9 +84,10 @@ pub fn readiness_window(interval: Duration, nodes: usize) -> Duration {
 }
 
 /// Whether a sync's view leaves the DaemonSet quiet: every wanted node holds exactly one updated pod
-/// that is up or on its way up (Ready, or starting without failing), no other node holds one,
-/// nothing was planned (`nothing_planned`: no create or delete of manage or the rolling update).
-/// Returns the number of wanted pods not Ready, or `None` when it is not quiet.
+/// that is up or on its way up (Ready, or starting without failing), no other node holds one (nor a
+/// node missing from the node cache, whose pods no row shows), nothing was planned
+/// (`nothing_planned`: no create or delete of manage or the rolling update). Returns the number of
+/// wanted pods not Ready, or `None` when it is not quiet.
 pub fn is_quiet(
     explanation: &Explanation,
     node_pods: &NodePods,
@@ -90,7 +98,10 @@ pub fn is_quiet(
     let placed = c.current_number_scheduled == d
         && c.updated_number_scheduled == d
         && c.number_misscheduled == 0;
-    let one_each = node_pods.values().all(|pods| pods.len() <= 1);
+    // Every wanted node holds at least one pod (current == desired): as many pods as wanted nodes
+    // means one each, and none elsewhere.
+    let pods: usize = node_pods.values().map(Vec::len).sum();
+    let one_each = usize::try_from(d).is_ok_and(|d| d == pods);
     let rows_quiet = explanation.rows.iter().all(|row| {
         matches!(
             row.reason,
@@ -105,7 +116,8 @@ pub fn is_quiet(
 
 /// Whether an update of a pod changed only its status: same labels, owner references and target
 /// node, not being deleted, and not finished (Failed or Succeeded). A binding (`spec.nodeName` set
-/// to the node the pod targets) counts as status.
+/// to the node the pod targets) counts as status; it can change which of two pods on one node
+/// manage keeps (bound pods first), so outside a quiet DaemonSet it waits as readiness does.
 pub fn status_only(old: &Pod, new: &Pod) -> bool {
     let finished = |p: &Pod| {
         p.status
@@ -118,6 +130,11 @@ pub fn status_only(old: &Pod, new: &Pod) -> bool {
         && new.metadata.deletion_timestamp.is_none()
         && target_node_name(old) == target_node_name(new)
         && !finished(new)
+}
+
+/// The node the pod is bound to (`spec.nodeName`).
+fn bound_to(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.node_name.as_deref()
 }
 
 /// The pod's Ready condition as readiness and availability read it: its status and when it last
@@ -192,17 +209,18 @@ impl SyncPacer {
             return None;
         }
         let interval = interval_for(self.interval, last.desired);
-        if readiness(old) != readiness(new) {
+        let ready_moved = readiness(old) != readiness(new);
+        if ready_moved || bound_to(old) != bound_to(new) {
             let Some(unready) = last.quiet_unready.as_mut() else {
                 let window = readiness_window(interval, last.nodes);
                 return remaining(window, last.at, now);
             };
-            match (is_ready(old), is_ready(new)) {
-                (false, true) => *unready -= 1,
-                (true, false) => *unready += 1,
+            match (ready_moved, is_ready(old), is_ready(new)) {
+                (true, false, true) => *unready -= 1,
+                (true, true, false) => *unready += 1,
                 _ => {}
             }
-            if *unready <= 0 {
+            if ready_moved && *unready <= 0 {
                 // This may be the last pod to become Ready: the sync that settles goes now.
                 last.quiet_unready = None;
                 return None;

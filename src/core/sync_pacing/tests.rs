@@ -138,6 +138,25 @@ fn the_event_that_may_make_the_last_pod_ready_syncs_at_once() {
 }
 
 #[test]
+fn a_binding_waits_as_readiness_does_unless_the_daemonset_was_quiet() {
+    let old = with_affinity_pin(with_phase(ds_pod(&ds(), "", NEW), "Pending"), "n1");
+    let new = with_pod_node_name(old.clone(), "n1");
+    assert!(status_only(&old, &new));
+    let mut p = pacer_synced_at(0, outcome_on(None, 3, 1000));
+    assert_eq!(
+        p.pod_updated(UID, &old, &new, t(40)),
+        Some(Duration::from_millis(60))
+    );
+    // Quiet: the interval, and the count of unready pods stays.
+    let mut p = pacer_synced_at(0, outcome_on(Some(1), 3, 1000));
+    assert_eq!(
+        p.pod_updated(UID, &old, &new, t(40)),
+        Some(Duration::from_millis(960))
+    );
+    assert_eq!(p.pod_updated(UID, &old, &ready(old.clone()), t(50)), None);
+}
+
+#[test]
 fn a_change_beyond_the_status_syncs_at_once() {
     let old = ready(pending("n1"));
     let changes = [
@@ -252,6 +271,15 @@ fn quiet_means_one_updated_pod_on_every_wanted_node_and_nothing_else() {
             vec![up.clone(), crash_looping(starting.clone())],
             true,
         ),
+        (
+            "a pod on a node the cache does not have",
+            vec![
+                up.clone(),
+                starting.clone(),
+                ready(ds_pod(&ds(), "gone", OLD)),
+            ],
+            true,
+        ),
     ];
     for (what, pods, nothing_planned) in not_quiet {
         assert_eq!(quiet(&nodes, &pods, nothing_planned), None, "{what}");
@@ -284,7 +312,7 @@ mod properties {
 
     fn situation() -> impl Strategy<Value = Situation> {
         let node_spec = (any::<bool>(), 0u8..3);
-        let pod_spec = (0u8..5, any::<bool>(), 0u8..5);
+        let pod_spec = (0u8..5, any::<bool>(), 0u8..5, any::<bool>());
         (
             proptest::collection::vec(node_spec, 1..6),
             proptest::collection::vec(pod_spec, 0..8),
@@ -315,12 +343,15 @@ mod properties {
                 let pods = pod_specs
                     .iter()
                     .enumerate()
-                    .map(|(i, (node_i, new, state))| {
+                    .map(|(i, (node_i, new, state, bound))| {
                         let node_name = format!("n{}", node_i % 6);
-                        let p = with_name(
-                            ds_pod(&d, &node_name, if *new { NEW } else { OLD }),
-                            &format!("p{i}"),
-                        );
+                        let hash = if *new { NEW } else { OLD };
+                        let p = if *bound {
+                            ds_pod(&d, &node_name, hash)
+                        } else {
+                            with_affinity_pin(ds_pod(&d, "", hash), &node_name)
+                        };
+                        let p = with_name(p, &format!("p{i}"));
                         let p = with_creation_timestamp(p, i as i64);
                         match state {
                             0 => running_ready(p, 0),
@@ -343,13 +374,17 @@ mod properties {
                 .filter(|n| crate::core::placement::placement(n, &d).should_run)
                 .filter_map(|n| n.metadata.name.clone())
                 .collect();
-            let states = proptest::collection::vec(0u8..4, wanted.len());
+            let states = proptest::collection::vec((0u8..4, any::<bool>()), wanted.len());
             (Just(d), Just(nodes), Just(wanted), states).prop_map(|(d, nodes, wanted, states)| {
                 let pods = wanted
                     .iter()
                     .zip(states)
-                    .map(|(n, state)| {
-                        let p = ds_pod(&d, n, NEW);
+                    .map(|(n, (state, bound))| {
+                        let p = if bound {
+                            ds_pod(&d, n, NEW)
+                        } else {
+                            with_affinity_pin(ds_pod(&d, "", NEW), n)
+                        };
                         match state {
                             0 => running_ready(p, 0),
                             1 => with_phase(p, "Pending"),
@@ -384,18 +419,27 @@ mod properties {
         )
     }
 
-    /// The status-only variants of a pod: scheduled, its readiness flipped, its Ready condition's
-    /// time moved (availability after minReadySeconds reads it).
-    fn variants(pod: &Pod) -> [Pod; 3] {
+    /// The status-only variants of a pod: scheduled, a container crash-looping, its readiness
+    /// flipped, its Ready condition's time moved (availability after minReadySeconds reads it),
+    /// bound to the node it targets.
+    fn variants(pod: &Pod) -> [Pod; 5] {
         let is_ready = crate::core::pod_state::is_ready(pod);
         let flipped = with_ready(pod.clone(), !is_ready, NOW);
         let moved = with_ready(pod.clone(), is_ready, NOW - 1);
-        [scheduled(pod.clone()), flipped, moved]
+        let node = target_node_name(pod).unwrap_or_default();
+        let bound = with_pod_node_name(pod.clone(), &node);
+        [
+            scheduled(pod.clone()),
+            crash_looping(pod.clone()),
+            flipped,
+            moved,
+            bound,
+        ]
     }
 
     proptest! {
         #[test]
-        fn a_status_only_update_that_leaves_readiness_moves_no_decision(
+        fn a_status_only_update_that_leaves_readiness_and_binding_moves_no_decision(
             (d, nodes, pods) in situation(),
             which in 0usize..8,
         ) {
@@ -403,8 +447,11 @@ mod properties {
             let i = which % pods.len();
             let before = decisions(&d, &nodes, &pods);
             for changed in variants(&pods[i]) {
-                prop_assume!(status_only(&pods[i], &changed));
-                if readiness(&pods[i]) != readiness(&changed) {
+                // A failed pod's updates are never status-only.
+                if !status_only(&pods[i], &changed)
+                    || readiness(&pods[i]) != readiness(&changed)
+                    || bound_to(&pods[i]) != bound_to(&changed)
+                {
                     continue;
                 }
                 let mut after = pods.clone();
@@ -429,6 +476,7 @@ mod properties {
             prop_assume!(!pods.is_empty());
             let i = which % pods.len();
             for changed in variants(&pods[i]) {
+                prop_assert!(status_only(&pods[i], &changed));
                 let mut after = pods.clone();
                 after[i] = changed;
                 prop_assert_eq!(&before, &decisions(&d, &nodes, &after));
