@@ -345,6 +345,7 @@ async fn sync(
         backoff_until: Some(&plan.backoff_until),
         rollout: decision.as_ref(),
         rolling_update: rolling_plan.as_ref(),
+        without_pod_facts: true,
     };
     let explanation = explain_placed(d, &placements, &node_pods, hash, now, &reasons);
     let nothing_planned = acting

@@ -571,6 +571,10 @@ pub struct Context<'a> {
     /// The (gated) rolling update plan this sync acted on, if it planned one: outdated pods'
     /// reasons read it instead of planning again.
     pub rolling_update: Option<&'a RollingUpdatePlan>,
+    /// Leave every row's `pod` empty. The controller's sync reads only the reasons and the
+    /// counters; the facts cost a few string copies per node in every sync (about 6 % of its CPU
+    /// at 5000 nodes in issue 14's profile).
+    pub without_pod_facts: bool,
 }
 
 /// The row of every named node of `nodes` for `ds`, with its claimed pods by node (`node_pods`,
@@ -630,7 +634,9 @@ pub fn explain_placed(
             .filter(|p| is_updated(p, hash, generation))
             .min_by(oldest);
         let main = updated.or(first_live).or(pods.first().map(Arc::as_ref));
-        let facts = main.map(|p| pod_facts(p, hash, generation, min_ready, now));
+        let facts = main
+            .filter(|_| !context.without_pod_facts)
+            .map(|p| pod_facts(p, hash, generation, min_ready, now));
         let backoff_until = backoffs.get(name).copied();
         let policy_wait = policy_waits.get(name);
         let reason = match (fit.should_run, exclusion) {

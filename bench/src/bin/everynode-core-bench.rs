@@ -160,6 +160,7 @@ fn sync_once(c: &Cluster, node_pods: &NodePods) -> usize {
     let rolling = plan.as_ref().map(|p| p.pods_to_delete.len()).unwrap_or(0);
     let context = node_reason::Context {
         rolling_update: plan.as_ref(),
+        without_pod_facts: true,
         ..Default::default()
     };
     let explanation = explain_placed(ds, &placements, node_pods, HASH, now, &context);

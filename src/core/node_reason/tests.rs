@@ -235,6 +235,7 @@ fn pods_that_will_not_become_available_by_waiting_are_failed() {
             backoff_until: Some(&backoffs),
             rollout: None,
             rolling_update: None,
+            without_pod_facts: false,
         },
     );
     assert_eq!(
@@ -451,6 +452,16 @@ mod properties {
                 })
                 .unwrap_or(0);
             prop_assert_eq!(counted, nodes.len(), "{}", summary);
+            // Without pod facts (the controller's sync): the same reasons and counters.
+            let lean = Context { without_pod_facts: true, ..Context::default() };
+            let without = explain(&ds, &nodes, &node_pods, NEW, ts(NOW), &lean);
+            prop_assert_eq!(&without.counters, &e.counters);
+            for (a, b) in without.rows.iter().zip(&e.rows) {
+                prop_assert_eq!(&a.reason, &b.reason);
+                prop_assert_eq!((&a.node, a.wanted), (&b.node, b.wanted));
+                prop_assert!(a.pod.is_none());
+            }
+            prop_assert_eq!(without.rows.len(), e.rows.len());
         }
     }
 }
@@ -482,6 +493,7 @@ fn rows_with(
             backoff_until: None,
             rollout: Some(plan),
             rolling_update: None,
+            without_pod_facts: false,
         },
     )
 }
