@@ -400,6 +400,26 @@ pub fn running_ready(pod: Pod, since: i64) -> Pod {
     with_ready(with_phase(pod, "Running"), true, since)
 }
 
+/// Gives the pod one container `app`, restarted 4 times, waiting for `reason` (with `message` when
+/// not empty), as a crash-looping or image-pulling container reports it.
+pub fn with_container_waiting(mut pod: Pod, reason: &str, message: &str) -> Pod {
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus};
+    let status = pod.status.get_or_insert_with(PodStatus::default);
+    status.container_statuses = Some(vec![ContainerStatus {
+        name: "app".into(),
+        restart_count: 4,
+        state: Some(ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message: (!message.is_empty()).then(|| message.into()),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]);
+    pod
+}
+
 /// Sets the pod's deletionTimestamp.
 pub fn with_deletion_timestamp(mut pod: Pod, secs: i64) -> Pod {
     pod.metadata.deletion_timestamp = Some(time(secs));

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use std::cmp::Ordering;
 
 /// The pod's first `Ready` condition (upstream `GetPodReadyCondition`).
-fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
+pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
     pod.status
         .as_ref()?
         .conditions

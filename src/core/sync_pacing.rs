@@ -40,10 +40,11 @@
 
 use super::Timestamp;
 use super::node_reason::{Explanation, Reason};
-use super::pod_state::is_ready;
+use super::pod_state::{is_ready, ready_condition};
 use super::pods_by_node::{NodePods, target_node_name};
 use super::status_pacing::{interval_for, remaining};
-use k8s_openapi::api::core::v1::{Pod, PodCondition};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -139,19 +140,8 @@ fn bound_to(pod: &Pod) -> Option<&str> {
 
 /// The pod's Ready condition as readiness and availability read it: its status and when it last
 /// changed.
-fn readiness(
-    pod: &Pod,
-) -> Option<(
-    &str,
-    Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-)> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c: &&PodCondition| c.type_ == "Ready")
-        .map(|c| (c.status.as_str(), c.last_transition_time.as_ref()))
+fn readiness(pod: &Pod) -> Option<(&str, Option<&Time>)> {
+    ready_condition(pod).map(|c| (c.status.as_str(), c.last_transition_time.as_ref()))
 }
 
 /// The last sync of a DaemonSet as pacing needs it.

@@ -4,9 +4,7 @@
 use super::*;
 use crate::core::fixtures::*;
 use crate::core::placement::placement;
-use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateWaiting, ContainerStatus, PodCondition, PodStatus,
-};
+use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::sync::Arc;
 
@@ -34,23 +32,6 @@ fn only(e: &Explanation) -> &NodeRow {
 
 fn available(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
     running_ready(ds_pod(ds, node, hash), 0)
-}
-
-fn with_container_waiting(mut pod: Pod, reason: &str, message: &str) -> Pod {
-    let status = pod.status.get_or_insert_with(PodStatus::default);
-    status.container_statuses = Some(vec![ContainerStatus {
-        name: "app".into(),
-        restart_count: 4,
-        state: Some(ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some(reason.into()),
-                message: (!message.is_empty()).then(|| message.into()),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }]);
-    pod
 }
 
 fn unscheduled(ds: &DaemonSet, node: &str, message: &str) -> Pod {

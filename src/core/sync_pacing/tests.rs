@@ -8,9 +8,7 @@ use crate::core::fixtures::*;
 use crate::core::manage::plan_manage;
 use crate::core::node_reason::{Context, explain};
 use crate::core::rolling_update::plan_rolling_update;
-use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateWaiting, ContainerStatus, Node, PodStatus,
-};
+use k8s_openapi::api::core::v1::{Node, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::sync::Arc;
 
@@ -268,7 +266,10 @@ fn quiet_means_one_updated_pod_on_every_wanted_node_and_nothing_else() {
         ),
         (
             "a failing container",
-            vec![up.clone(), crash_looping(starting.clone())],
+            vec![
+                up.clone(),
+                with_container_waiting(starting.clone(), "CrashLoopBackOff", ""),
+            ],
             true,
         ),
         (
@@ -284,23 +285,6 @@ fn quiet_means_one_updated_pod_on_every_wanted_node_and_nothing_else() {
     for (what, pods, nothing_planned) in not_quiet {
         assert_eq!(quiet(&nodes, &pods, nothing_planned), None, "{what}");
     }
-}
-
-fn crash_looping(mut pod: Pod) -> Pod {
-    let status = pod.status.get_or_insert_with(PodStatus::default);
-    status.container_statuses = Some(vec![ContainerStatus {
-        name: "c".to_string(),
-        restart_count: 4,
-        state: Some(ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some("CrashLoopBackOff".to_string()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }]);
-    pod
 }
 
 /// Random situations, as `node_reason`'s properties draw them.
@@ -430,7 +414,7 @@ mod properties {
         let bound = with_pod_node_name(pod.clone(), &node);
         [
             scheduled(pod.clone()),
-            crash_looping(pod.clone()),
+            with_container_waiting(pod.clone(), "CrashLoopBackOff", ""),
             flipped,
             moved,
             bound,
