@@ -25,7 +25,7 @@ fn is_status(e: &kube::Error, codes: &[u16]) -> bool {
 pub async fn claim_objects<K>(
     client: &kube::Client,
     ds: &CachedDaemonSet,
-    candidates: Vec<Arc<K>>,
+    candidates: &[Arc<K>],
 ) -> Result<Vec<Arc<K>>, Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -40,17 +40,22 @@ where
         .as_ref()
         .map(|s| s.selector.clone())
         .unwrap_or_default();
+    // Parsed once for all candidates; an invalid selector fails the claim at its first candidate,
+    // as matching each one did.
+    let compiled = selector::compile(&sel);
     let mut claimed = Vec::with_capacity(candidates.len());
     let mut adopt = Vec::new();
     let mut release = Vec::new();
     for obj in candidates {
         let meta: &ObjectMeta = obj.meta();
-        let matches = selector::matches(&sel, meta.labels.as_ref())
-            .map_err(|e| Error::invalid(ds, e.to_string()))?;
+        let matches = match &compiled {
+            Ok(selector) => selector.matches(meta.labels.as_ref()),
+            Err(e) => return Err(Error::invalid(ds, e.to_string())),
+        };
         match claim(d, meta, matches) {
-            Claim::Keep => claimed.push(obj),
-            Claim::Adopt => adopt.push(obj),
-            Claim::Release => release.push(obj),
+            Claim::Keep => claimed.push(Arc::clone(obj)),
+            Claim::Adopt => adopt.push(Arc::clone(obj)),
+            Claim::Release => release.push(Arc::clone(obj)),
             Claim::Ignore => {}
         }
     }

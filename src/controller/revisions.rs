@@ -7,8 +7,8 @@ use super::claim::claim_objects;
 use super::context::{Context, read};
 use super::daemonset_object::CachedDaemonSet;
 use crate::core::history::{
-    Current, HistoryError, already_exists_is_ours, hash_label_patch, next_collision_count,
-    plan_history, request_body, revision_patch, revisions_to_delete,
+    Current, HistoryError, already_exists_is_ours, exceeds_history_limit, hash_label_patch,
+    next_collision_count, plan_history, request_body, revision_patch, revisions_to_delete,
 };
 use crate::core::revision_data::snapshot_patch;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
@@ -43,7 +43,7 @@ pub async fn construct(
         daemonset: key.clone(),
         reason: e,
     };
-    let mut claimed = claim_objects(&ctx.client, ds, candidates(ctx, ds)).await?;
+    let mut claimed = claim_objects(&ctx.client, ds, &candidates(ctx, ds)).await?;
     // Cache order is arbitrary; revision order makes the tie rules of the plan deterministic.
     claimed.sort_by_key(|r| (r.revision, r.metadata.name.clone()));
     let plan = plan_history(
@@ -173,12 +173,15 @@ pub async fn cleanup(
     pods: &[Arc<Pod>],
     keep: Option<&str>,
 ) -> Result<(), Error> {
+    let limit = ds.ds.spec.as_ref().and_then(|s| s.revision_history_limit);
+    if !exceeds_history_limit(old.len(), limit) {
+        return Ok(());
+    }
     let mut hashes: BTreeSet<String> =
         crate::core::history::pod_hashes(pods.iter().map(|p| p.as_ref()));
     if let Some(keep) = keep {
         hashes.insert(keep.to_string());
     }
-    let limit = ds.ds.spec.as_ref().and_then(|s| s.revision_history_limit);
     let doomed = revisions_to_delete(old.iter(), &hashes, limit);
     if doomed.is_empty() {
         return Ok(());

@@ -186,10 +186,12 @@ async fn sync(
     let candidates = read(&ctx.caches.pods).candidates(ns, uid);
     let seen = uids(&candidates);
     let pods = if watches_ok {
-        claim_objects(&ctx.client, &ds, candidates).await?
+        claim_objects(&ctx.client, &ds, &candidates).await?
     } else {
         owned_pods(ctx, &ds)
     };
+    // The claimed pods' UIDs, for the later reads of the cache (`claimed_now`).
+    let claimed = uids(&pods);
     let history = revisions::construct(ctx, &ds, &pods).await?;
     let hash = history.hash.as_str();
     // The DaemonSetRollout of the same name, its last status, and its decision on this view.
@@ -304,7 +306,7 @@ async fn sync(
         && lock(&ctx.expectations).satisfied(uid, Timestamp::now())
     {
         let now_pods = claimed_now(
-            &pods,
+            &claimed,
             &seen,
             read(&ctx.caches.pods).candidates(ns, uid),
             uid,
@@ -323,7 +325,7 @@ async fn sync(
         }
     }
     let owned = claimed_now(
-        &pods,
+        &claimed,
         &seen,
         read(&ctx.caches.pods).candidates(ns, uid),
         uid,
@@ -345,7 +347,7 @@ async fn sync(
         backoff_until: Some(&plan.backoff_until),
         rollout: decision.as_ref(),
         rolling_update: rolling_plan.as_ref(),
-        without_pod_facts: true,
+        classes_only: true,
     };
     let explanation = explain_placed(d, &placements, &node_pods, hash, now, &reasons);
     let nothing_planned = acting

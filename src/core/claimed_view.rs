@@ -14,21 +14,18 @@ use std::sync::Arc;
 /// A set of pod UIDs (a sync builds these over all its pods).
 pub type Uids<T> = HashSet<T, crate::core::HashState>;
 
-/// The claimed pods of DaemonSet `ds_uid` now. `claimed` are the pods the sync claimed at its start
-/// (adopted ones included, released ones not); `seen` the UIDs of every candidate pod it looked at
+/// The claimed pods of DaemonSet `ds_uid` now. `claimed` are the UIDs of the pods the sync claimed
+/// at its start (adopted ones included, released ones not; a sync builds the set once for both of
+/// its later reads); `seen` the UIDs of every candidate pod it looked at
 /// then; `cache_now` the DaemonSet's candidate pods in the cache now. A pod is kept when it was
 /// claimed, or when it is new since the start and controlled by the DaemonSet (the sync's own
 /// creates). Pods gone from the cache are gone from the view.
 pub fn claimed_now(
-    claimed: &[Arc<Pod>],
-    seen: &Uids<String>,
+    claimed: &Uids<&str>,
+    seen: &Uids<&str>,
     cache_now: Vec<Arc<Pod>>,
     ds_uid: &str,
 ) -> Vec<Arc<Pod>> {
-    let claimed: Uids<&str> = claimed
-        .iter()
-        .filter_map(|p| p.metadata.uid.as_deref())
-        .collect();
     cache_now
         .into_iter()
         .filter(|p| {
@@ -39,9 +36,11 @@ pub fn claimed_now(
         .collect()
 }
 
-/// The UIDs of `pods`.
-pub fn uids(pods: &[Arc<Pod>]) -> Uids<String> {
-    pods.iter().filter_map(|p| p.metadata.uid.clone()).collect()
+/// The UIDs of `pods`, borrowed (a sync keeps its candidate pods while it runs).
+pub fn uids(pods: &[Arc<Pod>]) -> Uids<&str> {
+    pods.iter()
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect()
 }
 
 #[cfg(test)]
@@ -74,17 +73,18 @@ mod tests {
         let deleted = pod("deleted", true);
         let stranger = pod("stranger", false);
         let claimed = vec![kept.clone(), adopted.clone(), deleted.clone()];
-        let seen = uids(&[
+        let candidates = [
             kept.clone(),
             adopted.clone(),
             released.clone(),
             deleted,
             stranger.clone(),
-        ]);
+        ];
+        let seen = uids(&candidates);
         let created = pod("created", true);
         let orphan_new = pod("orphan-new", false);
         let now = claimed_now(
-            &claimed,
+            &uids(&claimed),
             &seen,
             vec![kept, adopted, released, stranger, created, orphan_new],
             &ds_uid,

@@ -444,11 +444,28 @@ pub fn revision_history_limit(ds: &DaemonSet) -> i32 {
 /// pods upstream's `getNodesToDaemonPods(ds, includeDeletedTerminal=true)` yields: every claimed
 /// pod, including terminal pods that are being deleted, that has a target node.
 pub fn pod_hashes<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> BTreeSet<String> {
-    pods.into_iter()
+    // Distinct hashes first, then one string each (a DaemonSet's pods share a handful of hashes).
+    let distinct: BTreeSet<&str> = pods
+        .into_iter()
         .map(pod_hash)
         .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .collect()
+        .collect();
+    distinct.into_iter().map(str::to_string).collect()
+}
+
+/// Whether `old_count` old revisions are more than `revisionHistoryLimit` (`limit`, nil →
+/// [`DEFAULT_REVISION_HISTORY_LIMIT`]) keeps: only then may [`revisions_to_delete`] delete any, and
+/// only then does the caller need the pods' hashes (a pass over every pod in every sync).
+pub fn exceeds_history_limit(old_count: usize, limit: Option<i32>) -> bool {
+    excess(old_count, limit) > 0
+}
+
+/// How many old revisions are beyond the limit (≤ 0: none).
+fn excess(old_count: usize, limit: Option<i32>) -> i64 {
+    let limit = i64::from(limit.unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT));
+    i64::try_from(old_count)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(limit)
 }
 
 /// The old revisions to delete (`cleanupHistory`): with `limit` = `revisionHistoryLimit`
@@ -465,10 +482,7 @@ pub fn revisions_to_delete<'a>(
     limit: Option<i32>,
 ) -> Vec<String> {
     let mut old: Vec<&ControllerRevision> = old.into_iter().collect();
-    let limit = i64::from(limit.unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT));
-    let mut to_kill = i64::try_from(old.len())
-        .unwrap_or(i64::MAX)
-        .saturating_sub(limit);
+    let mut to_kill = excess(old.len(), limit);
     if to_kill <= 0 {
         return Vec::new();
     }
@@ -1116,6 +1130,26 @@ mod tests {
         assert!(revisions_to_delete(&old, &BTreeSet::new(), Some(3)).is_empty());
         assert!(revisions_to_delete(&old, &BTreeSet::new(), Some(5)).is_empty());
         assert!(revisions_to_delete(&[], &BTreeSet::new(), Some(0)).is_empty());
+    }
+
+    #[test]
+    fn the_history_limit_is_exceeded_only_by_more_old_revisions_than_it_keeps() {
+        // The shell skips the pods' hashes unless this holds: it must hold whenever
+        // `revisions_to_delete` could delete anything.
+        for limit in [None, Some(-1), Some(0), Some(2), Some(10), Some(i32::MAX)] {
+            for count in [0i64, 1, 2, 3, 10, 11, 12] {
+                let old = old_revisions(count);
+                let deletes = !revisions_to_delete(&old, &BTreeSet::new(), limit).is_empty();
+                assert!(
+                    exceeds_history_limit(old.len(), limit) || !deletes,
+                    "{count} old revisions, limit {limit:?}"
+                );
+            }
+        }
+        assert!(!exceeds_history_limit(10, None));
+        assert!(exceeds_history_limit(11, None));
+        assert!(!exceeds_history_limit(2, Some(2)));
+        assert!(exceeds_history_limit(3, Some(2)));
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn decide(
             if is_terminating(pod) {
                 continue;
             }
-            let name = pod.metadata.name.clone().unwrap_or_default();
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
             let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
             match phase(pod) {
                 "Failed" => {
@@ -123,14 +123,14 @@ fn decide(
                         FAILED_DAEMON_POD,
                         format!("Found failed daemon pod {namespace}/{name} on node {node_name}, will try to kill it"),
                     ));
-                    decision.pods_to_delete.push(name);
+                    decision.pods_to_delete.push(name.to_string());
                 }
                 "Succeeded" => {
                     decision.events.push(PlannedEvent::normal(
                         SUCCEEDED_DAEMON_POD,
                         format!("Found succeeded daemon pod {namespace}/{name} on node {node_name}, will try to delete it"),
                     ));
-                    decision.pods_to_delete.push(name);
+                    decision.pods_to_delete.push(name.to_string());
                 }
                 _ => running.push(pod),
             }

@@ -569,12 +569,15 @@ pub struct Context<'a> {
     /// The DaemonSetRollout's decision for this sync, when the DaemonSet has one.
     pub rollout: Option<&'a crate::core::rollout::RolloutPlan>,
     /// The (gated) rolling update plan this sync acted on, if it planned one: outdated pods'
-    /// reasons read it instead of planning again.
+    /// reasons read it instead of planning again (not read with `classes_only`).
     pub rolling_update: Option<&'a RollingUpdatePlan>,
-    /// Leave every row's `pod` empty. The controller's sync reads only the reasons and the
-    /// counters; the facts cost a few string copies per node in every sync (about 6 % of its CPU
-    /// at 5000 nodes in issue 14's profile).
-    pub without_pod_facts: bool,
+    /// The caller reads only each row's reason class, its unschedulable and quiet reasons, and the
+    /// counters (the controller's sync): every row's `pod` is left empty, and an outdated pod's
+    /// reason says [`OutdatedWait::NextSync`] instead of planning the rolling update to say what
+    /// it waits for. The facts cost a few string copies per node in every sync (about 6 % of its
+    /// CPU at 5000 nodes in issue 14's profile), the plan a whole rolling update when the sync
+    /// skipped it (3 %).
+    pub classes_only: bool,
 }
 
 /// The row of every named node of `nodes` for `ds`, with its claimed pods by node (`node_pods`,
@@ -582,7 +585,8 @@ pub struct Context<'a> {
 /// Rows are in `nodes` order.
 ///
 /// One placement per node, shared by the rows and the counters (the controller runs this at the
-/// end of every sync); the rolling update is planned only when a row has an outdated pod.
+/// end of every sync); the rolling update is planned only when a row has an outdated pod, the
+/// caller passed no plan, and [`Context::classes_only`] is not set.
 pub fn explain<N: Borrow<Node>>(
     ds: &DaemonSet,
     nodes: &[N],
@@ -635,7 +639,7 @@ pub fn explain_placed(
             .min_by(oldest);
         let main = updated.or(first_live).or(pods.first().map(Arc::as_ref));
         let facts = main
-            .filter(|_| !context.without_pod_facts)
+            .filter(|_| !context.classes_only)
             .map(|p| pod_facts(p, hash, generation, min_ready, now));
         let backoff_until = backoffs.get(name).copied();
         let policy_wait = policy_waits.get(name);
@@ -669,6 +673,8 @@ pub fn explain_placed(
                         Reason::Outdated(OutdatedWait::OnDelete)
                     } else if let Some(wait) = policy_wait {
                         Reason::Outdated(OutdatedWait::Policy(wait.clone()))
+                    } else if context.classes_only {
+                        Reason::Outdated(OutdatedWait::NextSync)
                     } else {
                         let rolling = rolling.get_or_insert_with(|| {
                             let plan = match context.rolling_update {

@@ -23,9 +23,20 @@ pub fn is_ready(pod: &Pod) -> bool {
 
 /// Ready, and ready for at least `min_ready_seconds` at `now` (Ready condition's lastTransitionTime).
 pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
-    let Some(condition) = ready_condition(pod).filter(|c| c.status == "True") else {
-        return false;
-    };
+    ready_condition(pod)
+        .filter(|c| c.status == "True")
+        .is_some_and(|c| condition_available(c, min_ready_seconds, now))
+}
+
+/// Whether a pod whose `Ready` condition is `condition` and `True` is available at `now`: ready for
+/// at least `min_ready_seconds` (its lastTransitionTime). For a caller that has already found the
+/// condition, so that the pod's conditions are searched once ([`is_available`] is this on the
+/// pod's own Ready condition).
+pub fn condition_available(
+    condition: &PodCondition,
+    min_ready_seconds: i32,
+    now: Timestamp,
+) -> bool {
     if min_ready_seconds == 0 {
         return true;
     }
@@ -67,12 +78,26 @@ fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
 /// Upstream `IsPodUpdated`: the hash label equals a non-empty `hash`, or the `pod-template-generation`
 /// label equals `template_generation` as a decimal string.
 pub fn is_updated(pod: &Pod, hash: &str, template_generation: Option<i64>) -> bool {
-    // Go reads a missing label as "", so compare with the empty default.
-    let template_matches = template_generation
-        .is_some_and(|g| label(pod, POD_TEMPLATE_GENERATION).unwrap_or_default() == g.to_string());
+    // Go reads a missing label as "", so compare with the empty default. The hash first: it is the
+    // label an updated pod has, and the generation's comparison is then not needed.
     let hash_matches =
         !hash.is_empty() && label(pod, CONTROLLER_REVISION_HASH).unwrap_or_default() == hash;
-    hash_matches || template_matches
+    hash_matches
+        || template_generation
+            .is_some_and(|g| is_decimal(label(pod, POD_TEMPLATE_GENERATION).unwrap_or_default(), g))
+}
+
+/// `text == g.to_string()`, without building the string (this runs for every pod in every sync).
+fn is_decimal(text: &str, g: i64) -> bool {
+    use std::io::Write;
+    let mut buf = [0u8; 20];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // An i64 has at most 20 characters ("-9223372036854775808"), so the write cannot fail.
+    if write!(cursor, "{g}").is_err() {
+        return text == g.to_string();
+    }
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    text.as_bytes() == &buf[..len]
 }
 
 /// The pod's `controller-revision-hash` label.
@@ -307,6 +332,57 @@ mod tests {
         assert!(!is_updated(&pod, "", Some(7)));
         let pod = pod_with_labels(Some(&[("pod-template-generation", "-3")]));
         assert!(is_updated(&pod, "", Some(-3)));
+    }
+
+    proptest::proptest! {
+        /// The generation's comparison without building a string is the string comparison Go
+        /// makes (`fmt.Sprint(generation)`), for any label text and any generation.
+        #[test]
+        fn decimal_comparison_is_the_string_comparison(
+            g in proptest::prop_oneof![
+                proptest::prelude::any::<i64>(),
+                -20i64..20,
+                proptest::prelude::Just(i64::MIN),
+                proptest::prelude::Just(i64::MAX),
+            ],
+            text in "[-+0-9]{0,21}",
+            same in proptest::prelude::any::<bool>(),
+        ) {
+            let text = if same { g.to_string() } else { text };
+            proptest::prop_assert_eq!(is_decimal(&text, g), text == g.to_string());
+        }
+    }
+
+    #[test]
+    fn decimal_comparison_edges() {
+        assert!(is_decimal("-9223372036854775808", i64::MIN));
+        assert!(is_decimal("9223372036854775807", i64::MAX));
+        assert!(is_decimal("0", 0));
+        assert!(!is_decimal("", 0));
+        assert!(!is_decimal("00", 0));
+        assert!(!is_decimal("+1", 1));
+        assert!(!is_decimal("12", 1));
+        assert!(!is_decimal("1", 12));
+    }
+
+    #[test]
+    fn condition_available_counts_min_ready_seconds_from_the_ready_time() {
+        let now = Timestamp::from_second(1_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        for (ready_for, min_ready, want) in [
+            (0, 0, true),
+            (5, 10, false),
+            (10, 10, true),
+            (11, 10, true),
+            (3, -1, true),
+        ] {
+            let pod = with_ready(p(), true, 1_000 - ready_for);
+            let Some(c) = ready_condition(&pod) else {
+                panic!("fixture has a Ready condition")
+            };
+            let why = format!("ready for {ready_for} s, minReadySeconds {min_ready}");
+            assert_eq!(condition_available(c, min_ready, now), want, "{why}");
+            assert_eq!(is_available(&pod, min_ready, now), want, "{why}");
+        }
     }
 
     // ---- ordering ----------------------------------------------------------------------

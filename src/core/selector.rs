@@ -37,10 +37,26 @@ pub fn matches(
     selector: &LabelSelector,
     labels: Option<&BTreeMap<String, String>>,
 ) -> Result<bool, InvalidSelector> {
-    let requirements = requirements(selector)?;
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    Ok(requirements.iter().all(|r| r.matches(labels)))
+    compile(selector).map(|c| c.matches(labels))
+}
+
+/// A selector validated and parsed once, to match many label sets: a sync claims every candidate
+/// pod against its DaemonSet's selector, and parsing it per pod cost more than matching.
+#[derive(Debug, Clone)]
+pub struct Compiled<'a>(Vec<Requirement<'a>>);
+
+/// Validates and parses `selector` as [`matches()`] does, for [`Compiled::matches`].
+pub fn compile(selector: &LabelSelector) -> Result<Compiled<'_>, InvalidSelector> {
+    requirements(selector).map(Compiled)
+}
+
+impl Compiled<'_> {
+    /// [`matches()`] of the compiled selector. `None` labels behave as empty labels.
+    pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        let empty = BTreeMap::new();
+        let labels = labels.unwrap_or(&empty);
+        self.0.iter().all(|r| r.matches(labels))
+    }
 }
 
 /// A parsed label requirement, as apimachinery's `labels.Requirement` (restricted to the operators

@@ -3,7 +3,9 @@
 
 use crate::core::Timestamp;
 use crate::core::placement::Placements;
-use crate::core::pod_state::{is_available, is_ready, is_updated, oldest_scheduled_first};
+use crate::core::pod_state::{
+    condition_available, is_updated, oldest_scheduled_first, ready_condition,
+};
 use crate::core::pods_by_node::NodePods;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -112,9 +114,11 @@ impl<'h> CounterTally<'h> {
         self.desired += 1;
         let Some(pod) = oldest else { return };
         self.current += 1;
-        if is_ready(pod) {
+        // The Ready condition is found once for both counters (this runs for every node in every
+        // sync).
+        if let Some(ready) = ready_condition(pod).filter(|c| c.status == "True") {
             self.ready += 1;
-            if is_available(pod, self.min_ready, self.now) {
+            if condition_available(ready, self.min_ready, self.now) {
                 self.available += 1;
             }
         }

@@ -101,7 +101,7 @@ impl Snapshot {
                 backoff_until: None,
                 rollout: plan.as_ref(),
                 rolling_update: None,
-                without_pod_facts: false,
+                classes_only: false,
             },
         )
     }

@@ -148,8 +148,9 @@ fn now() -> Timestamp {
 }
 
 /// One sync's pure work as `controller::sync` asks for it: every node placed once, then manage,
-/// the rolling update and the node reasons with the counters over those placements (the reasons
-/// reuse the rolling update's plan). Returns something of every plan so nothing is optimised away.
+/// the rolling update and the node reasons with the counters over those placements (classes only,
+/// as the sync asks: no pod facts, no outdated pod's wait). Returns something of every plan so
+/// nothing is optimised away.
 fn sync_once(c: &Cluster, node_pods: &NodePods) -> usize {
     let now = now();
     let ds: &DaemonSet = &c.ds.ds;
@@ -160,7 +161,7 @@ fn sync_once(c: &Cluster, node_pods: &NodePods) -> usize {
     let rolling = plan.as_ref().map(|p| p.pods_to_delete.len()).unwrap_or(0);
     let context = node_reason::Context {
         rolling_update: plan.as_ref(),
-        without_pod_facts: true,
+        classes_only: true,
         ..Default::default()
     };
     let explanation = explain_placed(ds, &placements, node_pods, HASH, now, &context);

@@ -1,8 +1,10 @@
 //! The Pod as the controller reads it: metadata; `spec.nodeName` and the required node affinity (the
 //! node a pending daemon pod targets); and the status the syncs, the status counters, the node
 //! reasons and DaemonSetRollout failure detection read: phase, reason, message, nominated node,
-//! conditions, and each container's name, restart count and waiting state. Containers, volumes and
-//! the rest of the spec, IPs and the rest of the container statuses are not read.
+//! the `Ready` and `PodScheduled` conditions, and each container's name, restart count and waiting
+//! state. Containers, volumes and the rest of the spec, IPs, the other conditions (`Initialized`,
+//! `ContainersReady`, `PodReadyToStartContainers`...) and the rest of the container statuses are
+//! not read.
 
 use k8s_openapi::api::core::v1::{
     Affinity, ContainerState, ContainerStateWaiting, ContainerStatus, NodeAffinity, NodeSelector,
@@ -46,6 +48,7 @@ pub struct SlimPodStatus {
     pub reason: Option<String>,
     pub message: Option<String>,
     pub nominated_node_name: Option<String>,
+    #[serde(deserialize_with = "read_conditions")]
     pub conditions: Option<Vec<PodCondition>>,
     pub container_statuses: Option<Vec<SlimContainerStatus>>,
     pub init_container_statuses: Option<Vec<SlimContainerStatus>>,
@@ -63,6 +66,27 @@ pub struct SlimContainerStatus {
 #[serde(default)]
 pub struct SlimContainerState {
     pub waiting: Option<ContainerStateWaiting>,
+}
+
+/// The condition types the controller reads: `Ready` (readiness and availability) and
+/// `PodScheduled` (an unschedulable pod's message, `core::node_reason`).
+pub const READ_CONDITIONS: [&str; 2] = ["Ready", "PodScheduled"];
+
+/// Decodes `status.conditions` keeping only [`READ_CONDITIONS`], in their order (the first `Ready`
+/// condition stays the first). A kubelet's pod has four or five; each costs about 200 bytes in the
+/// cache, and a search for `Ready` reads past the ones before it.
+fn read_conditions<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<PodCondition>>, D::Error> {
+    let conditions = Option::<Vec<PodCondition>>::deserialize(d)?;
+    Ok(conditions.map(|all| {
+        let mut kept: Vec<PodCondition> = all
+            .into_iter()
+            .filter(|c| READ_CONDITIONS.contains(&c.type_.as_str()))
+            .collect();
+        kept.shrink_to_fit();
+        kept
+    }))
 }
 
 super::slim_resource!(SlimPod, Pod);

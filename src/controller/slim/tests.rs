@@ -153,3 +153,52 @@ fn a_pod_keeps_what_the_reasons_read() {
             .is_err_and(|e| e.metadata.name.as_deref() == Some("bad"))
     );
 }
+
+/// Of a pod's conditions, only those the controller reads are kept, in their order: the first
+/// `Ready` condition is still the first, and an unschedulable pod keeps its `PodScheduled` message.
+#[test]
+fn a_pod_keeps_only_the_conditions_the_controller_reads() {
+    let condition = |type_: &str, status: &str| serde_json::json!({"type": type_, "status": status, "reason": "Unschedulable", "message": format!("{type_} {status}")});
+    let json = serde_json::json!({
+        "metadata": {"name": "p", "namespace": "ns"},
+        "spec": {},
+        "status": {"conditions": [
+            condition("PodReadyToStartContainers", "True"),
+            condition("Initialized", "True"),
+            condition("Ready", "False"),
+            condition("ContainersReady", "False"),
+            condition("Ready", "True"),
+            condition("PodScheduled", "False"),
+        ]}
+    });
+    let slim: SlimPod = serde_json::from_value(json).unwrap_or_else(|e| panic!("decode: {e}"));
+    let pod = Pod::from(slim);
+    let kept: Vec<(String, String)> = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| (c.type_.clone(), c.status.clone()))
+        .collect();
+    let pair = |t: &str, s: &str| (t.to_string(), s.to_string());
+    assert_eq!(
+        kept,
+        [
+            pair("Ready", "False"),
+            pair("Ready", "True"),
+            pair("PodScheduled", "False")
+        ]
+    );
+    assert!(
+        !crate::core::pod_state::is_ready(&pod),
+        "the first Ready condition decides"
+    );
+    assert_eq!(
+        crate::core::node_reason::unschedulable_message(&pod).as_deref(),
+        Some("PodScheduled False")
+    );
+    let none: SlimPod = serde_json::from_value(serde_json::json!({"status": {}}))
+        .unwrap_or_else(|e| panic!("decode: {e}"));
+    assert!(Pod::from(none).status.and_then(|s| s.conditions).is_none());
+}
