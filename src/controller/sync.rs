@@ -190,8 +190,6 @@ async fn sync(
     } else {
         owned_pods(ctx, &ds)
     };
-    // The claimed pods' UIDs, for the later reads of the cache (`claimed_now`).
-    let claimed = uids(&pods);
     let history = revisions::construct(ctx, &ds, &pods).await?;
     let hash = history.hash.as_str();
     // The DaemonSetRollout of the same name, its last status, and its decision on this view.
@@ -244,6 +242,8 @@ async fn sync(
         return Ok(requeue);
     }
 
+    // The claimed pods' UIDs, for the later reads of the cache (`claimed_now`).
+    let claimed = uids(&pods);
     // Rollback: the intent goes into the policy's status first, then the earlier template into
     // the DaemonSet; its update queues the next sync.
     if let (Some((r, previous, _)), Some(decision)) = (&policy, &decision)
