@@ -37,9 +37,18 @@ pub struct EventSink {
 impl EventSink {
     /// Starts the publishing task; `host` names this controller instance in `source.host`.
     pub fn start(client: kube::Client, host: String, metrics: Arc<Metrics>) -> Self {
+        Self::start_with(client, host, metrics, EventCorrelator::default())
+    }
+
+    /// [`EventSink::start`] with `correlator` (tests give it a shorter spam filter).
+    pub fn start_with(
+        client: kube::Client,
+        host: String,
+        metrics: Arc<Metrics>,
+        mut correlator: EventCorrelator,
+    ) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Recorded>(QUEUED_EVENTS);
         tokio::spawn(async move {
-            let mut correlator = EventCorrelator::default();
             let mut last_gc = Timestamp::now();
             while let Some((reference, ev, now)) = rx.recv().await {
                 if now.duration_since(last_gc).as_secs() > 60 {
@@ -57,7 +66,7 @@ impl EventSink {
                 let object = reference.name.clone().unwrap_or_default();
                 let uid = reference.uid.clone().unwrap_or_default();
                 let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
-                let (name, message) = match correlator.correlate(
+                let (name, message, count, first) = match correlator.correlate(
                     &uid,
                     &object,
                     type_,
@@ -73,6 +82,7 @@ impl EventSink {
                         name,
                         count,
                         message,
+                        first,
                     } => {
                         let patch = serde_json::json!({"count": count, "message": message, "lastTimestamp": Time(now)});
                         match api
@@ -80,14 +90,20 @@ impl EventSink {
                             .await
                         {
                             Ok(_) => continue,
-                            // Expired (events live an hour) or deleted: create it again.
+                            // Expired (events live an hour) or deleted: create it again, with the
+                            // count and first timestamp the patch carried, as client-go does.
                             Err(e) => {
                                 debug!("cannot update event {name}: {e}; creating it");
-                                (name, message)
+                                (name, message, count, first)
                             }
                         }
                     }
-                    Decision::Create { name, message } => (name, message),
+                    Decision::Create {
+                        name,
+                        message,
+                        count,
+                        first,
+                    } => (name, message, count, first),
                 };
                 let event = Event {
                     metadata: ObjectMeta {
@@ -103,8 +119,8 @@ impl EventSink {
                         component: Some(crate::core::labels::EVENT_COMPONENT.into()),
                         host: Some(host.clone()),
                     }),
-                    count: Some(1),
-                    first_timestamp: Some(Time(now)),
+                    count: Some(count),
+                    first_timestamp: Some(Time(first)),
                     last_timestamp: Some(Time(now)),
                     reporting_component: Some(crate::core::labels::EVENT_COMPONENT.into()),
                     reporting_instance: Some(host.clone()),

@@ -25,13 +25,22 @@ pub const COMBINED_PREFIX: &str = "(combined from similar events): ";
 /// What to send for one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Create a new Event object with this name and message (count 1).
-    Create { name: String, message: String },
-    /// Update the existing Event `name`: count, message and lastTimestamp.
+    /// Create the Event object `name` with this message, count and `firstTimestamp` (`first`); the
+    /// count is 1 and `first` is now unless the event was observed before but never sent.
+    Create {
+        name: String,
+        message: String,
+        count: i32,
+        first: Timestamp,
+    },
+    /// Update the existing Event `name`: count, message and lastTimestamp. When the API server no
+    /// longer has it (events expire), the shell creates it with this name, count and `first`, as
+    /// client-go's recorder does after a patch answered 404.
     Patch {
         name: String,
         count: i32,
         message: String,
+        first: Timestamp,
     },
     /// The spam filter holds it back: send nothing.
     Drop,
@@ -47,6 +56,9 @@ struct Aggregate {
 struct Observed {
     name: String,
     count: i32,
+    first: Timestamp,
+    /// Whether a create or patch of it was decided on (not held back by the spam filter).
+    sent: bool,
 }
 
 #[derive(Debug)]
@@ -56,11 +68,19 @@ struct Bucket {
 }
 
 /// The correlator's memory. `object` below identifies the involved object (its UID is enough).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventCorrelator {
     aggregates: HashMap<String, Aggregate>,
     observed: HashMap<String, Observed>,
     spam: HashMap<String, Bucket>,
+    spam_burst: f64,
+    spam_qps: f64,
+}
+
+impl Default for EventCorrelator {
+    fn default() -> Self {
+        Self::with_spam_filter(SPAM_BURST, SPAM_QPS)
+    }
 }
 
 fn seconds(from: Timestamp, to: Timestamp) -> f64 {
@@ -68,6 +88,18 @@ fn seconds(from: Timestamp, to: Timestamp) -> f64 {
 }
 
 impl EventCorrelator {
+    /// A correlator whose spam filter lets `burst` events through per object and type, then `qps`
+    /// a second ([`SPAM_BURST`] and [`SPAM_QPS`] by default; tests shorten them).
+    pub fn with_spam_filter(burst: f64, qps: f64) -> Self {
+        Self {
+            aggregates: HashMap::new(),
+            observed: HashMap::new(),
+            spam: HashMap::new(),
+            spam_burst: burst,
+            spam_qps: qps,
+        }
+    }
+
     /// Decides what to send for an event on `object` (named `object_name`, for new Event names) of
     /// `type_`, `reason` and `message` at `now`.
     pub fn correlate(
@@ -106,24 +138,44 @@ impl EventCorrelator {
         // 2. Deduplication: a repeat of a known event is a count update (recorded before the filter,
         // as upstream).
         let decision = match self.observed.get_mut(&key) {
-            Some(seen) => {
+            Some(seen) if seen.sent => {
                 seen.count += 1;
                 Decision::Patch {
                     name: seen.name.clone(),
                     count: seen.count,
                     message,
+                    first: seen.first,
+                }
+            }
+            // [difference] A repeat of an event the spam filter held back every time so far: upstream
+            // patches the Event it never created, gets 404 and creates it with this name, count and
+            // first timestamp. This creates the same Event without the patch that must fail.
+            Some(seen) => {
+                seen.count += 1;
+                Decision::Create {
+                    name: seen.name.clone(),
+                    message,
+                    count: seen.count,
+                    first: seen.first,
                 }
             }
             None => {
                 let name = format!("{object_name}.{:x}", now.as_nanosecond());
                 self.observed.insert(
-                    key,
+                    key.clone(),
                     Observed {
                         name: name.clone(),
                         count: 1,
+                        first: now,
+                        sent: false,
                     },
                 );
-                Decision::Create { name, message }
+                Decision::Create {
+                    name,
+                    message,
+                    count: 1,
+                    first: now,
+                }
             }
         };
 
@@ -132,16 +184,19 @@ impl EventCorrelator {
             .spam
             .entry(format!("{object}\x00{type_}"))
             .or_insert(Bucket {
-                tokens: SPAM_BURST,
+                tokens: self.spam_burst,
                 last: now,
             });
-        bucket.tokens =
-            (bucket.tokens + seconds(bucket.last, now).max(0.0) * SPAM_QPS).min(SPAM_BURST);
+        bucket.tokens = (bucket.tokens + seconds(bucket.last, now).max(0.0) * self.spam_qps)
+            .min(self.spam_burst);
         bucket.last = now;
         if bucket.tokens < 1.0 {
             return Decision::Drop;
         }
         bucket.tokens -= 1.0;
+        if let Some(seen) = self.observed.get_mut(&key) {
+            seen.sent = true;
+        }
         decision
     }
 
@@ -157,8 +212,8 @@ impl EventCorrelator {
             self.aggregates.remove(&k);
             self.observed.retain(|key, _| !key.starts_with(&k));
         }
-        self.spam
-            .retain(|_, b| seconds(b.last, now) * SPAM_QPS < SPAM_BURST);
+        let (burst, qps) = (self.spam_burst, self.spam_qps);
+        self.spam.retain(|_, b| seconds(b.last, now) * qps < burst);
     }
 }
 
@@ -202,9 +257,85 @@ mod tests {
             Decision::Patch {
                 name,
                 count: 2,
-                message: "Error creating: quota".into()
+                message: "Error creating: quota".into(),
+                first: t(0),
             }
         );
+    }
+
+    /// An event the spam filter held back was never created: its next repeat that passes the filter
+    /// creates it, with the name, count and first timestamp upstream's create after its failed
+    /// patch gives it, and the repeat after that updates it.
+    #[test]
+    fn a_held_back_event_is_created_by_its_next_repeat_not_patched() {
+        let mut c = EventCorrelator::with_spam_filter(1.0, 0.5);
+        let ev = |c: &mut EventCorrelator, m: &str, at: i64| {
+            c.correlate("uid", "ds", "Normal", "SuccessfulDelete", m, t(at))
+        };
+        assert!(matches!(ev(&mut c, "one", 0), Decision::Create { .. }));
+        // No token left: "two" is held back, though observed (count 1, first at 0).
+        assert_eq!(ev(&mut c, "two", 0), Decision::Drop);
+        // Still no token a second later: held back again (count 2).
+        assert_eq!(ev(&mut c, "two", 1), Decision::Drop);
+        let Decision::Create {
+            name,
+            message,
+            count,
+            first,
+        } = ev(&mut c, "two", 3)
+        else {
+            panic!("a repeat of an event never sent must create it")
+        };
+        assert_eq!(
+            (message.as_str(), count, first),
+            ("two", 3, t(0)),
+            "upstream's create after the 404 carries the observed count and first timestamp"
+        );
+        assert!(name.starts_with("ds."), "{name}");
+        // Sent now: the next repeat updates it.
+        assert_eq!(
+            ev(&mut c, "two", 6),
+            Decision::Patch {
+                name,
+                count: 4,
+                message: "two".into(),
+                first: t(0),
+            }
+        );
+    }
+
+    /// Every event is sent at most once as a create: a patch only ever names an event a create
+    /// was decided for, whatever the order of messages, times and spam budget.
+    #[test]
+    fn a_patch_names_only_an_event_created_before() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..200 {
+            let mut c = EventCorrelator::with_spam_filter(1.0 + next(3) as f64, 0.2);
+            let mut created = std::collections::BTreeSet::new();
+            let mut at = 0;
+            for _ in 0..60 {
+                at += 1 + next(4) as i64;
+                let message = format!("m{}", next(14));
+                match c.correlate("uid", "ds", "Normal", "R", &message, t(at)) {
+                    Decision::Create { name, .. } => {
+                        assert!(created.insert(name.clone()), "{name} created twice");
+                    }
+                    Decision::Patch { name, .. } => {
+                        assert!(
+                            created.contains(&name),
+                            "{name} patched before it was created"
+                        );
+                    }
+                    Decision::Drop => {}
+                }
+            }
+        }
     }
 
     #[test]
