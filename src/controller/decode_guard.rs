@@ -82,7 +82,7 @@ impl<K: Resource> Resource for Guarded<K> {
 #[cfg(test)]
 mod tests {
     use super::Guarded;
-    use crate::controller::slim::SlimPod;
+    use crate::core::cached_pod::CachedPod;
     use kube::Resource;
     use kube::core::WatchEvent;
 
@@ -93,7 +93,7 @@ mod tests {
         let good = r#"{"type":"ADDED","object":{"metadata":{"name":"good","namespace":"n"},"spec":{"nodeName":"node-1"}}}"#;
         let bad = r#"{"type":"MODIFIED","object":{"metadata":{"name":"bad","namespace":"n"},"spec":{"nodeName":7}}}"#;
         let Ok(WatchEvent::Added(Guarded(Ok(pod)))) =
-            serde_json::from_str::<WatchEvent<Guarded<SlimPod>>>(good)
+            serde_json::from_str::<WatchEvent<Guarded<CachedPod>>>(good)
         else {
             panic!("the good pod did not decode");
         };
@@ -103,7 +103,7 @@ mod tests {
             Some("node-1")
         );
         let Ok(WatchEvent::Modified(guarded)) =
-            serde_json::from_str::<WatchEvent<Guarded<SlimPod>>>(bad)
+            serde_json::from_str::<WatchEvent<Guarded<CachedPod>>>(bad)
         else {
             panic!("the bad pod failed the whole event");
         };
@@ -120,7 +120,7 @@ mod tests {
     fn an_event_with_its_object_before_its_type_is_refused_whole() {
         let first = r#"{"type":"ADDED","object":{"metadata":{"name":"p","namespace":"n"}}}"#;
         let reversed = r#"{"object":{"metadata":{"name":"p","namespace":"n"}},"type":"ADDED"}"#;
-        assert!(serde_json::from_str::<WatchEvent<Guarded<SlimPod>>>(first).is_ok());
-        assert!(serde_json::from_str::<WatchEvent<Guarded<SlimPod>>>(reversed).is_err());
+        assert!(serde_json::from_str::<WatchEvent<Guarded<CachedPod>>>(first).is_ok());
+        assert!(serde_json::from_str::<WatchEvent<Guarded<CachedPod>>>(reversed).is_err());
     }
 }

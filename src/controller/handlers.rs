@@ -7,12 +7,13 @@ use super::daemonset_object::CachedDaemonSet;
 use super::node_queue::{self, NodeQueue};
 use super::rollouts::CachedRollout;
 use crate::core::Timestamp;
+use crate::core::cached_pod::CachedPod;
 use crate::core::placement::{PlacementRules, WithPlacementRules};
 use crate::core::rollout::trigger;
 use crate::core::triggers::{self, Change, Reaction};
 use crate::runtime::metrics::DaemonSetLabels;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use std::borrow::{Borrow, Cow};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +84,7 @@ fn react(ctx: &Context, reaction: Reaction<'_, Ds>, paced: Option<Duration>) {
 }
 
 /// Pod changes (§1.4).
-pub fn pod_changed(ctx: &Context, change: Change<Pod>) {
+pub fn pod_changed(ctx: &Context, change: Change<CachedPod>) {
     let all = daemonsets(ctx);
     let reaction = triggers::pod_change(&change, &all);
     let pod = match &change {

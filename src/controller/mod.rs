@@ -34,6 +34,7 @@ pub mod status_writer;
 pub mod sync;
 pub mod workers;
 
+use crate::core::cached_pod::CachedPod;
 use crate::core::status_pacing::StatusPacer;
 use crate::core::sync_pacing::SyncPacer;
 use crate::runtime::cli::RunArgs;
@@ -44,7 +45,7 @@ use daemonset_object::CachedDaemonSet;
 use decode_guard::Guarded;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::Resource;
 use kube::api::Api;
 use kube::core::error_boundary::InvalidObject;
@@ -400,10 +401,10 @@ pub async fn run(
     ));
     let c = ctx.clone();
     tokio::spawn(watch(
-        Api::<Guarded<slim::SlimPod>>::all(watches.clone()),
+        Api::<Guarded<CachedPod>>::all(watches.clone()),
         "pods",
         ctx.clone(),
-        move |ev: Event<Pod>| {
+        move |ev: Event<CachedPod>| {
             let changes = write(&c.caches.pods).apply(ev);
             for change in changes {
                 handlers::pod_changed(&c, change);
@@ -567,13 +568,13 @@ async fn sync_logged(ds: Arc<CachedDaemonSet>, ctx: &Context) -> Option<Duration
 mod tests {
     use super::decode_guard::Guarded;
     use super::{decoded, retry_delay};
+    use crate::core::cached_pod::CachedPod;
     use crate::runtime::metrics::Metrics;
-    use k8s_openapi::api::core::v1::Pod;
     use kube::runtime::watcher::Event;
     use std::time::Duration;
 
     /// Decoded from JSON text, as kube decodes every list and watch response.
-    fn guarded(v: serde_json::Value) -> Guarded<Pod> {
+    fn guarded(v: serde_json::Value) -> Guarded<CachedPod> {
         serde_json::from_str(&v.to_string())
             .unwrap_or_else(|e| panic!("the guard itself failed: {e}"))
     }
@@ -585,7 +586,7 @@ mod tests {
         let good = guarded(serde_json::json!({"metadata": {"name": "good", "namespace": "n"}}));
         let bad = guarded(serde_json::json!({
             "metadata": {"name": "bad", "namespace": "n"},
-            "spec": {"containers": "not a list"}
+            "spec": {"nodeName": ["not", "a", "string"]}
         }));
         assert!(good.0.is_ok());
         assert!(bad.0.is_err());

@@ -4,17 +4,17 @@
 
 use super::object_cache::{Change, Groups, group, insert_in, key, reindex, remove_from};
 use super::owner_index::OwnerIndex;
-use k8s_openapi::api::core::v1::Pod;
+use crate::core::cached_pod::CachedPod;
 use kube::runtime::watcher::Event;
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
 pub struct PodIndex {
-    owners: OwnerIndex<Pod>,
-    by_node: Groups<Pod>,
+    owners: OwnerIndex<CachedPod>,
+    by_node: Groups<CachedPod>,
 }
 
-fn node_of(pod: &Pod) -> Option<&str> {
+fn node_of(pod: &CachedPod) -> Option<&str> {
     pod.spec
         .as_ref()
         .and_then(|s| s.node_name.as_deref())
@@ -23,26 +23,26 @@ fn node_of(pod: &Pod) -> Option<&str> {
 
 impl PodIndex {
     /// Applies a watch event to the cache and the indexes; returns the changes.
-    pub fn apply(&mut self, event: Event<Pod>) -> Vec<Change<Pod>> {
+    pub fn apply(&mut self, event: Event<CachedPod>) -> Vec<Change<CachedPod>> {
         let changes = self.owners.apply(event);
         reindex(self, &changes, Self::unindex, Self::index);
         changes
     }
 
-    fn index(&mut self, pod: &Arc<Pod>) {
+    fn index(&mut self, pod: &Arc<CachedPod>) {
         if let Some(node) = node_of(pod) {
             insert_in(&mut self.by_node, node, key(pod.as_ref()), pod);
         }
     }
 
-    fn unindex(&mut self, pod: &Pod) {
+    fn unindex(&mut self, pod: &CachedPod) {
         if let Some(node) = node_of(pod) {
             remove_from(&mut self.by_node, node, &key(pod));
         }
     }
 
     /// Pods bound to `node`.
-    pub fn on_node(&self, node: &str) -> Vec<Arc<Pod>> {
+    pub fn on_node(&self, node: &str) -> Vec<Arc<CachedPod>> {
         group(&self.by_node, node)
             .map(|(_, p)| Arc::clone(p))
             .collect()
@@ -50,14 +50,14 @@ impl PodIndex {
 
     /// The pods a DaemonSet may claim: those it controls (upstream's pod index by controller UID,
     /// which is not namespaced) plus the orphans of its namespace.
-    pub fn candidates(&self, namespace: &str, controller_uid: &str) -> Vec<Arc<Pod>> {
+    pub fn candidates(&self, namespace: &str, controller_uid: &str) -> Vec<Arc<CachedPod>> {
         let mut v = self.owners.controlled_by(controller_uid);
         v.extend(self.owners.orphans(namespace));
         v
     }
 
     /// Orphan pods of a namespace.
-    pub fn orphans(&self, namespace: &str) -> Vec<Arc<Pod>> {
+    pub fn orphans(&self, namespace: &str) -> Vec<Arc<CachedPod>> {
         self.owners.orphans(namespace)
     }
 
@@ -77,11 +77,10 @@ impl PodIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::PodSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-    fn pod(name: &str, node: Option<&str>, owner: Option<&str>, rv: &str) -> Pod {
-        Pod {
+    fn pod(name: &str, node: Option<&str>, owner: Option<&str>, rv: &str) -> CachedPod {
+        CachedPod {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 namespace: Some("ns".into()),
@@ -98,7 +97,7 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            spec: Some(PodSpec {
+            spec: Some(crate::core::cached_pod::CachedPodSpec {
                 node_name: node.map(str::to_string),
                 ..Default::default()
             }),
@@ -106,7 +105,7 @@ mod tests {
         }
     }
 
-    fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
+    fn names(pods: Vec<Arc<CachedPod>>) -> Vec<String> {
         let mut v: Vec<String> = pods
             .iter()
             .filter_map(|p| p.metadata.name.clone())

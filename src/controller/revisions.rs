@@ -6,6 +6,7 @@ use super::Error;
 use super::claim::claim_objects;
 use super::context::{Context, read};
 use super::daemonset_object::CachedDaemonSet;
+use crate::core::cached_pod::CachedPod;
 use crate::core::history::{
     Current, HistoryError, already_exists_is_ours, exceeds_history_limit, hash_label_patch,
     next_collision_count, plan_history, request_body, revision_patch, revisions_to_delete,
@@ -35,7 +36,7 @@ fn candidates(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<ControllerRevision
 pub async fn construct(
     ctx: &Context,
     ds: &CachedDaemonSet,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
 ) -> Result<History, Error> {
     let key = ds.key();
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
@@ -170,7 +171,7 @@ pub async fn cleanup(
     ctx: &Context,
     ds: &CachedDaemonSet,
     old: &[ControllerRevision],
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
     keep: Option<&str>,
 ) -> Result<(), Error> {
     let limit = ds.ds.spec.as_ref().and_then(|s| s.revision_history_limit);

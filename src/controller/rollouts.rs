@@ -9,12 +9,13 @@ use super::decode_guard::Guarded;
 use super::handlers;
 use crate::api::{DaemonSetRollout, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
+use crate::core::cached_pod::CachedPod;
 use crate::core::history::hash_label;
 use crate::core::pods_by_node::NodePods;
 use crate::core::rollout::{Mode, RevisionRef, RolloutInput, RolloutPlan, plan_rollout};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::DaemonSetCondition;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::Api;
@@ -228,7 +229,7 @@ pub struct View<'a> {
     pub ds: &'a CachedDaemonSet,
     pub nodes: &'a [Arc<Node>],
     pub node_pods: &'a NodePods,
-    pub pods: &'a [Arc<Pod>],
+    pub pods: &'a [Arc<CachedPod>],
     pub hash: &'a str,
     pub revisions: &'a [RevisionRef],
 }

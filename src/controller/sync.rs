@@ -11,6 +11,7 @@ use super::rollback::{self, Undo};
 use super::rollout_writer;
 use super::rollouts::{self, View};
 use super::status_writer::write_paced;
+use crate::core::cached_pod::CachedPod;
 use crate::core::claimed_view::{claimed_now, uids};
 use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
 use crate::core::manage::{ManagePlan, plan_manage_placed, selecting_all_event};
@@ -29,7 +30,7 @@ use crate::core::status::{compute_counters_placed, min_ready_requeue};
 use crate::core::sync_pacing::{SyncOutcome, is_quiet};
 use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,7 @@ fn nodes(ctx: &Context) -> Arc<[Arc<Node>]> {
 }
 
 /// Pods this DaemonSet controls according to the cache, without claiming.
-fn owned_pods(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<Pod>> {
+fn owned_pods(ctx: &Context, ds: &CachedDaemonSet) -> Vec<Arc<CachedPod>> {
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
     read(&ctx.caches.pods)
         .candidates(ns, ds.uid())

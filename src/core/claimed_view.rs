@@ -6,8 +6,8 @@
 //! on the view from before manage can delete an old pod manage just deleted, or surge a second pod
 //! onto a node whose failed pod manage just replaced.
 
+use crate::core::cached_pod::CachedPod;
 use crate::core::ownership::controller_uid;
-use k8s_openapi::api::core::v1::Pod;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -23,9 +23,9 @@ pub type Uids<T> = HashSet<T, crate::core::HashState>;
 pub fn claimed_now(
     claimed: &Uids<&str>,
     seen: &Uids<&str>,
-    cache_now: Vec<Arc<Pod>>,
+    cache_now: Vec<Arc<CachedPod>>,
     ds_uid: &str,
-) -> Vec<Arc<Pod>> {
+) -> Vec<Arc<CachedPod>> {
     cache_now
         .into_iter()
         .filter(|p| {
@@ -37,7 +37,7 @@ pub fn claimed_now(
 }
 
 /// The UIDs of `pods`, borrowed (a sync keeps its candidate pods while it runs).
-pub fn uids(pods: &[Arc<Pod>]) -> Uids<&str> {
+pub fn uids(pods: &[Arc<CachedPod>]) -> Uids<&str> {
     pods.iter()
         .filter_map(|p| p.metadata.uid.as_deref())
         .collect()
@@ -48,7 +48,7 @@ mod tests {
     use super::*;
     use crate::core::fixtures::{daemonset, ds_pod, with_name};
 
-    fn pod(name: &str, owned: bool) -> Arc<Pod> {
+    fn pod(name: &str, owned: bool) -> Arc<CachedPod> {
         let ds = daemonset("foo");
         let mut p = with_name(ds_pod(&ds, "node-0", "h1"), name);
         p.metadata.uid = Some(format!("uid-{name}"));
@@ -58,7 +58,7 @@ mod tests {
         Arc::new(p)
     }
 
-    fn names(pods: &[Arc<Pod>]) -> Vec<&str> {
+    fn names(pods: &[Arc<CachedPod>]) -> Vec<&str> {
         pods.iter()
             .filter_map(|p| p.metadata.name.as_deref())
             .collect()

@@ -48,6 +48,7 @@
 //! place that calls the core), never the golden file.
 
 use crate::core::backoff::{FailedPodBackoff, failed_pods_backoff_key};
+use crate::core::cached_pod::CachedPod;
 use crate::core::fixtures::*;
 use crate::core::labels::POD_TEMPLATE_GENERATION;
 use crate::core::manage::{ManagePlan, plan_manage};
@@ -64,7 +65,7 @@ use crate::core::tolerations::{
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{
-    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
+    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::{BTreeMap, HashSet};
@@ -96,7 +97,7 @@ struct Scenario {
     id: String,
     ds: DaemonSet,
     nodes: Vec<Node>,
-    pods: Vec<Pod>,
+    pods: Vec<CachedPod>,
     hash: String,
     now: i64,
     /// Failed-pod backoff history: `(node, at, steps)` advances the node's key `steps` times at
@@ -105,7 +106,7 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn new(id: impl Into<String>, ds: DaemonSet, nodes: Vec<Node>, pods: Vec<Pod>) -> Self {
+    fn new(id: impl Into<String>, ds: DaemonSet, nodes: Vec<Node>, pods: Vec<CachedPod>) -> Self {
         Self {
             id: id.into(),
             ds,
@@ -145,7 +146,7 @@ struct Decisions {
 /// The claim step (§7) and the grouping by node of manage, the rolling update and status (§3.2).
 fn claimed(s: &Scenario) -> NodePods {
     let spec = s.ds.spec.as_ref().expect("corpus DaemonSets have a spec");
-    let kept: Vec<Arc<Pod>> = s
+    let kept: Vec<Arc<CachedPod>> = s
         .pods
         .iter()
         .filter(|p| {
@@ -504,7 +505,7 @@ fn the_core_decides_as_the_golden_file_says() {
 /// trip through the slim types). Returns `(id, as is, through)`.
 pub fn decided_through(
     node: impl Fn(&Node) -> Node,
-    pod: impl Fn(&Pod) -> Pod,
+    pod: impl Fn(&CachedPod) -> CachedPod,
 ) -> Vec<(String, String, String)> {
     let one = |s: &Scenario| {
         let node_pods = claimed(s);
@@ -893,7 +894,7 @@ fn generated_daemonset(rng: &mut Rng) -> DaemonSet {
 
 /// A daemon pod of `ds` named `name`, bound to `node` (or only pinned to it by node affinity), of a
 /// random revision, phase, readiness, age and deletion state.
-fn generated_pod(rng: &mut Rng, ds: &DaemonSet, node: &str, name: &str, bound: bool) -> Pod {
+fn generated_pod(rng: &mut Rng, ds: &DaemonSet, node: &str, name: &str, bound: bool) -> CachedPod {
     let hash = match rng.weighted(&[50, 45, 5]) {
         0 => HASH,
         1 => OLD,
@@ -1022,23 +1023,23 @@ fn blue_nodes(from: usize, n: usize) -> Vec<Node> {
 }
 
 /// A pod of `ds` named `name` on `node`, at revision `hash`, created at `created`.
-fn pod_at(ds: &DaemonSet, node: &str, name: &str, hash: &str, created: i64) -> Pod {
+fn pod_at(ds: &DaemonSet, node: &str, name: &str, hash: &str, created: i64) -> CachedPod {
     with_creation_timestamp(with_name(ds_pod(ds, node, hash), name), created)
 }
 
 /// Running and Ready since `since`.
-fn ready(pod: Pod, since: i64) -> Pod {
+fn ready(pod: CachedPod, since: i64) -> CachedPod {
     running_ready(pod, since)
 }
 
 /// Running, not Ready.
-fn unready(pod: Pod) -> Pod {
+fn unready(pod: CachedPod) -> CachedPod {
     with_ready(with_phase(pod, "Running"), false, NOW - 10)
 }
 
 /// Upstream `addPods`: `n` pods of `ds` bound to `node` at the current revision; with
 /// `matching == false` they carry labels that do not match the selector ("label2" pods).
-fn add_pods(ds: &DaemonSet, node: &str, matching: bool, n: usize) -> Vec<Pod> {
+fn add_pods(ds: &DaemonSet, node: &str, matching: bool, n: usize) -> Vec<CachedPod> {
     (0..n)
         .map(|i| {
             let label = if matching { "l1" } else { "l2" };
@@ -1065,7 +1066,7 @@ fn surge(max_surge: i32) -> DaemonSet {
 }
 
 /// Upstream's `updateStrategies()`: the scenario for OnDelete and for RollingUpdate maxUnavailable=1.
-fn both(id: &str, ds: DaemonSet, nodes: Vec<Node>, pods: Vec<Pod>) -> [Scenario; 2] {
+fn both(id: &str, ds: DaemonSet, nodes: Vec<Node>, pods: Vec<CachedPod>) -> [Scenario; 2] {
     [
         Scenario::new(
             format!("{id}/OnDelete"),
@@ -1083,7 +1084,7 @@ fn both(id: &str, ds: DaemonSet, nodes: Vec<Node>, pods: Vec<Pod>) -> [Scenario;
 }
 
 /// Old ready pods (created at 0, ready since 0) on `node-from..node-(from+n)`.
-fn old_ready_pods(ds: &DaemonSet, from: usize, n: usize) -> Vec<Pod> {
+fn old_ready_pods(ds: &DaemonSet, from: usize, n: usize) -> Vec<CachedPod> {
     (from..from + n)
         .map(|i| {
             let node = format!("node-{i}");
@@ -1265,13 +1266,13 @@ fn catalogue() -> Vec<Scenario> {
         ));
     }
     {
-        let not_ready: Vec<Pod> = (0..2)
+        let not_ready: Vec<CachedPod> = (0..2)
             .map(|i| {
                 let node = format!("node-{i}");
                 unready(pod_at(&foo, &node, &format!("{node}-p"), HASH, 0))
             })
             .collect();
-        let now_ready: Vec<Pod> = not_ready.iter().cloned().map(|p| ready(p, NOW)).collect();
+        let now_ready: Vec<CachedPod> = not_ready.iter().cloned().map(|p| ready(p, NOW)).collect();
         all.extend(both(
             "c031-number-ready-status/not-ready",
             foo.clone(),
@@ -1694,7 +1695,7 @@ fn catalogue() -> Vec<Scenario> {
     }
     {
         let ds = rolling(3);
-        let pods: Vec<Pod> = (0..5)
+        let pods: Vec<CachedPod> = (0..5)
             .map(|i| {
                 let node = format!("node-{i}");
                 unready(pod_at(&ds, &node, &format!("{node}-old"), OLD, 0))
@@ -1733,7 +1734,7 @@ fn catalogue() -> Vec<Scenario> {
     }
     {
         let ds = rolling(1);
-        let pods: Vec<Pod> = (0..5)
+        let pods: Vec<CachedPod> = (0..5)
             .map(|i| {
                 let node = format!("node-{i}");
                 ready(pod_at(&ds, &node, &format!("{node}-p"), HASH, 0), 0)
@@ -1787,7 +1788,7 @@ fn catalogue() -> Vec<Scenario> {
     {
         // Old hash, but the pod-template-generation label equals the DaemonSet's generation.
         let ds = rolling(5);
-        let pods: Vec<Pod> = (0..3)
+        let pods: Vec<CachedPod> = (0..3)
             .map(|i| {
                 let node = format!("node-{i}");
                 let pod = ready(pod_at(&ds, &node, &format!("{node}-p"), OLD, 0), 0);
@@ -1926,7 +1927,7 @@ fn catalogue() -> Vec<Scenario> {
             with_toleration(ds, toleration("zone", "Equal", z, NO_SCHEDULE))
         };
         let ds = tolerate(tolerate(surge(1), "z"), "common");
-        let pods: Vec<Pod> = [0, 1, 4, 5]
+        let pods: Vec<CachedPod> = [0, 1, 4, 5]
             .iter()
             .map(|i| {
                 let node = format!("node-{i}");

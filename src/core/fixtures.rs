@@ -1,13 +1,16 @@
 //! Test builders shared by the core's unit tests: nodes, DaemonSets and daemon pods.
 #![cfg(test)]
 
+use crate::core::cached_pod::{
+    CachedAffinity, CachedContainerState, CachedContainerStatus, CachedNodeAffinity, CachedPod,
+    CachedPodSpec, CachedPodStatus,
+};
 use crate::core::labels::{CONTROLLER_REVISION_HASH, TEMPLATE_GENERATION_ANNOTATION};
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
-    Container, Node, NodeSpec, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec, Taint,
-    Toleration,
+    Container, Node, NodeSpec, PodCondition, PodSpec, PodTemplateSpec, Taint, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference, Time,
@@ -305,7 +308,7 @@ pub fn ds_owner_ref(ds: &DaemonSet) -> OwnerReference {
 /// plus `controller-revision-hash: <hash>` (omitted when `hash` is empty), controlled by `ds`,
 /// `spec.nodeName` set (omitted when `node_name` is empty), creationTimestamp `ts(0)`, uid
 /// `pod-uid-<name>`.
-pub fn ds_pod(ds: &DaemonSet, node_name: &str, hash: &str) -> Pod {
+pub fn ds_pod(ds: &DaemonSet, node_name: &str, hash: &str) -> CachedPod {
     let ds_name = ds.metadata.name.clone().unwrap_or_default();
     let name = format!("{ds_name}-{node_name}");
     let mut pod_labels = ds
@@ -322,7 +325,7 @@ pub fn ds_pod(ds: &DaemonSet, node_name: &str, hash: &str) -> Pod {
         .as_ref()
         .and_then(|s| s.template.spec.clone())
         .unwrap_or_default();
-    Pod {
+    CachedPod {
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: ds.metadata.namespace.clone(),
@@ -332,22 +335,22 @@ pub fn ds_pod(ds: &DaemonSet, node_name: &str, hash: &str) -> Pod {
             creation_timestamp: Some(time(0)),
             ..Default::default()
         },
-        spec: Some(PodSpec {
+        spec: Some(CachedPodSpec {
             node_name: (!node_name.is_empty()).then(|| node_name.to_string()),
-            ..template_spec
+            ..CachedPodSpec::from(template_spec)
         }),
         status: None,
     }
 }
 
 /// `ds_pod` wrapped in an `Arc`, as the core's pod lists hold them.
-pub fn ds_pod_arc(ds: &DaemonSet, node_name: &str, hash: &str) -> Arc<Pod> {
+pub fn ds_pod_arc(ds: &DaemonSet, node_name: &str, hash: &str) -> Arc<CachedPod> {
     Arc::new(ds_pod(ds, node_name, hash))
 }
 
 /// A bare pod in namespace `default` with the given labels and no owner.
-pub fn pod(name: &str, pairs: &[(&str, &str)]) -> Pod {
-    Pod {
+pub fn pod(name: &str, pairs: &[(&str, &str)]) -> CachedPod {
+    CachedPod {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             namespace: Some("default".to_string()),
@@ -356,34 +359,37 @@ pub fn pod(name: &str, pairs: &[(&str, &str)]) -> Pod {
             creation_timestamp: Some(time(0)),
             ..Default::default()
         },
-        spec: Some(PodSpec::default()),
+        spec: Some(CachedPodSpec::default()),
         status: None,
     }
 }
 
 /// Sets the pod's name (and uid `pod-uid-<name>`).
-pub fn with_name(mut pod: Pod, name: &str) -> Pod {
+pub fn with_name(mut pod: CachedPod, name: &str) -> CachedPod {
     pod.metadata.name = Some(name.to_string());
     pod.metadata.uid = Some(format!("pod-uid-{name}"));
     pod
 }
 
 /// Sets (or clears, with `""`) the pod's spec.nodeName.
-pub fn with_pod_node_name(mut pod: Pod, node_name: &str) -> Pod {
-    pod.spec.get_or_insert_with(PodSpec::default).node_name =
-        (!node_name.is_empty()).then(|| node_name.to_string());
+pub fn with_pod_node_name(mut pod: CachedPod, node_name: &str) -> CachedPod {
+    pod.spec
+        .get_or_insert_with(CachedPodSpec::default)
+        .node_name = (!node_name.is_empty()).then(|| node_name.to_string());
     pod
 }
 
 /// Sets the pod's phase (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`).
-pub fn with_phase(mut pod: Pod, phase: &str) -> Pod {
-    pod.status.get_or_insert_with(PodStatus::default).phase = Some(phase.to_string());
+pub fn with_phase(mut pod: CachedPod, phase: &str) -> CachedPod {
+    pod.status
+        .get_or_insert_with(CachedPodStatus::default)
+        .phase = Some(phase.to_string());
     pod
 }
 
 /// Sets the pod's Ready condition (replacing any existing one) with `lastTransitionTime` `ts(since)`.
-pub fn with_ready(mut pod: Pod, ready: bool, since: i64) -> Pod {
-    let status = pod.status.get_or_insert_with(PodStatus::default);
+pub fn with_ready(mut pod: CachedPod, ready: bool, since: i64) -> CachedPod {
+    let status = pod.status.get_or_insert_with(CachedPodStatus::default);
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     conditions.retain(|c| c.type_ != "Ready");
     conditions.push(PodCondition {
@@ -396,44 +402,42 @@ pub fn with_ready(mut pod: Pod, ready: bool, since: i64) -> Pod {
 }
 
 /// Running and Ready since `since` (seconds).
-pub fn running_ready(pod: Pod, since: i64) -> Pod {
+pub fn running_ready(pod: CachedPod, since: i64) -> CachedPod {
     with_ready(with_phase(pod, "Running"), true, since)
 }
 
 /// Gives the pod one container `app`, restarted 4 times, waiting for `reason` (with `message` when
 /// not empty), as a crash-looping or image-pulling container reports it.
-pub fn with_container_waiting(mut pod: Pod, reason: &str, message: &str) -> Pod {
-    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus};
-    let status = pod.status.get_or_insert_with(PodStatus::default);
-    status.container_statuses = Some(vec![ContainerStatus {
+pub fn with_container_waiting(mut pod: CachedPod, reason: &str, message: &str) -> CachedPod {
+    use k8s_openapi::api::core::v1::ContainerStateWaiting;
+    let status = pod.status.get_or_insert_with(CachedPodStatus::default);
+    status.container_statuses = Some(vec![CachedContainerStatus {
         name: "app".into(),
         restart_count: 4,
-        state: Some(ContainerState {
+        state: Some(CachedContainerState {
             waiting: Some(ContainerStateWaiting {
                 reason: Some(reason.into()),
                 message: (!message.is_empty()).then(|| message.into()),
             }),
-            ..Default::default()
         }),
-        ..Default::default()
     }]);
     pod
 }
 
 /// Sets the pod's deletionTimestamp.
-pub fn with_deletion_timestamp(mut pod: Pod, secs: i64) -> Pod {
+pub fn with_deletion_timestamp(mut pod: CachedPod, secs: i64) -> CachedPod {
     pod.metadata.deletion_timestamp = Some(time(secs));
     pod
 }
 
 /// Sets the pod's creationTimestamp.
-pub fn with_creation_timestamp(mut pod: Pod, secs: i64) -> Pod {
+pub fn with_creation_timestamp(mut pod: CachedPod, secs: i64) -> CachedPod {
     pod.metadata.creation_timestamp = Some(time(secs));
     pod
 }
 
 /// Sets a label on the pod.
-pub fn with_pod_label(mut pod: Pod, key: &str, value: &str) -> Pod {
+pub fn with_pod_label(mut pod: CachedPod, key: &str, value: &str) -> CachedPod {
     pod.metadata
         .labels
         .get_or_insert_with(BTreeMap::new)
@@ -442,7 +446,7 @@ pub fn with_pod_label(mut pod: Pod, key: &str, value: &str) -> Pod {
 }
 
 /// Removes a label from the pod.
-pub fn without_pod_label(mut pod: Pod, key: &str) -> Pod {
+pub fn without_pod_label(mut pod: CachedPod, key: &str) -> CachedPod {
     if let Some(l) = pod.metadata.labels.as_mut() {
         l.remove(key);
     }
@@ -450,13 +454,13 @@ pub fn without_pod_label(mut pod: Pod, key: &str) -> Pod {
 }
 
 /// Replaces the pod's ownerReferences (empty: orphan).
-pub fn with_owner_refs(mut pod: Pod, refs: Vec<OwnerReference>) -> Pod {
+pub fn with_owner_refs(mut pod: CachedPod, refs: Vec<OwnerReference>) -> CachedPod {
     pod.metadata.owner_references = (!refs.is_empty()).then_some(refs);
     pod
 }
 
 /// Makes the pod an orphan (no ownerReferences).
-pub fn orphan(pod: Pod) -> Pod {
+pub fn orphan(pod: CachedPod) -> CachedPod {
     with_owner_refs(pod, Vec::new())
 }
 
@@ -474,12 +478,10 @@ pub fn other_controller_ref(kind: &str, name: &str, uid: &str) -> OwnerReference
 
 /// A pod with no spec.nodeName whose required node affinity pins it to `node_name` via
 /// `matchFields metadata.name In [node_name]` (as daemon pods were before being bound).
-pub fn with_affinity_pin(mut pod: Pod, node_name: &str) -> Pod {
-    use k8s_openapi::api::core::v1::{
-        Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    };
-    pod.spec.get_or_insert_with(PodSpec::default).affinity = Some(Affinity {
-        node_affinity: Some(NodeAffinity {
+pub fn with_affinity_pin(mut pod: CachedPod, node_name: &str) -> CachedPod {
+    use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
+    pod.spec.get_or_insert_with(CachedPodSpec::default).affinity = Some(CachedAffinity {
+        node_affinity: Some(CachedNodeAffinity {
             required_during_scheduling_ignored_during_execution: Some(NodeSelector {
                 node_selector_terms: vec![NodeSelectorTerm {
                     match_expressions: None,
@@ -490,9 +492,7 @@ pub fn with_affinity_pin(mut pod: Pod, node_name: &str) -> Pod {
                     }]),
                 }],
             }),
-            preferred_during_scheduling_ignored_during_execution: None,
         }),
-        ..Default::default()
     });
     pod
 }

@@ -15,11 +15,11 @@
 //!
 //! Any failed API call aborts the sync ("failed to construct revisions of DaemonSet"), as upstream.
 
+use crate::core::cached_pod::CachedPod;
 use crate::core::events::{PlannedEvent, REVISION_NUMBER_OVERFLOW};
 use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::revision_data::{compute_hash, data_bytes, go_json, snapshot_data};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::{Value, json};
@@ -193,7 +193,7 @@ pub fn plan_history<'r, 'p>(
     ds: &DaemonSet,
     raw_template: &Value,
     revisions: impl IntoIterator<Item = &'r ControllerRevision>,
-    pods: impl IntoIterator<Item = &'p Pod>,
+    pods: impl IntoIterator<Item = &'p CachedPod>,
 ) -> Result<HistoryPlan, HistoryError> {
     let revisions: Vec<&ControllerRevision> = revisions.into_iter().collect();
     let label_fixups = legacy_label_fixups(revisions.iter().copied());
@@ -389,7 +389,7 @@ pub fn next_collision_count(cached: &DaemonSet, live: &DaemonSet) -> Result<i32,
 /// to `next_revision` if its number is lower (rollback).
 pub fn plan_dedup<'p>(
     current: &[ControllerRevision],
-    pods: impl IntoIterator<Item = &'p Pod>,
+    pods: impl IntoIterator<Item = &'p CachedPod>,
     next_revision: i64,
 ) -> Option<Dedup> {
     let keep = current
@@ -443,7 +443,7 @@ pub fn revision_history_limit(ds: &DaemonSet) -> i32 {
 /// The non-empty `controller-revision-hash` labels of `pods`. For history truncation pass the
 /// pods upstream's `getNodesToDaemonPods(ds, includeDeletedTerminal=true)` yields: every claimed
 /// pod, including terminal pods that are being deleted, that has a target node.
-pub fn pod_hashes<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> BTreeSet<String> {
+pub fn pod_hashes<'a>(pods: impl IntoIterator<Item = &'a CachedPod>) -> BTreeSet<String> {
     // Distinct hashes first, then one string each (a DaemonSet's pods share a handful of hashes).
     let distinct: BTreeSet<&str> = pods
         .into_iter()
@@ -521,7 +521,7 @@ fn has_hash_label(revision: &ControllerRevision) -> bool {
         .is_some_and(|l| l.contains_key(CONTROLLER_REVISION_HASH))
 }
 
-fn pod_hash(pod: &Pod) -> &str {
+fn pod_hash(pod: &CachedPod) -> &str {
     pod.metadata
         .labels
         .as_ref()
@@ -550,7 +550,7 @@ mod tests {
     use crate::core::labels::TEMPLATE_GENERATION_ANNOTATION;
     use crate::core::revision_data::snapshot_patch;
     use k8s_openapi::api::apps::v1::{DaemonSetSpec, DaemonSetStatus};
-    use k8s_openapi::api::core::v1::{Container, PodSpec, PodStatus, PodTemplateSpec};
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 
     // ---- builders -----------------------------------------------------------------------
@@ -651,12 +651,12 @@ mod tests {
         }
     }
 
-    fn pod(name: &str, hash: Option<&str>) -> Pod {
+    fn pod(name: &str, hash: Option<&str>) -> CachedPod {
         let mut labels = map(&[("name", "foo")]);
         if let Some(h) = hash {
             labels.insert(CONTROLLER_REVISION_HASH.to_string(), h.to_string());
         }
-        Pod {
+        CachedPod {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
                 namespace: Some("default".to_string()),
@@ -679,7 +679,7 @@ mod tests {
         values.iter().map(|s| s.to_string()).collect()
     }
 
-    fn plan(ds: &DaemonSet, revisions: &[ControllerRevision], pods: &[Pod]) -> HistoryPlan {
+    fn plan(ds: &DaemonSet, revisions: &[ControllerRevision], pods: &[CachedPod]) -> HistoryPlan {
         plan_history(ds, &raw(ds), revisions, pods).unwrap()
     }
 
@@ -1220,7 +1220,7 @@ mod tests {
     fn pod_hashes_include_terminating_terminal_pods_and_skip_empty() {
         let mut terminal = pod("done", Some("h-old"));
         terminal.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
-        terminal.status = Some(PodStatus {
+        terminal.status = Some(crate::core::cached_pod::CachedPodStatus {
             phase: Some("Failed".to_string()),
             ..Default::default()
         });

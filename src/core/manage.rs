@@ -6,6 +6,7 @@
 
 use crate::core::backoff::{FailedPodBackoff, failed_pods_backoff_key};
 use crate::core::budget::allows_surge;
+use crate::core::cached_pod::CachedPod;
 use crate::core::events::{FAILED_DAEMON_POD, PlannedEvent, SELECTING_ALL, SUCCEEDED_DAEMON_POD};
 use crate::core::placement::{Placement, Placements, placement};
 use crate::core::pod_state::{
@@ -16,7 +17,7 @@ use crate::core::selector;
 use crate::core::status::min_ready_seconds;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -70,7 +71,7 @@ pub fn selecting_all_event(ds: &DaemonSet) -> Option<PlannedEvent> {
 /// Pods without a name are ignored (they cannot be deleted by name).
 pub fn pods_should_be_on_node(
     node: &Node,
-    pods: Option<&[Arc<Pod>]>,
+    pods: Option<&[Arc<CachedPod>]>,
     ds: &DaemonSet,
     hash: &str,
     now: Timestamp,
@@ -84,7 +85,7 @@ pub fn pods_should_be_on_node(
 fn decide(
     node: &Node,
     fit: Placement,
-    pods: Option<&[Arc<Pod>]>,
+    pods: Option<&[Arc<CachedPod>]>,
     ds: &DaemonSet,
     hash: &str,
     now: Timestamp,
@@ -102,7 +103,7 @@ fn decide(
     if fit.should_run && pods.is_none() {
         decision.needs_pod = true;
     } else if fit.should_continue_running {
-        let mut running: Vec<&Arc<Pod>> = Vec::new();
+        let mut running: Vec<&Arc<CachedPod>> = Vec::new();
         for pod in named() {
             if is_terminating(pod) {
                 continue;
@@ -136,7 +137,7 @@ fn decide(
             }
         }
         running.sort_by(|a, b| oldest_scheduled_first(a, b));
-        let name_of = |pod: &Pod| pod.metadata.name.clone().unwrap_or_default();
+        let name_of = |pod: &CachedPod| pod.metadata.name.clone().unwrap_or_default();
 
         if !surge {
             // Keep the oldest scheduled pod, delete the rest. Never create here: a node whose only
@@ -149,7 +150,8 @@ fn decide(
             decision.needs_pod = fit.should_run;
         } else if running.len() > 1 {
             // Keep the oldest pod of the current revision and the oldest of any other revision.
-            let (mut oldest_new, mut oldest_old): (Option<&Pod>, Option<&Pod>) = (None, None);
+            let (mut oldest_new, mut oldest_old): (Option<&CachedPod>, Option<&CachedPod>) =
+                (None, None);
             for pod in &running {
                 let slot = if hash_label(pod).unwrap_or_default() == hash {
                     &mut oldest_new
@@ -194,7 +196,7 @@ pub fn unscheduled_pods_without_node<N: Borrow<Node>>(
 }
 
 fn unscheduled_without(existing: &HashSet<&str>, node_pods: &NodePods) -> Vec<String> {
-    let mut gone: Vec<(&String, &Vec<Arc<Pod>>)> = node_pods
+    let mut gone: Vec<(&String, &Vec<Arc<CachedPod>>)> = node_pods
         .iter()
         .filter(|(node, _)| !existing.contains(node.as_str()))
         .collect();
@@ -328,7 +330,7 @@ mod tests {
 
     /// Upstream `addPods`: `n` pods of `ds` bound to `node`, carrying the current hash; with
     /// `matching == false` their labels do not match the selector ("label2" pods).
-    fn add_pods(ds: &DaemonSet, node: &str, matching: bool, n: usize) -> Vec<Pod> {
+    fn add_pods(ds: &DaemonSet, node: &str, matching: bool, n: usize) -> Vec<CachedPod> {
         (0..n)
             .map(|i| {
                 let label = if matching { "l1" } else { "l2" };
@@ -344,9 +346,9 @@ mod tests {
 
     /// The claim step of §7 (pods the DaemonSet keeps or adopts), then §3.2 grouping with
     /// terminal+terminating pods excluded.
-    fn claimed(ds: &DaemonSet, pods: &[Pod]) -> NodePods {
+    fn claimed(ds: &DaemonSet, pods: &[CachedPod]) -> NodePods {
         let spec = ds.spec.as_ref().expect("test DaemonSet has a spec");
-        let kept: Vec<Arc<Pod>> = pods
+        let kept: Vec<Arc<CachedPod>> = pods
             .iter()
             .filter(|p| {
                 let matches =
@@ -362,14 +364,14 @@ mod tests {
     fn sync_at(
         ds: &DaemonSet,
         nodes: &[Node],
-        pods: &[Pod],
+        pods: &[CachedPod],
         now: i64,
         backoff: &mut FailedPodBackoff,
     ) -> ManagePlan {
         plan_manage(ds, nodes, &claimed(ds, pods), HASH, ts(now), backoff)
     }
 
-    fn sync(ds: &DaemonSet, nodes: &[Node], pods: &[Pod]) -> ManagePlan {
+    fn sync(ds: &DaemonSet, nodes: &[Node], pods: &[CachedPod]) -> ManagePlan {
         sync_at(ds, nodes, pods, 1000, &mut FailedPodBackoff::default())
     }
 
@@ -463,8 +465,11 @@ mod tests {
     }
 
     /// A pod of the created kind (`new_pod`), named so it can sit in the cache.
-    fn created_pod(ds: &DaemonSet, node: &str) -> Pod {
-        with_name(new_pod(ds, HASH, node), &format!("created-{node}"))
+    fn created_pod(ds: &DaemonSet, node: &str) -> CachedPod {
+        with_name(
+            CachedPod::from(new_pod(ds, HASH, node)),
+            &format!("created-{node}"),
+        )
     }
 
     // ---- §10.1 scenarios ----------------------------------------------------------------------
@@ -539,7 +544,7 @@ mod tests {
         nodes: &[Node],
         quota: usize,
         exp: &mut Expectations,
-    ) -> (usize, Vec<Pod>, Vec<PlannedEvent>) {
+    ) -> (usize, Vec<CachedPod>, Vec<PlannedEvent>) {
         let plan = sync(ds, nodes, &[]);
         let creates = truncate_to_burst(&plan.nodes_needing_pods);
         let deletes = truncate_to_burst(&plan.pods_to_delete);
@@ -584,7 +589,7 @@ mod tests {
             );
             assert_eq!(calls, 1 + 2 + 4 + 8, "{strategy}");
             // Status still reports every node as desired.
-            let pods: Vec<Arc<Pod>> = created.into_iter().map(Arc::new).collect();
+            let pods: Vec<Arc<CachedPod>> = created.into_iter().map(Arc::new).collect();
             let c = compute_counters(&ds, &all, &group_by_node(pods.iter(), false), HASH, ts(0));
             assert_eq!(c.desired_number_scheduled, 100, "{strategy}");
             assert_eq!(c.current_number_scheduled, 10, "{strategy}");
@@ -625,7 +630,7 @@ mod tests {
             let plan = sync(&ds, &all, &[]);
             expect(&plan, 5, 0, 0, strategy);
             // The fake pod control puts created pods in the cache before the status step.
-            let created: Vec<Pod> = plan
+            let created: Vec<CachedPod> = plan
                 .nodes_needing_pods
                 .iter()
                 .map(|n| created_pod(&ds, n))
@@ -667,7 +672,7 @@ mod tests {
             let ds = with_template_spec(ds, spec.clone());
             let n = with_allocatable(node("too-much-mem"), "100M", "200m");
             let mut other = orphan(pod("unrelated", &[]));
-            other.spec = Some(spec);
+            other.spec = Some(spec.into());
             let plan = sync(&ds, &[n], &[other]);
             expect(&plan, 1, 0, 0, strategy);
         }
@@ -716,7 +721,7 @@ mod tests {
         for (strategy, ds) in strategies(daemonset("foo")) {
             let ds = with_template_spec(ds, host_port_spec("no-port-conflict", 6662));
             let mut other = orphan(pod("other", &[]));
-            other.spec = Some(host_port_spec("no-port-conflict", 6661));
+            other.spec = Some(host_port_spec("no-port-conflict", 6661).into());
             expect(
                 &sync(&ds, &[node("no-port-conflict")], &[other]),
                 1,
@@ -932,7 +937,7 @@ mod tests {
         }
     }
 
-    fn add_failed_pods(ds: &DaemonSet, node: &str, n: usize) -> Vec<Pod> {
+    fn add_failed_pods(ds: &DaemonSet, node: &str, n: usize) -> Vec<CachedPod> {
         (0..n)
             .map(|i| {
                 with_phase(
@@ -1254,7 +1259,7 @@ mod tests {
         assert!(!plan.pods_to_delete.contains(&"node-3-l1-0".to_string()));
     }
 
-    fn old_pod(ds: &DaemonSet, node: &str, name: &str, created: i64) -> Pod {
+    fn old_pod(ds: &DaemonSet, node: &str, name: &str, created: i64) -> CachedPod {
         with_creation_timestamp(
             without_pod_label(
                 with_name(ds_pod(ds, node, HASH), name),
@@ -1264,7 +1269,7 @@ mod tests {
         )
     }
 
-    fn new_pod_at(ds: &DaemonSet, node: &str, name: &str, created: i64) -> Pod {
+    fn new_pod_at(ds: &DaemonSet, node: &str, name: &str, created: i64) -> CachedPod {
         with_creation_timestamp(with_name(ds_pod(ds, node, HASH), name), created)
     }
 
@@ -1499,7 +1504,7 @@ mod tests {
                 ..Default::default()
             }
         );
-        let pods: Vec<Arc<Pod>> = add_pods(&ds, "node-0", true, 2)
+        let pods: Vec<Arc<CachedPod>> = add_pods(&ds, "node-0", true, 2)
             .into_iter()
             .map(Arc::new)
             .collect();

@@ -10,9 +10,11 @@
 //! [`ManagePlan::backoff_until`]: crate::core::manage::ManagePlan::backoff_until
 
 use crate::core::Timestamp;
+use crate::core::cached_pod::{CachedContainerStatus, CachedPod};
 use crate::core::placement::{Exclusion, Placements};
 use crate::core::pod_state::{
     hash_label, is_available, is_ready, is_terminating, is_updated, oldest_scheduled_first, phase,
+    ready_condition,
 };
 use crate::core::pod_template::template_generation;
 use crate::core::pods_by_node::{NodePods, nodes_holding};
@@ -22,7 +24,7 @@ use crate::core::rolling_update::{
 use crate::core::rollout::{PolicyWait, RolloutPlan};
 use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::SignedDuration;
 use serde::Serialize;
 use std::borrow::{Borrow, Cow};
@@ -426,16 +428,14 @@ pub struct Explanation {
 
 /// The facts of `pod`.
 pub fn pod_facts(
-    pod: &Pod,
+    pod: &CachedPod,
     hash: &str,
     generation: Option<i64>,
     min_ready: i32,
     now: Timestamp,
 ) -> PodFacts {
     let status = pod.status.as_ref();
-    let ready_since = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+    let ready_since = ready_condition(pod)
         .filter(|c| c.status == "True")
         .and_then(|c| c.last_transition_time.as_ref())
         .map(|t| t.0);
@@ -461,7 +461,7 @@ pub fn pod_facts(
 }
 
 /// The scheduler's message when it cannot place `pod` (PodScheduled False, reason Unschedulable).
-pub fn unschedulable_message(pod: &Pod) -> Option<String> {
+pub fn unschedulable_message(pod: &CachedPod) -> Option<String> {
     let spec_node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
     if spec_node.is_some_and(|n| !n.is_empty()) {
         return None;
@@ -477,7 +477,7 @@ pub fn unschedulable_message(pod: &Pod) -> Option<String> {
 }
 
 /// The pod's container statuses, init containers first.
-fn container_statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+fn container_statuses(pod: &CachedPod) -> impl Iterator<Item = &CachedContainerStatus> {
     pod.status.iter().flat_map(|s| {
         s.init_container_statuses
             .iter()
@@ -488,7 +488,7 @@ fn container_statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
 
 /// The first container (init containers first) waiting for a reason in
 /// [`FAILING_CONTAINER_REASONS`]: (container, reason, message).
-pub fn failing_container(pod: &Pod) -> Option<(String, String, String)> {
+pub fn failing_container(pod: &CachedPod) -> Option<(String, String, String)> {
     container_statuses(pod).find_map(|c| {
         let waiting = c.state.as_ref()?.waiting.as_ref()?;
         let reason = waiting.reason.as_deref()?;
@@ -503,13 +503,13 @@ pub fn failing_container(pod: &Pod) -> Option<(String, String, String)> {
 }
 
 /// The first container's waiting reason (ContainerCreating, PodInitializing, ...).
-fn waiting_reason(pod: &Pod) -> Option<String> {
+fn waiting_reason(pod: &CachedPod) -> Option<String> {
     container_statuses(pod).find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
 }
 
 /// Why a pod of the current revision is where it is.
 fn updated_pod_reason(
-    pod: &Pod,
+    pod: &CachedPod,
     min_ready: i32,
     now: Timestamp,
     backoff_until: Option<Timestamp>,
@@ -531,11 +531,7 @@ fn updated_pod_reason(
         return Reason::UpToDate;
     }
     if is_ready(pod) {
-        let since = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        let since = ready_condition(pod)
             .and_then(|c| c.last_transition_time.as_ref())
             .map(|t| t.0);
         if let Some(at) = since.and_then(|t| {
@@ -550,7 +546,7 @@ fn updated_pod_reason(
     }
 }
 
-fn failed(pod: &Pod, backoff_until: Option<Timestamp>) -> Reason {
+fn failed(pod: &CachedPod, backoff_until: Option<Timestamp>) -> Reason {
     let status = pod.status.as_ref();
     let message = status
         .and_then(|s| s.message.clone().or_else(|| s.reason.clone()))
@@ -626,12 +622,12 @@ pub fn explain_placed(
         let (fit, exclusion) = (placed.placement, placed.exclusion.clone());
         let on_node = node_pods.get(name).map(Vec::as_slice);
         tally.add(fit.should_run, on_node);
-        let pods: &[Arc<Pod>] = on_node.unwrap_or_default();
+        let pods: &[Arc<CachedPod>] = on_node.unwrap_or_default();
         // The oldest scheduled live pod, and the oldest scheduled updated one: the first of each
         // in `oldest_scheduled_first` order (`min_by` keeps the first of equals, as a stable sort
         // would), without collecting a node's pods (this runs for every node in every sync).
         let live = || pods.iter().map(Arc::as_ref).filter(|p| !is_terminating(p));
-        let oldest = |a: &&Pod, b: &&Pod| oldest_scheduled_first(a, b);
+        let oldest = |a: &&CachedPod, b: &&CachedPod| oldest_scheduled_first(a, b);
         let first_live = live().min_by(oldest);
         let has_live = first_live.is_some();
         let updated = live()
@@ -732,7 +728,7 @@ fn rolling_plan<'p>(plan: Cow<'p, RollingUpdatePlan>, node_pods: &NodePods) -> R
 }
 
 /// Why the outdated pod `old` on `node` waits.
-fn outdated_wait(rolling: Option<&Rolling>, node: &str, old: &Pod) -> OutdatedWait {
+fn outdated_wait(rolling: Option<&Rolling>, node: &str, old: &CachedPod) -> OutdatedWait {
     let Some(Rolling {
         plan,
         unavailable,

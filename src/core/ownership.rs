@@ -104,7 +104,7 @@ mod tests {
     use super::*;
     use crate::core::fixtures::*;
 
-    fn meta_of(pod: k8s_openapi::api::core::v1::Pod) -> ObjectMeta {
+    fn meta_of(pod: crate::core::cached_pod::CachedPod) -> ObjectMeta {
         pod.metadata
     }
 

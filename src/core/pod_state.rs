@@ -1,13 +1,14 @@
 //! Facts about one pod: ready, available, terminal, terminating, updated, and the order that decides
 //! which of several pods on a node is kept (§3.4, §5, §5.4).
 
+use crate::core::cached_pod::CachedPod;
 use crate::core::labels::{CONTROLLER_REVISION_HASH, POD_TEMPLATE_GENERATION};
-use k8s_openapi::api::core::v1::{Pod, PodCondition};
+use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use std::cmp::Ordering;
 
 /// The pod's first `Ready` condition (upstream `GetPodReadyCondition`).
-pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
+pub fn ready_condition(pod: &CachedPod) -> Option<&PodCondition> {
     pod.status
         .as_ref()?
         .conditions
@@ -17,12 +18,12 @@ pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
 }
 
 /// The pod's `Ready` condition is `True`.
-pub fn is_ready(pod: &Pod) -> bool {
+pub fn is_ready(pod: &CachedPod) -> bool {
     ready_condition(pod).is_some_and(|c| c.status == "True")
 }
 
 /// Ready, and ready for at least `min_ready_seconds` at `now` (Ready condition's lastTransitionTime).
-pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
+pub fn is_available(pod: &CachedPod, min_ready_seconds: i32, now: Timestamp) -> bool {
     ready_condition(pod)
         .filter(|c| c.status == "True")
         .is_some_and(|c| condition_available(c, min_ready_seconds, now))
@@ -54,7 +55,7 @@ pub fn condition_available(
 }
 
 /// The pod's phase ("" when unknown).
-pub fn phase(pod: &Pod) -> &str {
+pub fn phase(pod: &CachedPod) -> &str {
     pod.status
         .as_ref()
         .and_then(|s| s.phase.as_deref())
@@ -62,22 +63,22 @@ pub fn phase(pod: &Pod) -> &str {
 }
 
 /// Phase Succeeded or Failed.
-pub fn is_terminal(pod: &Pod) -> bool {
+pub fn is_terminal(pod: &CachedPod) -> bool {
     matches!(phase(pod), "Succeeded" | "Failed")
 }
 
 /// Has a deletionTimestamp.
-pub fn is_terminating(pod: &Pod) -> bool {
+pub fn is_terminating(pod: &CachedPod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }
 
-fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+fn label<'a>(pod: &'a CachedPod, key: &str) -> Option<&'a str> {
     pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 /// Upstream `IsPodUpdated`: the hash label equals a non-empty `hash`, or the `pod-template-generation`
 /// label equals `template_generation` as a decimal string.
-pub fn is_updated(pod: &Pod, hash: &str, template_generation: Option<i64>) -> bool {
+pub fn is_updated(pod: &CachedPod, hash: &str, template_generation: Option<i64>) -> bool {
     // Go reads a missing label as "", so compare with the empty default. The hash first: it is the
     // label an updated pod has, and the generation's comparison is then not needed.
     let hash_matches =
@@ -92,20 +93,19 @@ fn is_decimal(text: &str, g: i64) -> bool {
     use std::io::Write;
     let mut buf = [0u8; 20];
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    // An i64 has at most 20 characters ("-9223372036854775808"), so the write cannot fail.
-    if write!(cursor, "{g}").is_err() {
-        return text == g.to_string();
-    }
+    // An i64 has at most 20 characters ("-9223372036854775808"), so the write cannot fail; if it
+    // did, the written part would not equal a whole label and the comparison says "not equal".
+    let _ = write!(cursor, "{g}");
     let len = usize::try_from(cursor.position()).unwrap_or(0);
     text.as_bytes() == &buf[..len]
 }
 
 /// The pod's `controller-revision-hash` label.
-pub fn hash_label(pod: &Pod) -> Option<&str> {
+pub fn hash_label(pod: &CachedPod) -> Option<&str> {
     label(pod, CONTROLLER_REVISION_HASH)
 }
 
-fn is_scheduled(pod: &Pod) -> bool {
+fn is_scheduled(pod: &CachedPod) -> bool {
     pod.spec
         .as_ref()
         .and_then(|s| s.node_name.as_deref())
@@ -115,11 +115,11 @@ fn is_scheduled(pod: &Pod) -> bool {
 /// Upstream's keep order: pods with `spec.nodeName` first, then older creationTimestamp, then name.
 ///
 /// A missing creationTimestamp is Go's zero time, older than any other.
-pub fn oldest_scheduled_first(a: &Pod, b: &Pod) -> Ordering {
+pub fn oldest_scheduled_first(a: &CachedPod, b: &CachedPod) -> Ordering {
     is_scheduled(b)
         .cmp(&is_scheduled(a))
         .then_with(|| {
-            let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            let created = |p: &CachedPod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
             created(a).cmp(&created(b))
         })
         .then_with(|| {
@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use crate::core::fixtures::*;
 
-    fn p() -> Pod {
+    fn p() -> CachedPod {
         ds_pod(&daemonset("foo"), "node-0", "")
     }
 
@@ -158,9 +158,10 @@ mod tests {
 
     #[test]
     fn ready_ignores_other_conditions() {
-        use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+        use crate::core::cached_pod::CachedPodStatus;
+        use k8s_openapi::api::core::v1::PodCondition;
         let mut pod = p();
-        pod.status = Some(PodStatus {
+        pod.status = Some(CachedPodStatus {
             conditions: Some(vec![PodCondition {
                 type_: "ContainersReady".to_string(),
                 status: "True".to_string(),
@@ -234,7 +235,7 @@ mod tests {
 
     const HASH: &str = "55d5f56f8c";
 
-    fn pod_with_labels(pairs: Option<&[(&str, &str)]>) -> Pod {
+    fn pod_with_labels(pairs: Option<&[(&str, &str)]>) -> CachedPod {
         let mut pod = p();
         pod.metadata.labels = pairs.map(labels);
         pod

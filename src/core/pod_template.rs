@@ -90,6 +90,7 @@ pub fn new_pod(ds: &DaemonSet, hash: &str, node_name: &str) -> Pod {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::cached_pod::CachedPod;
     use crate::core::fixtures::*;
     use crate::core::node_affinity::{OBJECT_NAME_FIELD, node_matches};
     use crate::core::pods_by_node::target_node_name;
@@ -206,7 +207,10 @@ mod tests {
             assert_eq!(fields[0].key, OBJECT_NAME_FIELD);
             assert_eq!(fields[0].operator, "In");
             assert_eq!(fields[0].values, Some(vec![node_name.clone()]));
-            assert_eq!(target_node_name(&pod), Some(node_name.clone()));
+            assert_eq!(
+                target_node_name(&CachedPod::from(pod.clone())),
+                Some(node_name.clone())
+            );
             assert!(node_matches(&node(&node_name), spec));
             assert!(!node_matches(&node("elsewhere"), spec));
         }
@@ -319,6 +323,9 @@ mod tests {
             pod.spec.as_ref().unwrap().tolerations,
             Some(default_tolerations(false))
         );
-        assert_eq!(target_node_name(&pod).as_deref(), Some("n"));
+        assert_eq!(
+            target_node_name(&CachedPod::from(pod)).as_deref(),
+            Some("n")
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! Grouping a DaemonSet's claimed pods by the node they are meant for (upstream
 //! `getNodesToDaemonPods` and `GetTargetNodeName`, §3.2).
 
-use crate::core::node_affinity::{OBJECT_NAME_FIELD, required_node_affinity};
+use crate::core::cached_pod::CachedPod;
+use crate::core::node_affinity::OBJECT_NAME_FIELD;
 use crate::core::pod_state::{is_terminal, is_terminating};
-use k8s_openapi::api::core::v1::Pod;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,16 +13,16 @@ use std::sync::Arc;
 /// node names paid a dozen string comparisons per lookup (issue 14's profile: a quarter of a sync's
 /// CPU in `memcmp`). Nothing may depend on its iteration order: where order matters, collect the
 /// keys into an ordered set first.
-pub type NodePods = HashMap<String, Vec<Arc<Pod>>, crate::core::HashState>;
+pub type NodePods = HashMap<String, Vec<Arc<CachedPod>>, crate::core::HashState>;
 
 /// `spec.nodeName` if set, else the single value of the first `metadata.name In [..]` matchFields
 /// requirement of the required node affinity; `None` when there is none or it has several values.
-pub fn target_node_name(pod: &Pod) -> Option<String> {
+pub fn target_node_name(pod: &CachedPod) -> Option<String> {
     let spec = pod.spec.as_ref()?;
     if let Some(name) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         return Some(name.to_string());
     }
-    let terms = &required_node_affinity(spec)?.node_selector_terms;
+    let terms = &spec.required_node_affinity()?.node_selector_terms;
     let requirement = terms
         .iter()
         .flat_map(|t| t.match_fields.iter().flatten())
@@ -36,7 +36,7 @@ pub fn target_node_name(pod: &Pod) -> Option<String> {
 /// Groups `pods` by target node; pods without a target are skipped. Terminal pods that are also
 /// terminating are left out unless `include_terminal_terminating` (history cleanup includes them).
 pub fn group_by_node<'a>(
-    pods: impl IntoIterator<Item = &'a Arc<Pod>>,
+    pods: impl IntoIterator<Item = &'a Arc<CachedPod>>,
     include_terminal_terminating: bool,
 ) -> NodePods {
     let mut out = NodePods::default();
@@ -57,9 +57,9 @@ pub fn group_by_node<'a>(
 /// before the rolling update and before the status) and most of its views do not change in
 /// between; grouping costs an allocation per pod.
 pub fn regroup<'g>(
-    before: &[Arc<Pod>],
+    before: &[Arc<CachedPod>],
     grouped: &'g NodePods,
-    now: &[Arc<Pod>],
+    now: &[Arc<CachedPod>],
 ) -> Cow<'g, NodePods> {
     let same = before.len() == now.len() && before.iter().zip(now).all(|(a, b)| Arc::ptr_eq(a, b));
     if same {
@@ -183,7 +183,7 @@ mod tests {
     // ---- TestGetNodesToDaemonPods ------------------------------------------------------
 
     /// The DaemonSet's claimed pods, as `getDaemonPods` returns them (adoptions succeed).
-    fn claimed(ds: &DaemonSet, pods: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
+    fn claimed(ds: &DaemonSet, pods: &[Arc<CachedPod>]) -> Vec<Arc<CachedPod>> {
         let selector = &ds.spec.as_ref().unwrap().selector;
         pods.iter()
             .filter(|p| {
@@ -208,7 +208,7 @@ mod tests {
             .collect()
     }
 
-    fn scenario() -> (DaemonSet, Vec<Arc<Pod>>) {
+    fn scenario() -> (DaemonSet, Vec<Arc<CachedPod>>) {
         let ds = daemonset("foo");
         let other = {
             let mut d = daemonset("foo2");

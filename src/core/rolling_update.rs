@@ -16,12 +16,13 @@
 
 use crate::core::Timestamp;
 use crate::core::budget::{BudgetError, surge_count, unavailable_count};
+use crate::core::cached_pod::CachedPod;
 use crate::core::placement::Placements;
 use crate::core::pod_state::{is_available, is_terminating, is_updated};
 use crate::core::pods_by_node::NodePods;
 use crate::core::status::{min_ready_seconds, template_generation};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -156,7 +157,7 @@ struct Survey<'a> {
 /// One node entry of a [`Survey`].
 struct Entry<'a> {
     node: &'a str,
-    pods: &'a [Arc<Pod>],
+    pods: &'a [Arc<CachedPod>],
     /// Whether the node should run a pod; `None` for a node with pods that is not in the node list.
     should_run: Option<bool>,
 }
@@ -167,7 +168,7 @@ struct Entry<'a> {
 fn survey<'a>(placements: &'a Placements<'_>, node_pods: &'a NodePods) -> Survey<'a> {
     struct Listed<'a> {
         node: &'a str,
-        pods: Option<&'a [Arc<Pod>]>,
+        pods: Option<&'a [Arc<CachedPod>]>,
         should_run: bool,
         wanted: bool,
     }
@@ -280,11 +281,11 @@ pub fn updated_desired_node_counts<N: Borrow<Node>>(
 /// Upstream `findUpdatedPodsOnNode`: the node's updated ("new") and outdated ("old") pod, ignoring
 /// terminating pods; `None` when there are two of either kind (manage prunes those first).
 fn find_updated_pods_on_node<'a>(
-    pods: &'a [Arc<Pod>],
+    pods: &'a [Arc<CachedPod>],
     hash: &str,
     generation: Option<i64>,
-) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
-    let (mut new, mut old): (Option<&Pod>, Option<&Pod>) = (None, None);
+) -> Option<(Option<&'a CachedPod>, Option<&'a CachedPod>)> {
+    let (mut new, mut old): (Option<&CachedPod>, Option<&CachedPod>) = (None, None);
     // Pods without a name cannot exist in the API server, and could not be deleted by name.
     for pod in pods
         .iter()
@@ -303,7 +304,7 @@ fn find_updated_pods_on_node<'a>(
     Some((new, old))
 }
 
-fn name_of(pod: &Pod) -> String {
+fn name_of(pod: &CachedPod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
 }
 
@@ -415,7 +416,7 @@ struct NodeView<'h> {
 }
 
 impl NodeView<'_> {
-    fn available(&self, pod: &Pod) -> bool {
+    fn available(&self, pod: &CachedPod) -> bool {
         is_available(pod, self.min_ready_seconds, self.now)
     }
 }
@@ -617,7 +618,7 @@ mod tests {
     ) -> (i64, Vec<(String, usize, Option<bool>)>) {
         let mut should_run = std::collections::HashMap::new();
         let mut desired = 0i64;
-        let mut entries: BTreeMap<&str, &[Arc<Pod>]> = node_pods
+        let mut entries: BTreeMap<&str, &[Arc<CachedPod>]> = node_pods
             .iter()
             .map(|(node, pods)| (node.as_str(), pods.as_slice()))
             .collect();
@@ -694,7 +695,7 @@ mod tests {
         IntOrString::String(value.to_string())
     }
 
-    fn pods_by_node(pods: Vec<(&str, Pod)>) -> NodePods {
+    fn pods_by_node(pods: Vec<(&str, CachedPod)>) -> NodePods {
         let mut map = NodePods::default();
         for (node, pod) in pods {
             map.entry(node.to_string()).or_default().push(Arc::new(pod));
@@ -702,11 +703,11 @@ mod tests {
         map
     }
 
-    fn pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> Pod {
+    fn pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> CachedPod {
         with_name(ds_pod(ds, node, hash), name)
     }
 
-    fn ready_pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> Pod {
+    fn ready_pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> CachedPod {
         running_ready(pod(ds, node, name, hash), 0)
     }
 
@@ -1673,11 +1674,11 @@ mod properties {
         max_surge: i64,
     }
 
-    fn live(pod: &Pod) -> bool {
+    fn live(pod: &CachedPod) -> bool {
         !is_terminating(pod) && !is_terminal(pod)
     }
 
-    fn name(pod: &Pod) -> &str {
+    fn name(pod: &CachedPod) -> &str {
         pod.metadata.name.as_deref().unwrap_or_default()
     }
 
@@ -1706,7 +1707,7 @@ mod properties {
         let now = sim.timestamp();
         pods.values()
             .filter(|pods| {
-                let live: Vec<&Arc<Pod>> = pods.iter().filter(|p| live(p)).collect();
+                let live: Vec<&Arc<CachedPod>> = pods.iter().filter(|p| live(p)).collect();
                 let old_available = live.iter().any(|p| {
                     !is_updated(p, &sim.hash, generation) && is_available(p, min_ready, now)
                 });
@@ -1775,7 +1776,7 @@ mod properties {
         }
         for n in &sim.nodes {
             let node = n.metadata.name.as_deref().unwrap_or_default();
-            let live: Vec<&Arc<Pod>> = sim.pods_on(node).iter().filter(|p| live(p)).collect();
+            let live: Vec<&Arc<CachedPod>> = sim.pods_on(node).iter().filter(|p| live(p)).collect();
             let new = live
                 .iter()
                 .filter(|p| is_updated(p, &sim.hash, generation))
@@ -1797,7 +1798,7 @@ mod properties {
         Ok(())
     }
 
-    fn pick(sim: &Sim, k: usize, filter: impl Fn(&Pod) -> bool) -> Option<String> {
+    fn pick(sim: &Sim, k: usize, filter: impl Fn(&CachedPod) -> bool) -> Option<String> {
         let names: Vec<String> = sim
             .pods()
             .filter(|(_, p)| filter(p))
@@ -2021,7 +2022,7 @@ mod gated {
         names.iter().map(|n| n.to_string()).collect()
     }
 
-    fn pods_by_node(pods: Vec<(&str, Pod)>) -> NodePods {
+    fn pods_by_node(pods: Vec<(&str, CachedPod)>) -> NodePods {
         let mut map = NodePods::default();
         for (node, pod) in pods {
             map.entry(node.to_string()).or_default().push(Arc::new(pod));
@@ -2030,11 +2031,11 @@ mod gated {
     }
 
     /// A pod that is not Ready (so not Available).
-    fn pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> Pod {
+    fn pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> CachedPod {
         with_name(ds_pod(ds, node, hash), name)
     }
 
-    fn ready_pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> Pod {
+    fn ready_pod(ds: &DaemonSet, node: &str, name: &str, hash: &str) -> CachedPod {
         running_ready(pod(ds, node, name, hash), 0)
     }
 

@@ -5,6 +5,7 @@
 use crate::api::{DaemonSetRollout, DaemonSetRolloutSpec, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
 use crate::core::backoff::FailedPodBackoff;
+use crate::core::cached_pod::CachedPod;
 use crate::core::fixtures::{
     ds_pod, ts, with_creation_timestamp, with_name, with_phase, with_pod_label, with_ready,
 };
@@ -21,7 +22,7 @@ use crate::core::rollout::guard::restrict_manage;
 use crate::core::rollout::{Mode as RolloutMode, RolloutInput, RolloutPlan, plan_rollout};
 use crate::core::status::template_generation;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -97,7 +98,7 @@ pub struct Sim {
     pub mode: Mode,
     /// Every pod of the DaemonSet by node (including terminal and terminating ones), in node-name
     /// order so that a simulation replays the same way every time.
-    pods: BTreeMap<String, Vec<Arc<Pod>>>,
+    pods: BTreeMap<String, Vec<Arc<CachedPod>>>,
     backoff: FailedPodBackoff,
     seq: u64,
     /// The rollout policy and its last status ([`Sim::with_rollout`]).
@@ -132,7 +133,7 @@ impl Sim {
     }
 
     /// Every pod, terminating ones included (the pacing anchor reads them).
-    fn all_pods(&self) -> Vec<Arc<Pod>> {
+    fn all_pods(&self) -> Vec<Arc<CachedPod>> {
         self.pods.values().flatten().cloned().collect()
     }
 
@@ -184,7 +185,7 @@ impl Sim {
     }
 
     /// Adds a pod (as it is) on `node`.
-    pub fn add_pod(&mut self, node: &str, pod: Pod) {
+    pub fn add_pod(&mut self, node: &str, pod: CachedPod) {
         self.pods
             .entry(node.to_string())
             .or_default()
@@ -221,7 +222,7 @@ impl Sim {
     }
 
     /// Edits a pod in place. Returns whether it exists.
-    pub fn modify_pod(&mut self, name: &str, change: impl FnOnce(&mut Pod)) -> bool {
+    pub fn modify_pod(&mut self, name: &str, change: impl FnOnce(&mut CachedPod)) -> bool {
         let pod = self
             .pods
             .values_mut()
@@ -237,14 +238,14 @@ impl Sim {
     }
 
     /// Every pod with its node, by node name then in creation order.
-    pub fn pods(&self) -> impl Iterator<Item = (&str, &Arc<Pod>)> {
+    pub fn pods(&self) -> impl Iterator<Item = (&str, &Arc<CachedPod>)> {
         self.pods
             .iter()
             .flat_map(|(node, pods)| pods.iter().map(move |p| (node.as_str(), p)))
     }
 
     /// The pods on `node`.
-    pub fn pods_on(&self, node: &str) -> &[Arc<Pod>] {
+    pub fn pods_on(&self, node: &str) -> &[Arc<CachedPod>] {
         self.pods.get(node).map(Vec::as_slice).unwrap_or_default()
     }
 
@@ -262,7 +263,7 @@ impl Sim {
         &mut self,
         ready: bool,
         limit: usize,
-        matches: impl Fn(&str, &Pod) -> bool,
+        matches: impl Fn(&str, &CachedPod) -> bool,
     ) -> usize {
         let now = self.now;
         let mut changed = 0;
@@ -300,7 +301,7 @@ impl Sim {
         self.pods
             .iter()
             .map(|(node, pods)| {
-                let kept: Vec<Arc<Pod>> = pods
+                let kept: Vec<Arc<CachedPod>> = pods
                     .iter()
                     .filter(|p| !(is_terminal(p) && is_terminating(p)))
                     .cloned()

@@ -2,13 +2,14 @@
 //! (upstream `updateDaemonSetStatus` / `storeDaemonSetStatus`, §6).
 
 use crate::core::Timestamp;
+use crate::core::cached_pod::CachedPod;
 use crate::core::placement::Placements;
 use crate::core::pod_state::{
     condition_available, is_updated, oldest_scheduled_first, ready_condition,
 };
 use crate::core::pods_by_node::NodePods;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,7 +104,7 @@ impl<'h> CounterTally<'h> {
 
     /// One named node: whether it should run a pod (placement's `should_run`) and its claimed
     /// pods, if any.
-    pub fn add(&mut self, should_run: bool, pods: Option<&[Arc<Pod>]>) {
+    pub fn add(&mut self, should_run: bool, pods: Option<&[Arc<CachedPod>]>) {
         let oldest = pods.and_then(|pods| pods.iter().min_by(|a, b| oldest_scheduled_first(a, b)));
         if !should_run {
             if oldest.is_some() {
@@ -217,11 +218,11 @@ pub fn min_ready_requeue(ds: &DaemonSet, counters: &StatusCounters) -> Option<Du
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::cached_pod::CachedPod;
     use crate::core::fixtures::*;
     use crate::core::labels::{CONTROLLER_REVISION_HASH, POD_TEMPLATE_GENERATION};
     use crate::core::pods_by_node::group_by_node;
     use k8s_openapi::api::apps::v1::DaemonSetCondition;
-    use k8s_openapi::api::core::v1::Pod;
     use std::sync::Arc;
 
     const HASH: &str = "hash-1";
@@ -230,14 +231,14 @@ mod tests {
         (0..n).map(|i| node(&format!("node-{i}"))).collect()
     }
 
-    fn grouped(pods: Vec<Pod>) -> NodePods {
-        let pods: Vec<Arc<Pod>> = pods.into_iter().map(Arc::new).collect();
+    fn grouped(pods: Vec<CachedPod>) -> NodePods {
+        let pods: Vec<Arc<CachedPod>> = pods.into_iter().map(Arc::new).collect();
         group_by_node(pods.iter(), false)
     }
 
     /// The counters, checked to be those `node_reason::explain` tallies from its rows' placements
     /// (the controller writes explain's).
-    fn counters(ds: &DaemonSet, nodes: &[Node], pods: Vec<Pod>, now: i64) -> StatusCounters {
+    fn counters(ds: &DaemonSet, nodes: &[Node], pods: Vec<CachedPod>, now: i64) -> StatusCounters {
         let grouped = grouped(pods);
         let counted = compute_counters(ds, nodes, &grouped, HASH, ts(now));
         let explained = crate::core::node_reason::explain(
@@ -252,7 +253,7 @@ mod tests {
         counted
     }
 
-    fn named(ds: &DaemonSet, node: &str, name: &str) -> Pod {
+    fn named(ds: &DaemonSet, node: &str, name: &str) -> CachedPod {
         with_name(ds_pod(ds, node, HASH), name)
     }
 
@@ -485,7 +486,7 @@ mod tests {
             assert_eq!(status.number_ready, 0);
             let mut ds = ds.clone();
             ds.status = Some(status);
-            let ready: Vec<Pod> = pods.into_iter().map(|p| with_ready(p, true, 0)).collect();
+            let ready: Vec<CachedPod> = pods.into_iter().map(|p| with_ready(p, true, 0)).collect();
             let c = counters(&ds, &all, ready, 0);
             let status = status_to_write(&ds, &c, true).expect("status changes");
             assert_eq!(status.number_ready, 2);

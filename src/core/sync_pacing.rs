@@ -43,7 +43,7 @@ use super::node_reason::{Explanation, Reason};
 use super::pod_state::{is_ready, ready_condition};
 use super::pods_by_node::{NodePods, target_node_name};
 use super::status_pacing::{interval_for, remaining};
-use k8s_openapi::api::core::v1::Pod;
+use crate::core::cached_pod::CachedPod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -119,8 +119,8 @@ pub fn is_quiet(
 /// node, not being deleted, and not finished (Failed or Succeeded). A binding (`spec.nodeName` set
 /// to the node the pod targets) counts as status; it can change which of two pods on one node
 /// manage keeps (bound pods first), so outside a quiet DaemonSet it waits as readiness does.
-pub fn status_only(old: &Pod, new: &Pod) -> bool {
-    let finished = |p: &Pod| {
+pub fn status_only(old: &CachedPod, new: &CachedPod) -> bool {
+    let finished = |p: &CachedPod| {
         p.status
             .as_ref()
             .and_then(|s| s.phase.as_deref())
@@ -134,13 +134,13 @@ pub fn status_only(old: &Pod, new: &Pod) -> bool {
 }
 
 /// The node the pod is bound to (`spec.nodeName`).
-fn bound_to(pod: &Pod) -> Option<&str> {
+fn bound_to(pod: &CachedPod) -> Option<&str> {
     pod.spec.as_ref()?.node_name.as_deref()
 }
 
 /// The pod's Ready condition as readiness and availability read it: its status and when it last
 /// changed.
-fn readiness(pod: &Pod) -> Option<(&str, Option<&Time>)> {
+fn readiness(pod: &CachedPod) -> Option<(&str, Option<&Time>)> {
     ready_condition(pod).map(|c| (c.status.as_str(), c.last_transition_time.as_ref()))
 }
 
@@ -190,8 +190,8 @@ impl SyncPacer {
     pub fn pod_updated(
         &mut self,
         uid: &str,
-        old: &Pod,
-        new: &Pod,
+        old: &CachedPod,
+        new: &CachedPod,
         now: Timestamp,
     ) -> Option<Duration> {
         let last = self.last_sync.get_mut(uid)?;

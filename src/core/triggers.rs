@@ -9,8 +9,9 @@ use super::pod_state::is_ready;
 use super::pods_by_node::target_node_name;
 use super::selector;
 use super::status::min_ready_seconds;
+use crate::core::cached_pod::CachedPod;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -126,7 +127,7 @@ fn orphan<'a, T: Borrow<DaemonSet>>(meta: &ObjectMeta, daemonsets: &'a [T]) -> R
 }
 
 /// The delete path of a pod (§1.4): its owner observes the deletion and is queued.
-fn pod_deleted<'a, T: Borrow<DaemonSet>>(pod: &Pod, daemonsets: &'a [T]) -> Reaction<'a, T> {
+fn pod_deleted<'a, T: Borrow<DaemonSet>>(pod: &CachedPod, daemonsets: &'a [T]) -> Reaction<'a, T> {
     match resolve_controller(&pod.metadata, daemonsets) {
         Some(ds) => Reaction {
             queue: vec![ds],
@@ -140,7 +141,7 @@ fn pod_deleted<'a, T: Borrow<DaemonSet>>(pod: &Pod, daemonsets: &'a [T]) -> Reac
 /// Pod changes (§1.4): expectations and queueing. `daemonsets` are the cached DaemonSets (any
 /// namespace; only the pod's own are considered).
 pub fn pod_change<'a, T: Borrow<DaemonSet>>(
-    change: &Change<Pod>,
+    change: &Change<CachedPod>,
     daemonsets: &'a [T],
 ) -> Reaction<'a, T> {
     match change {
@@ -243,7 +244,7 @@ pub fn revision_change<'a, T: Borrow<DaemonSet>>(
 pub fn node_change<'a, T: WithPlacementRules>(
     change: &Change<Node>,
     daemonsets: &'a [T],
-    pods_on_node: &[Arc<Pod>],
+    pods_on_node: &[Arc<CachedPod>],
 ) -> Vec<&'a T> {
     if !node_queued(change) {
         return Vec::new();
@@ -274,7 +275,7 @@ pub fn node_sync<'a, T: WithPlacementRules>(
     node: &Node,
     old: Option<&Node>,
     daemonsets: &'a [T],
-    pods_on_node: &[Arc<Pod>],
+    pods_on_node: &[Arc<CachedPod>],
 ) -> Vec<&'a T> {
     // DaemonSets (namespace, name) with at least one pod on the node, by controller reference.
     let scheduled: BTreeSet<(&str, &str)> = pods_on_node
@@ -310,7 +311,7 @@ pub fn node_sync<'a, T: WithPlacementRules>(
 /// pod garbage collector; upstream has no node delete handler (docs/differences.md).
 pub fn node_deleted<'a, T: Borrow<DaemonSet>>(
     daemonsets: &'a [T],
-    pods_on_node: &[Arc<Pod>],
+    pods_on_node: &[Arc<CachedPod>],
 ) -> Vec<&'a T> {
     let mut queue: Vec<&T> = Vec::new();
     for pod in pods_on_node {
@@ -388,7 +389,11 @@ fn should_run_flipped(now: Placement, before: Option<Placement>) -> bool {
 
 /// When a pod turned Ready and the DaemonSet has minReadySeconds, upstream syncs again after
 /// `minReadySeconds + 1 s` so availability is counted without another event.
-pub fn became_ready_requeue(old: &Pod, new: &Pod, min_ready_seconds: i32) -> Option<Duration> {
+pub fn became_ready_requeue(
+    old: &CachedPod,
+    new: &CachedPod,
+    min_ready_seconds: i32,
+) -> Option<Duration> {
     (min_ready_seconds > 0 && !is_ready(old) && is_ready(new))
         .then(|| Duration::from_secs(u64::try_from(min_ready_seconds).unwrap_or(0) + 1))
 }

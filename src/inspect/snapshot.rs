@@ -5,6 +5,7 @@ use super::InspectError;
 use crate::api::DaemonSetRollout;
 use crate::controller::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
+use crate::core::cached_pod::CachedPod;
 use crate::core::history::plan_history;
 use crate::core::labels::CONTROLLER_REVISION_HASH;
 use crate::core::node_reason::{Context, Explanation, explain};
@@ -12,7 +13,7 @@ use crate::core::ownership::controller_uid;
 use crate::core::pods_by_node::{NodePods, group_by_node};
 use crate::core::rollout::{RevisionRef, RolloutInput, RolloutPlan, plan_rollout};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{Api, ListParams};
 use kube::core::Selector;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ pub struct Snapshot {
     /// Every node, in name order.
     pub nodes: Vec<Node>,
     /// The pods the DaemonSet controls.
-    pub pods: Vec<Arc<Pod>>,
+    pub pods: Vec<Arc<CachedPod>>,
     /// The current revision's hash (what the controller labels the pods of the current template
     /// with; computed as the controller does when the revision does not exist yet).
     pub hash: String,
@@ -146,7 +147,7 @@ pub async fn read(
         .map_err(InspectError::api)?
         .items;
     nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let pods: Vec<Arc<Pod>> = Api::<Pod>::namespaced(client.clone(), namespace)
+    let pods: Vec<Arc<CachedPod>> = Api::<CachedPod>::namespaced(client.clone(), namespace)
         .list(&params)
         .await
         .map_err(InspectError::api)?

@@ -14,6 +14,7 @@
 use everynode::controller::daemonset_object::CachedDaemonSet;
 use everynode::core::Timestamp;
 use everynode::core::backoff::FailedPodBackoff;
+use everynode::core::cached_pod::CachedPod;
 use everynode::core::manage::plan_manage_placed;
 use everynode::core::node_reason::{self, explain_placed};
 use everynode::core::placement::Placements;
@@ -21,7 +22,7 @@ use everynode::core::pods_by_node::{NodePods, group_by_node};
 use everynode::core::rolling_update::{Gate, plan_rolling_update_placed};
 use everynode::core::triggers;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -105,7 +106,7 @@ fn daemonset() -> DaemonSet {
     .unwrap_or_else(|e| panic!("DaemonSet fixture: {e}"))
 }
 
-fn pod(i: usize) -> Pod {
+fn pod(i: usize) -> CachedPod {
     let hash = if i % 10 == 3 { OLD_HASH } else { HASH };
     serde_json::from_value(json!({
         "metadata": {
@@ -128,7 +129,7 @@ struct Cluster {
     /// The DaemonSet as the controller caches it, placement rules compiled.
     ds: CachedDaemonSet,
     nodes: Vec<Arc<Node>>,
-    pods: Vec<Arc<Pod>>,
+    pods: Vec<Arc<CachedPod>>,
 }
 
 fn cluster(n: usize) -> Cluster {
@@ -172,7 +173,7 @@ fn sync_once(c: &Cluster, node_pods: &NodePods) -> usize {
 }
 
 /// The node worker's decision for one node whose labels changed.
-fn node_event_once(c: &Cluster, old: &Node, new: &Node, pods_on_node: &[Arc<Pod>]) -> usize {
+fn node_event_once(c: &Cluster, old: &Node, new: &Node, pods_on_node: &[Arc<CachedPod>]) -> usize {
     let daemonsets = std::slice::from_ref(&c.ds);
     triggers::node_sync(new, Some(old), daemonsets, pods_on_node).len()
 }
@@ -233,7 +234,7 @@ fn measure(n: usize) -> Row {
         .get_or_insert_with(Default::default)
         .insert("node.example.com/maintenance".into(), "soon".into());
     let new = changed;
-    let on_node: Vec<Arc<Pod>> = node_pods
+    let on_node: Vec<Arc<CachedPod>> = node_pods
         .get(old.metadata.name.as_deref().unwrap_or_default())
         .cloned()
         .unwrap_or_default();

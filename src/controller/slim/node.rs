@@ -9,7 +9,7 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SlimNode {
-    #[serde(deserialize_with = "super::meta::deserialize")]
+    #[serde(deserialize_with = "crate::core::cached_meta::deserialize")]
     pub metadata: ObjectMeta,
     pub spec: Option<SlimNodeSpec>,
 }

@@ -19,7 +19,7 @@ pub struct SlimRevision {
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct Decoded {
-    #[serde(deserialize_with = "super::meta::deserialize")]
+    #[serde(deserialize_with = "crate::core::cached_meta::deserialize")]
     metadata: ObjectMeta,
     revision: i64,
     data: Option<RawExtension>,

@@ -2,9 +2,10 @@
 //! agree with the status counters, and the reasons never change a decision.
 
 use super::*;
+use crate::core::cached_pod::CachedPodStatus;
 use crate::core::fixtures::*;
 use crate::core::placement::placement;
-use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ const NEW: &str = "new";
 const OLD: &str = "old";
 const NOW: i64 = 1000;
 
-fn by_node(pods: Vec<Pod>) -> NodePods {
+fn by_node(pods: Vec<CachedPod>) -> NodePods {
     let mut map = NodePods::default();
     for pod in pods {
         let node = crate::core::pods_by_node::target_node_name(&pod).unwrap_or_default();
@@ -21,7 +22,7 @@ fn by_node(pods: Vec<Pod>) -> NodePods {
     map
 }
 
-fn rows(ds: &DaemonSet, nodes: &[Node], pods: Vec<Pod>) -> Explanation {
+fn rows(ds: &DaemonSet, nodes: &[Node], pods: Vec<CachedPod>) -> Explanation {
     explain(ds, nodes, &by_node(pods), NEW, ts(NOW), &Context::default())
 }
 
@@ -30,14 +31,14 @@ fn only(e: &Explanation) -> &NodeRow {
     &e.rows[0]
 }
 
-fn available(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
+fn available(ds: &DaemonSet, node: &str, hash: &str) -> CachedPod {
     running_ready(ds_pod(ds, node, hash), 0)
 }
 
-fn unscheduled(ds: &DaemonSet, node: &str, message: &str) -> Pod {
+fn unscheduled(ds: &DaemonSet, node: &str, message: &str) -> CachedPod {
     let mut pod = with_affinity_pin(ds_pod(ds, "", NEW), node);
     pod.metadata.name = Some(format!("foo-{node}"));
-    let status = pod.status.get_or_insert_with(PodStatus::default);
+    let status = pod.status.get_or_insert_with(CachedPodStatus::default);
     status.phase = Some("Pending".into());
     status.conditions = Some(vec![PodCondition {
         type_: "PodScheduled".into(),
@@ -272,7 +273,7 @@ fn outdated_pods_say_which_budget_holds_them_and_by_whom() {
     // Many holders are cut short.
     let nodes: Vec<Node> = (0..7).map(|i| node(&format!("n{i}"))).collect();
     let ds5 = with_rolling_update(ds.clone(), Some(IntOrString::Int(5)), None);
-    let mut pods: Vec<Pod> = (0..5)
+    let mut pods: Vec<CachedPod> = (0..5)
         .map(|i| ds_pod(&ds5, &format!("n{i}"), NEW))
         .collect();
     pods.extend((5..7).map(|i| available(&ds5, &format!("n{i}"), OLD)));
@@ -340,7 +341,7 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    fn situation() -> impl Strategy<Value = (DaemonSet, Vec<Node>, Vec<Pod>)> {
+    fn situation() -> impl Strategy<Value = (DaemonSet, Vec<Node>, Vec<CachedPod>)> {
         let node_spec = (any::<bool>(), 0u8..4, 0u8..3);
         let pod_spec = (0u8..5, any::<bool>(), 0u8..4, any::<bool>());
         (
@@ -466,7 +467,7 @@ fn policy(waits: &[(&str, PolicyWait)]) -> crate::core::rollout::RolloutPlan {
 fn rows_with(
     ds: &DaemonSet,
     nodes: &[Node],
-    pods: Vec<Pod>,
+    pods: Vec<CachedPod>,
     plan: &crate::core::rollout::RolloutPlan,
 ) -> Explanation {
     explain(

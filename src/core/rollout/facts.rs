@@ -4,11 +4,12 @@
 //! "Updated" and "available" are the rolling update's: a non-terminating pod whose hash label (or
 //! pod-template-generation label) matches, available after `minReadySeconds`.
 
+use crate::core::cached_pod::CachedPod;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 
 use super::failure::restarts;
 use super::policy::Policy;
@@ -89,7 +90,7 @@ pub fn node_facts<N: Borrow<Node>>(
             .into_iter()
             .flatten()
             .filter(|p| !is_terminating(p));
-        let mut newest: Option<&Pod> = None;
+        let mut newest: Option<&CachedPod> = None;
         for pod in live {
             if is_updated(pod, hash, generation) {
                 facts.updated = true;
@@ -110,7 +111,7 @@ pub fn node_facts<N: Borrow<Node>>(
     out
 }
 
-fn created(pod: &Pod) -> Option<Timestamp> {
+fn created(pod: &CachedPod) -> Option<Timestamp> {
     pod.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
 

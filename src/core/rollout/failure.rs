@@ -11,8 +11,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::core::cached_pod::CachedPod;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::SignedDuration;
 
 use crate::api::FailingPod;
@@ -54,7 +54,7 @@ pub fn failing_pods(
         let Some(pods) = node_pods.get(node) else {
             continue;
         };
-        let mut pods: Vec<&Pod> = pods
+        let mut pods: Vec<&CachedPod> = pods
             .iter()
             .map(AsRef::as_ref)
             .filter(|p| !is_terminating(p) && is_updated(p, hash, generation))
@@ -78,7 +78,12 @@ pub fn failing_pods(
 }
 
 /// Why `pod` is failing, if it is.
-fn failing_reason(pod: &Pod, policy: &Policy, min_ready: i32, now: Timestamp) -> Option<String> {
+fn failing_reason(
+    pod: &CachedPod,
+    policy: &Policy,
+    min_ready: i32,
+    now: Timestamp,
+) -> Option<String> {
     if phase(pod) == "Failed" {
         return Some(REASON_FAILED.to_string());
     }
@@ -97,7 +102,7 @@ fn failing_reason(pod: &Pod, policy: &Policy, min_ready: i32, now: Timestamp) ->
 }
 
 /// The pod's container restarts (init containers included), summed.
-pub fn restarts(pod: &Pod) -> i32 {
+pub fn restarts(pod: &CachedPod) -> i32 {
     pod.status
         .iter()
         .flat_map(|s| {
@@ -114,10 +119,9 @@ pub fn restarts(pod: &Pod) -> i32 {
 mod tests {
     use super::*;
     use crate::api::DaemonSetRolloutSpec;
+    use crate::core::cached_pod::{CachedContainerState, CachedContainerStatus, CachedPodStatus};
     use crate::core::fixtures::*;
-    use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateWaiting, ContainerStatus, PodStatus,
-    };
+    use k8s_openapi::api::core::v1::ContainerStateWaiting;
     use proptest::prelude::*;
     use std::sync::Arc;
 
@@ -136,24 +140,22 @@ mod tests {
         Policy::from_spec("agent", Some(1), &spec).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn with_container(mut pod: Pod, restarts: i32, waiting: Option<&str>) -> Pod {
-        let status = pod.status.get_or_insert_with(PodStatus::default);
-        status.container_statuses = Some(vec![ContainerStatus {
+    fn with_container(mut pod: CachedPod, restarts: i32, waiting: Option<&str>) -> CachedPod {
+        let status = pod.status.get_or_insert_with(CachedPodStatus::default);
+        status.container_statuses = Some(vec![CachedContainerStatus {
             name: "app".into(),
             restart_count: restarts,
-            state: waiting.map(|r| ContainerState {
+            state: waiting.map(|r| CachedContainerState {
                 waiting: Some(ContainerStateWaiting {
                     reason: Some(r.into()),
                     message: None,
                 }),
-                ..Default::default()
             }),
-            ..Default::default()
         }]);
         pod
     }
 
-    fn pods(list: Vec<(&str, Pod)>) -> NodePods {
+    fn pods(list: Vec<(&str, CachedPod)>) -> NodePods {
         let mut out = NodePods::default();
         for (node, pod) in list {
             out.entry(node.to_string()).or_default().push(Arc::new(pod));

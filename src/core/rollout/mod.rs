@@ -22,13 +22,14 @@
 //! - `commands`: the patches of `kubectl everynode pause|resume|...`;
 //! - `plan`: the composition, [`plan_rollout`].
 
+use crate::core::cached_pod::CachedPod;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetCondition};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 
 use crate::api::{DaemonSetRollout, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
@@ -65,7 +66,7 @@ pub struct RolloutInput<'a, N: Borrow<Node>> {
     /// Claimed pods by node, terminal and terminating pods excluded (as manage gets them).
     pub node_pods: &'a NodePods,
     /// Claimed pods, terminating ones included (the pacing anchor reads deletions).
-    pub pods: &'a [Arc<Pod>],
+    pub pods: &'a [Arc<CachedPod>],
     /// The update revision (the DaemonSet template's pod-template-hash).
     pub hash: &'a str,
     /// The DaemonSet's own ControllerRevisions.

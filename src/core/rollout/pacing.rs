@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::core::cached_pod::CachedPod;
 use k8s_openapi::jiff::SignedDuration;
 
 use crate::core::Timestamp;
@@ -16,7 +16,7 @@ use crate::core::pod_state::is_updated;
 /// When the last node update started, as far as the status and the pods tell.
 pub fn pacing_anchor(
     recorded: Option<Timestamp>,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
     hash: &str,
     generation: Option<i64>,
 ) -> Option<Timestamp> {

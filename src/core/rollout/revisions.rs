@@ -135,7 +135,7 @@ mod tests {
         );
     }
 
-    fn node_pods(list: &[(&str, Pod)]) -> NodePods {
+    fn node_pods(list: &[(&str, CachedPod)]) -> NodePods {
         let mut out = NodePods::default();
         for (node, pod) in list {
             out.entry(node.to_string())
@@ -145,7 +145,7 @@ mod tests {
         out
     }
 
-    use k8s_openapi::api::core::v1::Pod;
+    use crate::core::cached_pod::CachedPod;
 
     #[test]
     fn adoption_takes_the_update_revision_when_complete() {
@@ -162,7 +162,7 @@ mod tests {
     fn adoption_infers_the_one_old_revision_of_the_wanted_nodes() {
         let ds = daemonset("agent");
         let wanted: BTreeSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let infer = |list: &[(&str, Pod)]| {
+        let infer = |list: &[(&str, CachedPod)]| {
             last_complete_on_adoption(&ds, &wanted, &node_pods(list), "new", false)
         };
         // One old revision (plus updated pods, an unwanted node's other revision, a dying pod).

@@ -4,9 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateWaiting, ContainerStatus, Node, Pod,
-};
+use crate::core::cached_pod::{CachedContainerState, CachedContainerStatus, CachedPod};
+use k8s_openapi::api::core::v1::{ContainerStateWaiting, Node};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -106,20 +105,18 @@ fn cluster(
     sim
 }
 
-fn crash(pod: &mut Pod, now: i64) {
+fn crash(pod: &mut CachedPod, now: i64) {
     *pod = with_ready(pod.clone(), false, now);
     let status = pod.status.get_or_insert_with(Default::default);
-    status.container_statuses = Some(vec![ContainerStatus {
+    status.container_statuses = Some(vec![CachedContainerStatus {
         name: "app".into(),
         restart_count: 5,
-        state: Some(ContainerState {
+        state: Some(CachedContainerState {
             waiting: Some(ContainerStateWaiting {
                 reason: Some("CrashLoopBackOff".into()),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
-        ..Default::default()
     }]);
 }
 
@@ -322,7 +319,7 @@ proptest! {
                 let now = sim.timestamp();
                 let (mut unavailable, mut lost) = (0i32, 0i32);
                 for pods in rolling.before.values() {
-                    let avail: Vec<&std::sync::Arc<Pod>> = pods.iter().filter(|p| !is_terminating(p) && is_available(p, 0, now)).collect();
+                    let avail: Vec<&std::sync::Arc<CachedPod>> = pods.iter().filter(|p| !is_terminating(p) && is_available(p, 0, now)).collect();
                     if avail.is_empty() {
                         unavailable += 1;
                     } else if avail.iter().all(|p| rolling.plan.pods_to_delete.iter().any(|d| Some(d.as_str()) == p.metadata.name.as_deref())) {

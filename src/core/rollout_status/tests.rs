@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::cached_pod::CachedPod;
 use crate::core::fixtures::{
     daemonset, ds_pod_arc, node, node_with_labels, running_ready, ts, with_deletion_timestamp,
     with_node_selector, with_on_delete, with_rolling_update,
@@ -7,7 +8,6 @@ use crate::core::node_reason::{Context, PodFacts, explain};
 use crate::core::pods_by_node::group_by_node;
 use crate::core::rolling_update::UpdateWait;
 use k8s_openapi::api::apps::v1::DaemonSetStatus;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -854,7 +854,7 @@ proptest! {
 fn nodes_waiting_for_the_budget_name_the_node_being_replaced() {
     let ds = with_rolling_update(daemonset("agent"), Some(IntOrString::Int(1)), None);
     let nodes = vec![node("n0"), node("n1"), node("n2")];
-    let pods: Vec<Arc<Pod>> = ["n0", "n1", "n2"]
+    let pods: Vec<Arc<CachedPod>> = ["n0", "n1", "n2"]
         .iter()
         .map(|n| {
             Arc::new(running_ready(

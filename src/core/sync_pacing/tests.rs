@@ -4,11 +4,12 @@
 
 use super::*;
 use crate::core::backoff::FailedPodBackoff;
+use crate::core::cached_pod::CachedPodStatus;
 use crate::core::fixtures::*;
 use crate::core::manage::plan_manage;
 use crate::core::node_reason::{Context, explain};
 use crate::core::rolling_update::plan_rolling_update;
-use k8s_openapi::api::core::v1::{Node, PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{Node, PodCondition};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::sync::Arc;
 
@@ -27,13 +28,13 @@ fn ds() -> k8s_openapi::api::apps::v1::DaemonSet {
 }
 
 /// A pod of the DaemonSet on `node`, pending (not Ready).
-fn pending(node: &str) -> Pod {
+fn pending(node: &str) -> CachedPod {
     with_phase(ds_pod(&ds(), node, NEW), "Pending")
 }
 
 /// `pod` with a PodScheduled condition: a change of status only, readiness as it was.
-fn scheduled(mut pod: Pod) -> Pod {
-    let status = pod.status.get_or_insert_with(PodStatus::default);
+fn scheduled(mut pod: CachedPod) -> CachedPod {
+    let status = pod.status.get_or_insert_with(CachedPodStatus::default);
     status
         .conditions
         .get_or_insert_with(Vec::new)
@@ -45,7 +46,7 @@ fn scheduled(mut pod: Pod) -> Pod {
     pod
 }
 
-fn ready(pod: Pod) -> Pod {
+fn ready(pod: CachedPod) -> CachedPod {
     running_ready(pod, 5)
 }
 
@@ -89,8 +90,9 @@ fn readiness_waits_a_window_of_the_cluster_size_unless_the_daemonset_was_quiet()
     // 0.1 ms per node: nothing on a small cluster, a fraction of a second on a large one.
     for (nodes, window_ms) in [(0, 0i64), (40, 4), (1000, 100), (5000, 500), (20000, 1000)] {
         let mut p = pacer_synced_at(0, outcome_on(None, 3, nodes));
-        let wait =
-            |p: &mut SyncPacer, old: &Pod, new: &Pod, at: i64| p.pod_updated(UID, old, new, t(at));
+        let wait = |p: &mut SyncPacer, old: &CachedPod, new: &CachedPod, at: i64| {
+            p.pod_updated(UID, old, new, t(at))
+        };
         if window_ms == 0 {
             assert_eq!(wait(&mut p, &old, &new, 0), None);
             continue;
@@ -203,7 +205,7 @@ fn a_daemonset_of_more_than_2500_pods_waits_longer_in_proportion() {
     );
 }
 
-fn by_node(pods: &[Pod]) -> NodePods {
+fn by_node(pods: &[CachedPod]) -> NodePods {
     let mut map = NodePods::default();
     for pod in pods {
         let node = target_node_name(pod).unwrap_or_default();
@@ -212,7 +214,7 @@ fn by_node(pods: &[Pod]) -> NodePods {
     map
 }
 
-fn quiet(nodes: &[Node], pods: &[Pod], nothing_planned: bool) -> Option<i32> {
+fn quiet(nodes: &[Node], pods: &[CachedPod], nothing_planned: bool) -> Option<i32> {
     let d = with_node_selector(ds(), &[("run", "yes")]);
     let node_pods = by_node(pods);
     let e = explain(&d, nodes, &node_pods, NEW, ts(NOW), &Context::default());
@@ -292,7 +294,11 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    type Situation = (k8s_openapi::api::apps::v1::DaemonSet, Vec<Node>, Vec<Pod>);
+    type Situation = (
+        k8s_openapi::api::apps::v1::DaemonSet,
+        Vec<Node>,
+        Vec<CachedPod>,
+    );
 
     fn situation() -> impl Strategy<Value = Situation> {
         let node_spec = (any::<bool>(), 0u8..3);
@@ -386,7 +392,7 @@ mod properties {
     fn decisions(
         d: &k8s_openapi::api::apps::v1::DaemonSet,
         nodes: &[Node],
-        pods: &[Pod],
+        pods: &[CachedPod],
     ) -> (Vec<String>, Vec<String>, usize, Vec<String>, Vec<String>) {
         let node_pods = by_node(pods);
         let mut backoff = FailedPodBackoff::default();
@@ -406,7 +412,7 @@ mod properties {
     /// The status-only variants of a pod: scheduled, a container crash-looping, its readiness
     /// flipped, its Ready condition's time moved (availability after minReadySeconds reads it),
     /// bound to the node it targets.
-    fn variants(pod: &Pod) -> [Pod; 5] {
+    fn variants(pod: &CachedPod) -> [CachedPod; 5] {
         let is_ready = crate::core::pod_state::is_ready(pod);
         let flipped = with_ready(pod.clone(), !is_ready, NOW);
         let moved = with_ready(pod.clone(), is_ready, NOW - 1);

@@ -124,19 +124,19 @@ fn names<'a>(queue: &[&'a DaemonSet]) -> Vec<&'a str> {
     n
 }
 
-fn owned_by(ds: &DaemonSet, node: &str) -> Arc<Pod> {
+fn owned_by(ds: &DaemonSet, node: &str) -> Arc<CachedPod> {
     let mut p = ds_pod(ds, node, "h1");
     p.metadata.resource_version = Some("1".into());
     Arc::new(p)
 }
 
-fn orphan_pod(name: &str, labels: &[(&str, &str)]) -> Arc<Pod> {
+fn orphan_pod(name: &str, labels: &[(&str, &str)]) -> Arc<CachedPod> {
     let mut p = pod(name, labels);
     p.metadata.resource_version = Some("1".into());
     Arc::new(p)
 }
 
-fn bumped(pod: &Arc<Pod>, change: impl FnOnce(&mut Pod)) -> Arc<Pod> {
+fn bumped(pod: &Arc<CachedPod>, change: impl FnOnce(&mut CachedPod)) -> Arc<CachedPod> {
     let mut p = (**pod).clone();
     p.metadata.resource_version = Some("2".into());
     change(&mut p);

@@ -17,7 +17,7 @@ fn scene() -> Explanation {
         node("c"),
         node("d"),
     ];
-    let pods: Vec<Arc<Pod>> = vec![
+    let pods: Vec<Arc<CachedPod>> = vec![
         Arc::new(running_ready(ds_pod(&ds, "a", "new"), 10)),
         Arc::new(running_ready(ds_pod(&ds, "c", "old"), 5)),
         Arc::new(with_phase(ds_pod(&ds, "d", "new"), "Pending")),
@@ -32,7 +32,7 @@ fn scene() -> Explanation {
     )
 }
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::core::cached_pod::CachedPod;
 
 fn view(output: Option<OutputFormat>, node: Option<&'static str>) -> View<'static> {
     View {
@@ -233,8 +233,8 @@ fn json_reasons_of_every_placement_rule_have_one_rule_key() {
 fn an_excluded_node_says_removing_until_its_terminating_pod_is_gone() {
     let ds = with_node_selector(daemonset("agent"), &[("disktype", "ssd")]);
     let nodes = vec![node_with_labels("b", &[("disktype", "hdd")])];
-    let line = |pod: Option<Pod>| {
-        let pods: Vec<Arc<Pod>> = pod.into_iter().map(Arc::new).collect();
+    let line = |pod: Option<CachedPod>| {
+        let pods: Vec<Arc<CachedPod>> = pod.into_iter().map(Arc::new).collect();
         let e = explain(
             &ds,
             &nodes,
@@ -272,7 +272,7 @@ fn summary_parts_hold_no_comma_of_their_own() {
         None,
     );
     let nodes = vec![node("a"), node("b")];
-    let pods: Vec<Arc<Pod>> = vec![
+    let pods: Vec<Arc<CachedPod>> = vec![
         Arc::new(running_ready(ds_pod(&ds, "a", "old"), 5)),
         Arc::new(running_ready(ds_pod(&ds, "b", "new"), 5)),
     ];

@@ -22,7 +22,7 @@ struct SlimMeta {
 /// Decodes `metadata` keeping only the fields above (`#[serde(deserialize_with)]`).
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     let m = Option::<SlimMeta>::deserialize(d)?.unwrap_or_default();
-    Ok(ObjectMeta {
+    Ok(slim(ObjectMeta {
         name: m.name,
         namespace: m.namespace,
         uid: m.uid,
@@ -33,5 +33,25 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Err
         deletion_timestamp: m.deletion_timestamp,
         deletion_grace_period_seconds: m.deletion_grace_period_seconds,
         ..Default::default()
-    })
+    }))
+}
+
+/// `meta` with only the fields above, and its owner references without the room serde reserved
+/// while reading them.
+pub fn slim(meta: ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        labels: meta.labels,
+        owner_references: meta.owner_references.map(|mut o| {
+            o.shrink_to_fit();
+            o
+        }),
+        creation_timestamp: meta.creation_timestamp,
+        deletion_timestamp: meta.deletion_timestamp,
+        deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
+        ..Default::default()
+    }
 }
