@@ -92,9 +92,15 @@ impl EventSink {
                             Ok(_) => continue,
                             // Expired (events live an hour) or deleted: create it again, with the
                             // count and first timestamp the patch carried, as client-go does.
-                            Err(e) => {
-                                debug!("cannot update event {name}: {e}; creating it");
+                            Err(kube::Error::Api(status)) if status.code == 404 => {
+                                debug!("event {name} is gone; creating it");
                                 (name, message, count, first)
+                            }
+                            // Any other failure: client-go creates only after NotFound (a create of
+                            // an Event that exists could only fail), and drops the event.
+                            Err(e) => {
+                                warn!(reason = ev.reason, message = %message, "cannot update event {name}: {e}");
+                                continue;
                             }
                         }
                     }

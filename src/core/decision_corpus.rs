@@ -502,7 +502,9 @@ fn the_core_decides_as_the_golden_file_says() {
 /// The parity check of the shell's slim caches (`controller::slim`): for every scenario, its golden
 /// line plus its node explanation (`node_reason::explain`, which reads pod status the line does
 /// not), first as is, then with every node and pod passed through `node` and `pod` (a JSON round
-/// trip through the slim types). Returns `(id, as is, through)`.
+/// trip: nodes through the slim node type, pods encoded and decoded as the watch decodes them; a
+/// pod field the core reads is one of `CachedPod`'s by construction). Returns `(id, as is,
+/// through)`.
 pub fn decided_through(
     node: impl Fn(&Node) -> Node,
     pod: impl Fn(&CachedPod) -> CachedPod,

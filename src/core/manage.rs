@@ -665,6 +665,9 @@ mod tests {
         }
     }
 
+    /// Upstream's test: what other pods request (resources, host ports) does not count. A cached
+    /// pod carries neither (`core::cached_pod`), so that holds by construction; the test keeps the
+    /// DaemonSet's own template against the node.
     #[test]
     fn test_insufficient_capacity_node_daemon_does_not_unschedule_running_pod() {
         for (strategy, ds) in strategies(daemonset("foo")) {
@@ -701,6 +704,9 @@ mod tests {
         }
     }
 
+    /// Upstream's test: what other pods request (resources, host ports) does not count. A cached
+    /// pod carries neither (`core::cached_pod`), so that holds by construction; the test keeps the
+    /// DaemonSet's own template against the node.
     #[test]
     fn test_port_conflict_with_same_daemon_pod_does_not_delete_pod() {
         for (strategy, ds) in strategies(daemonset("foo")) {
@@ -716,6 +722,9 @@ mod tests {
         }
     }
 
+    /// Upstream's test: what other pods request (resources, host ports) does not count. A cached
+    /// pod carries neither (`core::cached_pod`), so that holds by construction; the test keeps the
+    /// DaemonSet's own template against the node.
     #[test]
     fn test_no_port_conflict_node_daemon_launches_pod() {
         for (strategy, ds) in strategies(daemonset("foo")) {

@@ -200,7 +200,9 @@ impl EventCorrelator {
         decision
     }
 
-    /// Forgets state older than the aggregation interval, to bound memory.
+    /// Forgets state older than the aggregation interval, to bound memory. [difference] client-go
+    /// keeps what it observed of each event in an LRU cache of 4096 entries with no time limit, so a
+    /// repeat after a long quiet updates the old Event; here it creates a new one.
     pub fn gc(&mut self, now: Timestamp) {
         let stale: Vec<String> = self
             .aggregates
@@ -210,7 +212,10 @@ impl EventCorrelator {
             .collect();
         for k in stale {
             self.aggregates.remove(&k);
-            self.observed.retain(|key, _| !key.starts_with(&k));
+            // The aggregate's own key, and the keys of its single messages (`key\x00message`).
+            let prefix = format!("{k}\x00");
+            self.observed
+                .retain(|key, _| key != &k && !key.starts_with(&prefix));
         }
         let (burst, qps) = (self.spam_burst, self.spam_qps);
         self.spam.retain(|_, b| seconds(b.last, now) * qps < burst);
@@ -396,6 +401,29 @@ mod tests {
             c.correlate("uid", "ds", "Warning", "R", "m", t(301)),
             Decision::Drop
         );
+    }
+
+    /// Forgetting a quiet reason leaves a busy reason that starts with the same text alone.
+    #[test]
+    fn gc_forgets_only_the_quiet_reason() {
+        let mut c = EventCorrelator::default();
+        let first = c.correlate("uid", "ds", "Normal", "R", "m", t(0));
+        assert!(matches!(first, Decision::Create { .. }));
+        let Decision::Create { name, .. } = c.correlate("uid", "ds", "Normal", "Rx", "m", t(0))
+        else {
+            panic!("a new event")
+        };
+        // "Rx" stays busy, "R" goes quiet for longer than the interval.
+        c.correlate("uid", "ds", "Normal", "Rx", "m", t(500));
+        c.gc(t(700));
+        match c.correlate("uid", "ds", "Normal", "Rx", "m", t(701)) {
+            Decision::Patch { name: patched, .. } => assert_eq!(patched, name),
+            other => panic!("the busy reason was forgotten: {other:?}"),
+        }
+        assert!(matches!(
+            c.correlate("uid", "ds", "Normal", "R", "m", t(701)),
+            Decision::Create { .. }
+        ));
     }
 
     #[test]

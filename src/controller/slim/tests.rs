@@ -43,7 +43,7 @@ fn the_decision_corpus_decides_the_same_through_the_slim_types() {
     );
     if let Some((id, a, b)) = differing.first() {
         panic!(
-            "{} of {} scenarios decide differently through the slim types; first {id}:\n  full: {a}\n  slim: {b}",
+            "{} of {} scenarios decide differently through the slim types; first {id}:\n  as built: {a}\n  decoded: {b}",
             differing.len(),
             results.len()
         );
