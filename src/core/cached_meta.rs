@@ -13,6 +13,7 @@ struct SlimMeta {
     uid: Option<String>,
     resource_version: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "shrunk")]
     owner_references: Option<Vec<OwnerReference>>,
     creation_timestamp: Option<Time>,
     deletion_timestamp: Option<Time>,
@@ -22,7 +23,7 @@ struct SlimMeta {
 /// Decodes `metadata` keeping only the fields above (`#[serde(deserialize_with)]`).
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     let m = Option::<SlimMeta>::deserialize(d)?.unwrap_or_default();
-    Ok(slim(ObjectMeta {
+    Ok(ObjectMeta {
         name: m.name,
         namespace: m.namespace,
         uid: m.uid,
@@ -33,6 +34,17 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Err
         deletion_timestamp: m.deletion_timestamp,
         deletion_grace_period_seconds: m.deletion_grace_period_seconds,
         ..Default::default()
+    })
+}
+
+/// Decodes a list and gives back the room serde reserved while reading it (four elements for the
+/// first one), as each cached object holds its lists for as long as it lives.
+pub fn shrunk<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.map(|mut v| {
+        v.shrink_to_fit();
+        v
     }))
 }
 

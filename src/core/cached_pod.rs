@@ -71,9 +71,9 @@ pub struct CachedPodStatus {
     pub nominated_node_name: Option<String>,
     #[serde(deserialize_with = "read_conditions")]
     pub conditions: Option<Vec<PodCondition>>,
-    #[serde(deserialize_with = "shrunk")]
+    #[serde(deserialize_with = "super::cached_meta::shrunk")]
     pub container_statuses: Option<Vec<CachedContainerStatus>>,
-    #[serde(deserialize_with = "shrunk")]
+    #[serde(deserialize_with = "super::cached_meta::shrunk")]
     pub init_container_statuses: Option<Vec<CachedContainerStatus>>,
 }
 
@@ -112,18 +112,8 @@ fn read_conditions<'de, D: serde::Deserializer<'de>>(
     }))
 }
 
-/// Decodes a list and gives back the room serde reserved while reading it (four elements for the
-/// first one), as each cached pod holds its lists for as long as it lives.
-fn shrunk<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Vec<T>>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(d)?.map(|mut v| {
-        v.shrink_to_fit();
-        v
-    }))
-}
-
-/// [`shrunk`] for the required node affinity, with its terms, their requirements and their values.
+/// [`super::cached_meta::shrunk`] for the required node affinity, with its terms, their
+/// requirements and their values.
 fn shrunk_selector<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<NodeSelector>, D::Error> {
