@@ -286,6 +286,32 @@ pub fn targets(
     ]
 }
 
+/// What the creates target is measured against: the plain loop binds its pods itself, so
+/// kube-scheduler does nothing while it runs, but every pod a DaemonSet controller creates is bound by
+/// the scheduler on the same CPUs. The floor's unbound loop creates the same pods with that work, so
+/// its time over the plain loop's is what the scheduler's share costs on this machine, below which no
+/// controller can go, and each controller's time over the floor's is its own pace.
+pub fn creates_against_the_floor(
+    e: &TurnResult,
+    u: &TurnResult,
+    limit: Option<&LimitResult>,
+    floor: Option<&FloorResult>,
+) -> Option<String> {
+    let loop_s = limit.map(|l| l.all_created_s).filter(|s| *s > 0.0)?;
+    let floor_s = floor.and_then(|f| f.all_exist_s).filter(|s| *s > 0.0)?;
+    let x = |v: Option<f64>| fmt(v, 2);
+    Some(format!(
+        "What the creates target is measured against: the plain loop binds its pods itself, so \
+         kube-scheduler is idle while it runs; the floor's unbound loop creates the same pods as daemon \
+         pods are created, each bound by the scheduler on the same CPUs, and all of them existed after \
+         **{}× the plain loop's time**: no controller can create them faster than that here. All pods \
+         created, against the floor's unbound loop: everynode {}×, upstream {}×.",
+        x(Some(floor_s / loop_s)),
+        x(quotient(e.create_all_exist_s, Some(floor_s))),
+        x(quotient(u.create_all_exist_s, Some(floor_s))),
+    ))
+}
+
 fn targets_table(out: &mut String, rows: &[Target]) {
     let _ = writeln!(out, "| figure | target | measured | met |");
     let _ = writeln!(out, "|---|---|---:|---|");
@@ -555,6 +581,9 @@ fn table(out: &mut String, r: &Results, n: usize, budget: &str) {
             "Targets of issue 14 (everynode / upstream in this run, no client-side limit for the controllers):\n"
         );
         targets_table(out, &targets(e, u, r.limit(budget, n), floor));
+        if let Some(text) = creates_against_the_floor(e, u, r.limit(budget, n), floor) {
+            let _ = writeln!(out, "{text}\n");
+        }
     }
     for t in e.into_iter().chain(u) {
         for err in &t.errors {
@@ -641,6 +670,31 @@ mod tests {
         let rows = targets(&e, &u, None, None);
         assert_eq!(rows[0].met, None);
         assert_eq!(rows[1].met, None);
+    }
+
+    #[test]
+    fn creates_are_compared_with_the_floors_unbound_loop() {
+        let limit = LimitResult {
+            all_created_s: 4.0,
+            ..Default::default()
+        };
+        let floor = FloorResult {
+            all_exist_s: Some(10.0),
+            ..Default::default()
+        };
+        let e = turn(12.0, 1.0, 1.0, 1.0, 1, &[]);
+        let u = turn(15.0, 1.0, 1.0, 1.0, 1, &[]);
+        let text = creates_against_the_floor(&e, &u, Some(&limit), Some(&floor))
+            .unwrap_or_else(|| panic!("no paragraph with a loop and a floor"));
+        assert!(text.contains("**2.50× the plain loop's time**"), "{text}");
+        assert!(text.contains("everynode 1.20×, upstream 1.50×"), "{text}");
+        // Without the loop or the floor's creates there is nothing to compare.
+        assert_eq!(creates_against_the_floor(&e, &u, None, Some(&floor)), None);
+        let unfinished = FloorResult::default();
+        assert_eq!(
+            creates_against_the_floor(&e, &u, Some(&limit), Some(&unfinished)),
+            None
+        );
     }
 
     #[test]
