@@ -161,7 +161,9 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// mimalloc instead of glibc's malloc. Each sync builds and drops views of every node and pod of its
 /// DaemonSet (thousands of small allocations); with glibc's malloc that was about a fifth of
 /// everynode's CPU (issue 14). Built without transparent huge pages (`no_thp`): mimalloc would
-/// otherwise ask for them on its arenas, and each touched 2 MiB page counts whole in the RSS.
+/// otherwise ask for them on its arenas, and each touched 2 MiB page counts whole in the RSS. Its
+/// version 2 (`v2`) returns freed memory to the OS after 10 ms, version 3 after a second (see
+/// Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

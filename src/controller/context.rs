@@ -11,6 +11,7 @@ use super::rollouts::CachedRollout;
 use super::workers::Queue;
 use crate::api::DaemonSetRolloutStatus;
 use crate::core::backoff::FailedPodBackoff;
+use crate::core::cached_node::CachedNode;
 use crate::core::create_pacing::CreatePacing;
 use crate::core::expectations::Expectations;
 use crate::core::said::Said;
@@ -18,7 +19,6 @@ use crate::core::status_pacing::StatusPacer;
 use crate::core::sync_pacing::SyncPacer;
 use crate::runtime::metrics::{DaemonSetLabels, Metrics};
 use crate::runtime::readiness::Readiness;
-use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -29,7 +29,7 @@ use std::time::Duration;
 pub struct Caches {
     pub daemonsets: Store<CachedDaemonSet>,
     pub pods: RwLock<PodIndex>,
-    pub nodes: RwLock<ObjectCache<Node>>,
+    pub nodes: RwLock<ObjectCache<CachedNode>>,
     pub revisions: RwLock<RevisionIndex>,
     /// DaemonSetRollout policies (empty while the CRD is not served).
     pub rollouts: RwLock<ObjectCache<CachedRollout>>,

@@ -7,13 +7,13 @@ use super::daemonset_object::CachedDaemonSet;
 use super::node_queue::{self, NodeQueue};
 use super::rollouts::CachedRollout;
 use crate::core::Timestamp;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::placement::{PlacementRules, WithPlacementRules};
 use crate::core::rollout::trigger;
 use crate::core::triggers::{self, Change, Reaction};
 use crate::runtime::metrics::DaemonSetLabels;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::Node;
 use std::borrow::{Borrow, Cow};
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +115,7 @@ pub fn pod_changed(ctx: &Context, change: Change<CachedPod>) {
 /// Node changes (§1.5): an add, a delete, and an update that changed the labels or taints push the
 /// node's name into the node queue ([`triggers::node_queued`]); the node worker ([`node_sync`])
 /// decides. The watch task does no more than that.
-pub fn node_changed(queue: &NodeQueue, change: Change<Node>) {
+pub fn node_changed(queue: &NodeQueue, change: Change<CachedNode>) {
     if !triggers::node_queued(&change) {
         return;
     }

@@ -34,6 +34,7 @@ pub mod status_writer;
 pub mod sync;
 pub mod workers;
 
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::status_pacing::StatusPacer;
 use crate::core::sync_pacing::SyncPacer;
@@ -45,7 +46,6 @@ use daemonset_object::CachedDaemonSet;
 use decode_guard::Guarded;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::Node;
 use kube::Resource;
 use kube::api::Api;
 use kube::core::error_boundary::InvalidObject;
@@ -416,10 +416,10 @@ pub async fn run(
     let c = ctx.clone();
     let q = node_queue.clone();
     tokio::spawn(watch(
-        Api::<Guarded<slim::SlimNode>>::all(watches.clone()),
+        Api::<Guarded<CachedNode>>::all(watches.clone()),
         "nodes",
         ctx.clone(),
-        move |ev: Event<Node>| {
+        move |ev: Event<CachedNode>| {
             let changes = write(&c.caches.nodes).apply(ev);
             for change in changes {
                 handlers::node_changed(&q, change);

@@ -11,8 +11,8 @@
 //! a single worker never decides the same node twice at once; upstream runs several workers because
 //! its DaemonSet workers and node workers share that setting.
 
+use crate::core::cached_node::CachedNode;
 use crate::runtime::metrics::Metrics;
-use k8s_openapi::api::core::v1::Node;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
@@ -23,7 +23,7 @@ pub struct Item {
     pub name: String,
     /// The node as it was before the first change since it was last taken (`None` when it was
     /// added since): what [`crate::core::triggers::misscheduled_may_change`] compares with.
-    pub before: Option<Arc<Node>>,
+    pub before: Option<Arc<CachedNode>>,
 }
 
 #[derive(Debug, Default)]
@@ -31,7 +31,7 @@ struct State {
     /// Names in push order, each at most once.
     order: VecDeque<String>,
     /// The waiting names with their node before the first change.
-    pending: HashMap<String, Option<Arc<Node>>>,
+    pending: HashMap<String, Option<Arc<CachedNode>>>,
     /// Every cache has synced: the worker may take names.
     synced: bool,
 }
@@ -57,7 +57,7 @@ impl NodeQueue {
     }
 
     /// Queues `name`, unless it is waiting already (then the first push's `before` is kept).
-    pub fn push(&self, name: &str, before: Option<Arc<Node>>) {
+    pub fn push(&self, name: &str, before: Option<Arc<CachedNode>>) {
         let depth = {
             let mut state = self.state();
             if state.pending.contains_key(name) {
@@ -123,8 +123,8 @@ mod tests {
         NodeQueue::new(Arc::new(Metrics::new()))
     }
 
-    fn node(name: &str, label: &str) -> Arc<Node> {
-        let mut n = Node::default();
+    fn node(name: &str, label: &str) -> Arc<CachedNode> {
+        let mut n = CachedNode::default();
         n.metadata.name = Some(name.into());
         n.metadata.labels = Some([("v".to_string(), label.to_string())].into());
         Arc::new(n)

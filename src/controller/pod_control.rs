@@ -10,6 +10,7 @@ use super::Error;
 use super::context::{Context, ds_labels, lock};
 use super::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
+use crate::core::cached_pod::CachedPod;
 use crate::core::create_pacing::Pacer;
 use crate::core::events::{
     FAILED_CREATE, FAILED_DELETE, PlannedEvent, SUCCESSFUL_CREATE, SUCCESSFUL_DELETE,
@@ -18,7 +19,6 @@ use crate::core::expectations::{CreateAnswer, create_outcome_unknown};
 use crate::core::pod_template::new_pod;
 use crate::core::slow_start::{AfterBatch, truncate_to_burst};
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 use tracing::{debug, info, warn};
 
@@ -45,17 +45,34 @@ fn namespace_terminating(e: &kube::Error) -> bool {
 }
 
 async fn create_one(
-    api: &Api<Pod>,
+    client: &kube::Client,
+    pods_url: &str,
     ds: &CachedDaemonSet,
     node: &str,
     hash: &str,
 ) -> Result<String, CreateError> {
-    let pod = new_pod(&ds.ds, hash, node);
-    match api.create(&super::post_params(), &pod).await {
+    // Encoded, and the pod dropped, before the request goes: a burst of creates is in flight at once.
+    let body = serde_json::to_vec(&new_pod(&ds.ds, hash, node));
+    let created = match body {
+        Ok(body) => create(client, pods_url, body).await,
+        Err(e) => Err(kube::Error::SerdeError(e)),
+    };
+    match created {
         Ok(p) => Ok(p.metadata.name.unwrap_or_default()),
         Err(e) if namespace_terminating(&e) => Err(CreateError::NamespaceTerminating),
         Err(e) => Err(CreateError::Other(e)),
     }
+}
+
+/// `POST`s a pod (`body`, its JSON), as `Api::<Pod>::create` does, and decodes the answer as the
+/// cache decodes pods. Only the created pod's name is read; a whole k8s-openapi `Pod` is thousands
+/// of bytes to decode and drop per create, up to a burst of them in flight at once.
+async fn create(client: &kube::Client, pods_url: &str, body: Vec<u8>) -> kube::Result<CachedPod> {
+    let mut request = kube::core::Request::new(pods_url)
+        .create(&super::post_params(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert("create");
+    client.request(request).await
 }
 
 /// Creates pods on `nodes` (all of them, or the first
@@ -79,7 +96,8 @@ pub async fn sync_nodes(
     }
     debug!(daemonset = %key, creates = creates.len(), deletes = deletes.len(), "syncing nodes");
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    // Pods as the cache decodes them: what a create or delete answers is read for its name only.
+    let api: Api<CachedPod> = Api::namespaced(ctx.client.clone(), ns);
     let mut errors = Vec::new();
     let labels = ds_labels(ds);
     let (mut created, mut deleted) = (0usize, 0usize);
@@ -89,7 +107,7 @@ pub async fn sync_nodes(
         let results = join_all(
             creates[batch.clone()]
                 .iter()
-                .map(|node| create_one(&api, ds, node, hash)),
+                .map(|node| create_one(&ctx.client, api.resource_url(), ds, node, hash)),
         )
         .await;
         let mut new_errors = 0;

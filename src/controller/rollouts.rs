@@ -9,13 +9,13 @@ use super::decode_guard::Guarded;
 use super::handlers;
 use crate::api::{DaemonSetRollout, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::history::hash_label;
 use crate::core::pods_by_node::NodePods;
 use crate::core::rollout::{Mode, RevisionRef, RolloutInput, RolloutPlan, plan_rollout};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::DaemonSetCondition;
-use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::Api;
@@ -227,7 +227,7 @@ pub fn revision_refs(ctx: &Context, ds: &CachedDaemonSet) -> Vec<RevisionRef> {
 /// One view of the DaemonSet the policy decides on.
 pub struct View<'a> {
     pub ds: &'a CachedDaemonSet,
-    pub nodes: &'a [Arc<Node>],
+    pub nodes: &'a [Arc<CachedNode>],
     pub node_pods: &'a NodePods,
     pub pods: &'a [Arc<CachedPod>],
     pub hash: &'a str,

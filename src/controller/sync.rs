@@ -11,6 +11,7 @@ use super::rollback::{self, Undo};
 use super::rollout_writer;
 use super::rollouts::{self, View};
 use super::status_writer::write_paced;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::claimed_view::{claimed_now, uids};
 use crate::core::events::{INVALID_UPDATE_STRATEGY, PlannedEvent};
@@ -30,7 +31,6 @@ use crate::core::status::{compute_counters_placed, min_ready_requeue};
 use crate::core::sync_pacing::{SyncOutcome, is_quiet};
 use crate::core::unschedulable;
 use crate::core::{Timestamp, earliest};
-use k8s_openapi::api::core::v1::Node;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +38,7 @@ use tracing::{debug, warn};
 
 /// Every cached node in name order. Upstream's lister order is arbitrary; name order makes plans
 /// reproducible. The cache sorts once per node change, not once per sync.
-fn nodes(ctx: &Context) -> Arc<[Arc<Node>]> {
+fn nodes(ctx: &Context) -> Arc<[Arc<CachedNode>]> {
     read(&ctx.caches.nodes).sorted()
 }
 

@@ -48,6 +48,7 @@
 //! place that calls the core), never the golden file.
 
 use crate::core::backoff::{FailedPodBackoff, failed_pods_backoff_key};
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::fixtures::*;
 use crate::core::labels::POD_TEMPLATE_GENERATION;
@@ -65,7 +66,7 @@ use crate::core::tolerations::{
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{
-    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::{BTreeMap, HashSet};
@@ -96,7 +97,7 @@ const OLD: &str = "old";
 struct Scenario {
     id: String,
     ds: DaemonSet,
-    nodes: Vec<Node>,
+    nodes: Vec<CachedNode>,
     pods: Vec<CachedPod>,
     hash: String,
     now: i64,
@@ -106,7 +107,12 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn new(id: impl Into<String>, ds: DaemonSet, nodes: Vec<Node>, pods: Vec<CachedPod>) -> Self {
+    fn new(
+        id: impl Into<String>,
+        ds: DaemonSet,
+        nodes: Vec<CachedNode>,
+        pods: Vec<CachedPod>,
+    ) -> Self {
         Self {
             id: id.into(),
             ds,
@@ -258,7 +264,7 @@ fn render(id: &str, d: &Decisions) -> String {
 }
 
 /// `node` without its NoExecute taints.
-fn without_no_execute(node: &Node) -> Node {
+fn without_no_execute(node: &CachedNode) -> CachedNode {
     let mut node = node.clone();
     if let Some(taints) = node.spec.as_mut().and_then(|s| s.taints.as_mut()) {
         taints.retain(|t| t.effect != NO_EXECUTE);
@@ -502,11 +508,11 @@ fn the_core_decides_as_the_golden_file_says() {
 /// The parity check of the shell's slim caches (`controller::slim`): for every scenario, its golden
 /// line plus its node explanation (`node_reason::explain`, which reads pod status the line does
 /// not), first as is, then with every node and pod passed through `node` and `pod` (a JSON round
-/// trip: nodes through the slim node type, pods encoded and decoded as the watch decodes them; a
-/// pod field the core reads is one of `CachedPod`'s by construction). Returns `(id, as is,
+/// trip: nodes and pods encoded and decoded as the watch decodes them; a node or pod field the core
+/// reads is one of `CachedNode`'s or `CachedPod`'s by construction). Returns `(id, as is,
 /// through)`.
 pub fn decided_through(
-    node: impl Fn(&Node) -> Node,
+    node: impl Fn(&CachedNode) -> CachedNode,
     pod: impl Fn(&CachedPod) -> CachedPod,
 ) -> Vec<(String, String, String)> {
     let one = |s: &Scenario| {
@@ -728,7 +734,7 @@ const TOLERATIONS: &[(&str, &str, &str, &str)] = &[
     ("", "Exists", "", ""),
 ];
 
-fn generated_node(rng: &mut Rng, name: &str) -> Node {
+fn generated_node(rng: &mut Rng, name: &str) -> CachedNode {
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     if let Some(disk) = rng.pick(&[Some("ssd"), Some("hdd"), None]) {
         pairs.push(("disktype", disk));
@@ -950,7 +956,7 @@ fn generated_pod(rng: &mut Rng, ds: &DaemonSet, node: &str, name: &str, bound: b
 fn generated(index: usize) -> Scenario {
     let mut rng = Rng::for_scenario(index);
     let node_count = 1 + rng.below(12);
-    let mut nodes: Vec<Node> = (0..node_count)
+    let mut nodes: Vec<CachedNode> = (0..node_count)
         .map(|i| generated_node(&mut rng, &format!("n{i}")))
         .collect();
     let ds = generated_daemonset(&mut rng);
@@ -993,7 +999,7 @@ pub(crate) fn generated_input(
     index: usize,
 ) -> (
     DaemonSet,
-    Vec<Node>,
+    Vec<CachedNode>,
     NodePods,
     String,
     crate::core::Timestamp,
@@ -1007,13 +1013,13 @@ pub(crate) fn generated_input(
 // The catalogue (§10)
 // ---------------------------------------------------------------------------------------------
 
-fn nodes(from: usize, n: usize) -> Vec<Node> {
+fn nodes(from: usize, n: usize) -> Vec<CachedNode> {
     (from..from + n)
         .map(|i| node(&format!("node-{i}")))
         .collect()
 }
 
-fn blue_nodes(from: usize, n: usize) -> Vec<Node> {
+fn blue_nodes(from: usize, n: usize) -> Vec<CachedNode> {
     (from..from + n)
         .map(|i| {
             node_with_labels(
@@ -1068,7 +1074,7 @@ fn surge(max_surge: i32) -> DaemonSet {
 }
 
 /// Upstream's `updateStrategies()`: the scenario for OnDelete and for RollingUpdate maxUnavailable=1.
-fn both(id: &str, ds: DaemonSet, nodes: Vec<Node>, pods: Vec<CachedPod>) -> [Scenario; 2] {
+fn both(id: &str, ds: DaemonSet, nodes: Vec<CachedNode>, pods: Vec<CachedPod>) -> [Scenario; 2] {
     [
         Scenario::new(
             format!("{id}/OnDelete"),

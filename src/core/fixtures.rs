@@ -1,6 +1,7 @@
 //! Test builders shared by the core's unit tests: nodes, DaemonSets and daemon pods.
 #![cfg(test)]
 
+use crate::core::cached_node::{CachedNode, CachedNodeSpec};
 use crate::core::cached_pod::{
     CachedAffinity, CachedContainerState, CachedContainerStatus, CachedNodeAffinity, CachedPod,
     CachedPodSpec, CachedPodStatus,
@@ -10,7 +11,8 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
-    Container, Node, NodeSpec, PodCondition, PodSpec, PodTemplateSpec, Taint, Toleration,
+    Container, Node, NodeCondition, NodeSpec, NodeStatus, PodCondition, PodSpec, PodTemplateSpec,
+    Taint, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference, Time,
@@ -43,8 +45,8 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 // ---------------------------------------------------------------------------------------------
 
 /// A node with just a name (uid `node-uid-<name>`).
-pub fn node(name: &str) -> Node {
-    Node {
+pub fn node(name: &str) -> CachedNode {
+    CachedNode {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             uid: Some(format!("node-uid-{name}")),
@@ -55,14 +57,14 @@ pub fn node(name: &str) -> Node {
 }
 
 /// A node with labels.
-pub fn node_with_labels(name: &str, pairs: &[(&str, &str)]) -> Node {
+pub fn node_with_labels(name: &str, pairs: &[(&str, &str)]) -> CachedNode {
     let mut n = node(name);
     n.metadata.labels = Some(labels(pairs));
     n
 }
 
 /// Adds (merges) labels to a node.
-pub fn with_node_labels(mut node: Node, pairs: &[(&str, &str)]) -> Node {
+pub fn with_node_labels(mut node: CachedNode, pairs: &[(&str, &str)]) -> CachedNode {
     let l = node.metadata.labels.get_or_insert_with(BTreeMap::new);
     for (k, v) in pairs {
         l.insert(k.to_string(), v.to_string());
@@ -81,21 +83,20 @@ pub fn taint(key: &str, value: &str, effect: &str) -> Taint {
 }
 
 /// Appends a taint to the node. `value` empty means no value.
-pub fn with_taint(mut node: Node, key: &str, value: &str, effect: &str) -> Node {
+pub fn with_taint(mut node: CachedNode, key: &str, value: &str, effect: &str) -> CachedNode {
     node.spec
-        .get_or_insert_with(NodeSpec::default)
+        .get_or_insert_with(CachedNodeSpec::default)
         .taints
         .get_or_insert_with(Vec::new)
         .push(taint(key, value, effect));
     node
 }
 
-/// Marks the node unschedulable (`spec.unschedulable: true`).
-pub fn unschedulable(mut node: Node) -> Node {
-    node.spec
-        .get_or_insert_with(NodeSpec::default)
-        .unschedulable = Some(true);
-    node
+/// Marks the node unschedulable as a DaemonSet controller sees it: `kubectl cordon` sets
+/// `spec.unschedulable`, which the cached node does not hold (placement never reads it), and the
+/// node lifecycle controller adds the `node.kubernetes.io/unschedulable:NoSchedule` taint for it.
+pub fn unschedulable(node: CachedNode) -> CachedNode {
+    with_taint(node, "node.kubernetes.io/unschedulable", "", "NoSchedule")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,33 +498,47 @@ pub fn with_affinity_pin(mut pod: CachedPod, node_name: &str) -> CachedPod {
     pod
 }
 
-/// Adds a node condition (e.g. `Ready`/`False`, `NetworkUnavailable`/`True`).
-pub fn with_node_condition(mut node: Node, type_: &str, status: &str) -> Node {
-    use k8s_openapi::api::core::v1::{NodeCondition, NodeStatus};
-    node.status
-        .get_or_insert_with(NodeStatus::default)
-        .conditions
-        .get_or_insert_with(Vec::new)
-        .push(NodeCondition {
-            type_: type_.to_string(),
-            status: status.to_string(),
+/// `node` as the watch caches it when the API server sends it with `status`: the status is left
+/// out (placement never reads it; upstream ignores a node's conditions and resources for daemon
+/// pods), so the tests that give nodes conditions or resources see what the controller sees.
+pub fn with_status(node: CachedNode, status: NodeStatus) -> CachedNode {
+    CachedNode::from(Node {
+        metadata: node.metadata,
+        spec: Some(NodeSpec {
+            taints: node.spec.and_then(|s| s.taints),
             ..Default::default()
-        });
-    node
+        }),
+        status: Some(status),
+    })
+}
+
+/// Adds a node condition (e.g. `Ready`/`False`, `NetworkUnavailable`/`True`).
+pub fn with_node_condition(node: CachedNode, type_: &str, status: &str) -> CachedNode {
+    let condition = NodeCondition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        ..Default::default()
+    };
+    let status = NodeStatus {
+        conditions: Some(vec![condition]),
+        ..Default::default()
+    };
+    with_status(node, status)
 }
 
 /// Sets the node's allocatable memory and cpu (e.g. `"100M"`, `"1"`) and its pod capacity (100).
-pub fn with_allocatable(mut node: Node, memory: &str, cpu: &str) -> Node {
-    use k8s_openapi::api::core::v1::NodeStatus;
+pub fn with_allocatable(node: CachedNode, memory: &str, cpu: &str) -> CachedNode {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     let resources: BTreeMap<String, Quantity> = [("memory", memory), ("cpu", cpu), ("pods", "100")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
         .collect();
-    let status = node.status.get_or_insert_with(NodeStatus::default);
-    status.allocatable = Some(resources.clone());
-    status.capacity = Some(resources);
-    node
+    let status = NodeStatus {
+        allocatable: Some(resources.clone()),
+        capacity: Some(resources),
+        ..Default::default()
+    };
+    with_status(node, status)
 }
 
 /// Sets memory/cpu requests on every template container.

@@ -6,6 +6,7 @@
 
 use crate::core::backoff::{FailedPodBackoff, failed_pods_backoff_key};
 use crate::core::budget::allows_surge;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::events::{FAILED_DAEMON_POD, PlannedEvent, SELECTING_ALL, SUCCEEDED_DAEMON_POD};
 use crate::core::placement::{Placement, Placements, placement};
@@ -17,7 +18,6 @@ use crate::core::selector;
 use crate::core::status::min_ready_seconds;
 use crate::core::{Timestamp, earliest};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -70,7 +70,7 @@ pub fn selecting_all_event(ds: &DaemonSet) -> Option<PlannedEvent> {
 /// and the current revision `hash`. Advances the failed-pod backoff of each failed pod it deletes.
 /// Pods without a name are ignored (they cannot be deleted by name).
 pub fn pods_should_be_on_node(
-    node: &Node,
+    node: &CachedNode,
     pods: Option<&[Arc<CachedPod>]>,
     ds: &DaemonSet,
     hash: &str,
@@ -83,7 +83,7 @@ pub fn pods_should_be_on_node(
 
 #[allow(clippy::too_many_arguments)]
 fn decide(
-    node: &Node,
+    node: &CachedNode,
     fit: Placement,
     pods: Option<&[Arc<CachedPod>]>,
     ds: &DaemonSet,
@@ -184,7 +184,7 @@ fn decide(
 
 /// Pods grouped under a node that is not in `nodes` and that have no `spec.nodeName`: never
 /// scheduled, so the pod garbage collector will not remove them (§3.5). In node-name order.
-pub fn unscheduled_pods_without_node<N: Borrow<Node>>(
+pub fn unscheduled_pods_without_node<N: Borrow<CachedNode>>(
     nodes: &[N],
     node_pods: &NodePods,
 ) -> Vec<String> {
@@ -218,7 +218,7 @@ fn unscheduled_without(existing: &HashSet<&str>, node_pods: &NodePods) -> Vec<St
 /// node-list order, then the unscheduled pods of nodes that no longer exist. `node_pods` holds the
 /// claimed pods by node with terminal+terminating pods excluded. Nodes without a name are skipped.
 /// Places every node; a sync that has the placements already calls [`plan_manage_placed`].
-pub fn plan_manage<N: Borrow<Node>>(
+pub fn plan_manage<N: Borrow<CachedNode>>(
     ds: &DaemonSet,
     nodes: &[N],
     node_pods: &NodePods,
@@ -283,8 +283,8 @@ mod tests {
     use crate::core::slow_start::{AfterBatch, SlowStart, truncate_to_burst};
     use crate::core::status::{StatusCounters, compute_counters, status_to_write};
     use k8s_openapi::api::core::v1::{
-        Affinity, Container, ContainerPort, NodeAffinity, NodeCondition, NodeSelector,
-        NodeSelectorRequirement, NodeSelectorTerm, NodeStatus, PodSpec, ResourceRequirements,
+        Affinity, Container, ContainerPort, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+        NodeSelectorTerm, PodSpec, ResourceRequirements,
     };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -311,13 +311,13 @@ mod tests {
         with_rolling_update(ds, None, Some(IntOrString::Int(max_surge)))
     }
 
-    fn nodes(from: usize, n: usize) -> Vec<Node> {
+    fn nodes(from: usize, n: usize) -> Vec<CachedNode> {
         (from..from + n)
             .map(|i| node(&format!("node-{i}")))
             .collect()
     }
 
-    fn blue_nodes(from: usize, n: usize) -> Vec<Node> {
+    fn blue_nodes(from: usize, n: usize) -> Vec<CachedNode> {
         (from..from + n)
             .map(|i| {
                 node_with_labels(
@@ -363,7 +363,7 @@ mod tests {
 
     fn sync_at(
         ds: &DaemonSet,
-        nodes: &[Node],
+        nodes: &[CachedNode],
         pods: &[CachedPod],
         now: i64,
         backoff: &mut FailedPodBackoff,
@@ -371,7 +371,7 @@ mod tests {
         plan_manage(ds, nodes, &claimed(ds, pods), HASH, ts(now), backoff)
     }
 
-    fn sync(ds: &DaemonSet, nodes: &[Node], pods: &[CachedPod]) -> ManagePlan {
+    fn sync(ds: &DaemonSet, nodes: &[CachedNode], pods: &[CachedPod]) -> ManagePlan {
         sync_at(ds, nodes, pods, 1000, &mut FailedPodBackoff::default())
     }
 
@@ -398,31 +398,11 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    fn with_node_condition(mut node: Node, type_: &str, status: &str) -> Node {
-        node.status
-            .get_or_insert_with(NodeStatus::default)
-            .conditions
-            .get_or_insert_with(Vec::new)
-            .push(NodeCondition {
-                type_: type_.into(),
-                status: status.into(),
-                ..Default::default()
-            });
-        node
-    }
-
     fn resources(memory: &str, cpu: &str) -> BTreeMap<String, Quantity> {
         BTreeMap::from([
             ("memory".into(), Quantity(memory.into())),
             ("cpu".into(), Quantity(cpu.into())),
         ])
-    }
-
-    fn with_allocatable(mut node: Node, memory: &str, cpu: &str) -> Node {
-        let status = node.status.get_or_insert_with(NodeStatus::default);
-        status.allocatable = Some(resources(memory, cpu));
-        status.capacity = Some(resources(memory, cpu));
-        node
     }
 
     /// Upstream `resourcePodSpec`: one container requesting memory/cpu, optionally bound to a node.
@@ -541,7 +521,7 @@ mod tests {
     /// pod control does). Returns (create calls, created pods, events of the controller recorder).
     fn sync_with_create_quota(
         ds: &DaemonSet,
-        nodes: &[Node],
+        nodes: &[CachedNode],
         quota: usize,
         exp: &mut Expectations,
     ) -> (usize, Vec<CachedPod>, Vec<PlannedEvent>) {
@@ -665,9 +645,11 @@ mod tests {
         }
     }
 
-    /// Upstream's test: what other pods request (resources, host ports) does not count. A cached
-    /// pod carries neither (`core::cached_pod`), so that holds by construction; the test keeps the
-    /// DaemonSet's own template against the node.
+    /// Upstream's tests of what placement ignores: a node's conditions and resources, and what other
+    /// pods request (resources, host ports). A cached node carries no status (`core::cached_node`)
+    /// and a cached pod no resources or ports (`core::cached_pod`), so these hold by construction;
+    /// the tests keep the DaemonSet's own template against the node, and give the nodes the status
+    /// the API server would send (`fixtures::with_status`).
     #[test]
     fn test_insufficient_capacity_node_daemon_does_not_unschedule_running_pod() {
         for (strategy, ds) in strategies(daemonset("foo")) {
@@ -704,9 +686,7 @@ mod tests {
         }
     }
 
-    /// Upstream's test: what other pods request (resources, host ports) does not count. A cached
-    /// pod carries neither (`core::cached_pod`), so that holds by construction; the test keeps the
-    /// DaemonSet's own template against the node.
+    /// Upstream's test: see `test_insufficient_capacity_node_daemon_does_not_unschedule_running_pod`.
     #[test]
     fn test_port_conflict_with_same_daemon_pod_does_not_delete_pod() {
         for (strategy, ds) in strategies(daemonset("foo")) {
@@ -722,9 +702,7 @@ mod tests {
         }
     }
 
-    /// Upstream's test: what other pods request (resources, host ports) does not count. A cached
-    /// pod carries neither (`core::cached_pod`), so that holds by construction; the test keeps the
-    /// DaemonSet's own template against the node.
+    /// Upstream's test: see `test_insufficient_capacity_node_daemon_does_not_unschedule_running_pod`.
     #[test]
     fn test_no_port_conflict_node_daemon_launches_pod() {
         for (strategy, ds) in strategies(daemonset("foo")) {
@@ -1551,7 +1529,7 @@ mod tests {
     #[test]
     fn nodes_given_as_arcs_work_too() {
         let ds = daemonset("foo");
-        let arcs: Vec<Arc<Node>> = nodes(0, 2).into_iter().map(Arc::new).collect();
+        let arcs: Vec<Arc<CachedNode>> = nodes(0, 2).into_iter().map(Arc::new).collect();
         let plan = plan_manage(
             &ds,
             &arcs,

@@ -22,6 +22,7 @@ pub fn earliest(delays: impl IntoIterator<Item = Option<Duration>>) -> Option<Du
 pub mod backoff;
 pub mod budget;
 pub mod cached_meta;
+pub mod cached_node;
 pub mod cached_pod;
 pub mod claimed_view;
 pub mod create_pacing;

@@ -5,9 +5,10 @@
 //! against each node. Upstream parses them again for every node; parsing depends on the spec alone,
 //! so the answers are the same.
 
+use crate::core::cached_node::CachedNode;
 use crate::core::selector::{OwnedRequirement, requirement};
 use k8s_openapi::api::core::v1::{
-    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
+    Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
 };
 use std::collections::BTreeMap;
 
@@ -18,7 +19,7 @@ pub const OBJECT_NAME_FIELD: &str = "metadata.name";
 /// ORed; expressions and `metadata.name` matchFields ANDed inside a term; operators In, NotIn,
 /// Exists, DoesNotExist, Gt, Lt; a term with no requirements matches nothing; unparsable terms are
 /// skipped). Compiles the rules for one node; [`NodeRules`] keeps them for many.
-pub fn node_matches(node: &Node, spec: &PodSpec) -> bool {
+pub fn node_matches(node: &CachedNode, spec: &PodSpec) -> bool {
     NodeRules::compile(spec).matches(node)
 }
 
@@ -136,18 +137,18 @@ impl NodeRules {
     }
 
     /// Whether `node` satisfies the rules.
-    pub fn matches(&self, node: &Node) -> bool {
+    pub fn matches(&self, node: &CachedNode) -> bool {
         self.miss(node).is_none()
     }
 
     /// The first reason `node` fails the rules: the nodeSelector, then the required node
     /// affinity; `None` when it matches.
-    pub fn mismatch(&self, node: &Node) -> Option<Mismatch> {
+    pub fn mismatch(&self, node: &CachedNode) -> Option<Mismatch> {
         self.miss(node).map(|miss| self.explain(miss, node))
     }
 
     /// [`NodeRules::mismatch`] without building the message.
-    pub(crate) fn miss(&self, node: &Node) -> Option<Miss<'_>> {
+    pub(crate) fn miss(&self, node: &CachedNode) -> Option<Miss<'_>> {
         let empty = BTreeMap::new();
         let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
         if let Some((k, v)) = self
@@ -170,7 +171,7 @@ impl NodeRules {
     }
 
     /// The [`Mismatch`] of a [`Miss`] on `node`.
-    pub(crate) fn explain(&self, miss: Miss<'_>, node: &Node) -> Mismatch {
+    pub(crate) fn explain(&self, miss: Miss<'_>, node: &CachedNode) -> Mismatch {
         match miss {
             Miss::NodeSelector(key, value) => Mismatch::NodeSelector {
                 key: key.to_string(),

@@ -10,6 +10,7 @@
 //! [`ManagePlan::backoff_until`]: crate::core::manage::ManagePlan::backoff_until
 
 use crate::core::Timestamp;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::{CachedContainerStatus, CachedPod};
 use crate::core::placement::{Exclusion, Placements};
 use crate::core::pod_state::{
@@ -24,7 +25,6 @@ use crate::core::rolling_update::{
 use crate::core::rollout::{PolicyWait, RolloutPlan};
 use crate::core::status::{CounterTally, StatusCounters, min_ready_seconds};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::SignedDuration;
 use serde::Serialize;
 use std::borrow::{Borrow, Cow};
@@ -583,7 +583,7 @@ pub struct Context<'a> {
 /// One placement per node, shared by the rows and the counters (the controller runs this at the
 /// end of every sync); the rolling update is planned only when a row has an outdated pod, the
 /// caller passed no plan, and [`Context::classes_only`] is not set.
-pub fn explain<N: Borrow<Node>>(
+pub fn explain<N: Borrow<CachedNode>>(
     ds: &DaemonSet,
     nodes: &[N],
     node_pods: &NodePods,

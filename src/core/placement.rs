@@ -1,10 +1,11 @@
 //! Placement: whether a node should run a DaemonSet's pod, and whether a pod already there may stay
 //! (upstream `NodeShouldRunDaemonPod`, §3.1).
 
+use crate::core::cached_node::CachedNode;
 use crate::core::node_affinity::{Mismatch, Miss, NodeRules};
 use crate::core::tolerations::{NO_EXECUTE, add_default_tolerations, find_untolerated};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Taint, Toleration};
 use std::borrow::{Borrow, Cow};
 
 /// The two placement answers for one node.
@@ -131,13 +132,13 @@ impl PlacementRules {
 
     /// Placement on `node`: template nodeName, nodeSelector, required node affinity,
     /// NoSchedule/NoExecute taints against the tolerations (upstream `NodeShouldRunDaemonPod`).
-    pub fn place(&self, node: &Node) -> Placement {
+    pub fn place(&self, node: &CachedNode) -> Placement {
         self.decide(node).0
     }
 
     /// [`PlacementRules::place`] and, when the node does not qualify for a new pod (`should_run`
     /// false), the rule that excluded it (the first that applies, in upstream's order).
-    pub fn explain(&self, node: &Node) -> (Placement, Option<Exclusion>) {
+    pub fn explain(&self, node: &CachedNode) -> (Placement, Option<Exclusion>) {
         let (fit, why) = self.decide(node);
         let exclusion = why.map(|why| match why {
             Why::NodeName(name) => Exclusion::NodeName {
@@ -153,7 +154,7 @@ impl PlacementRules {
         (fit, exclusion)
     }
 
-    fn decide<'a>(&'a self, node: &'a Node) -> (Placement, Option<Why<'a>>) {
+    fn decide<'a>(&'a self, node: &'a CachedNode) -> (Placement, Option<Why<'a>>) {
         // 1. Template nodeName pins the DaemonSet to one node.
         if let Some(pinned) = self.node_name.as_deref()
             && node.metadata.name.as_deref().unwrap_or_default() != pinned
@@ -196,20 +197,20 @@ impl WithPlacementRules for DaemonSet {
 
 /// Placement of `ds` on `node` (§3.1). Compiles the rules for this one node: callers placing many
 /// nodes compile [`PlacementRules`] once, or compute [`Placements`].
-pub fn placement(node: &Node, ds: &DaemonSet) -> Placement {
+pub fn placement(node: &CachedNode, ds: &DaemonSet) -> Placement {
     PlacementRules::compile(ds).place(node)
 }
 
 /// [`placement`] and, when the node does not qualify for a new pod (`should_run` false), the rule
 /// that excluded it.
-pub fn placement_explained(node: &Node, ds: &DaemonSet) -> (Placement, Option<Exclusion>) {
+pub fn placement_explained(node: &CachedNode, ds: &DaemonSet) -> (Placement, Option<Exclusion>) {
     PlacementRules::compile(ds).explain(node)
 }
 
 /// One named node of a [`Placements`] with its placement.
 #[derive(Debug, Clone)]
 pub struct Placed<'n> {
-    pub node: &'n Node,
+    pub node: &'n CachedNode,
     pub name: &'n str,
     pub placement: Placement,
     /// The rule that excludes the node from a new pod (`None` when `should_run`).
@@ -226,7 +227,7 @@ pub struct Placements<'n> {
 
 impl<'n> Placements<'n> {
     /// Places every named node of `nodes` with `rules`.
-    pub fn compute<N: Borrow<Node>>(rules: &PlacementRules, nodes: &'n [N]) -> Self {
+    pub fn compute<N: Borrow<CachedNode>>(rules: &PlacementRules, nodes: &'n [N]) -> Self {
         let placed = nodes
             .iter()
             .filter_map(|node| {
@@ -245,7 +246,7 @@ impl<'n> Placements<'n> {
     }
 
     /// [`Placements::compute`] with the rules of `ds` compiled here.
-    pub fn of<N: Borrow<Node>>(ds: &DaemonSet, nodes: &'n [N]) -> Self {
+    pub fn of<N: Borrow<CachedNode>>(ds: &DaemonSet, nodes: &'n [N]) -> Self {
         Self::compute(&PlacementRules::compile(ds), nodes)
     }
 
@@ -315,7 +316,7 @@ mod tests {
     const SIMPLE_DS_LABEL: &[(&str, &str)] = &[("name", "simple-daemon"), ("type", "production")];
     const SIMPLE_DS_LABEL2: &[(&str, &str)] = &[("name", "simple-daemon"), ("type", "test")];
 
-    fn table_node() -> Node {
+    fn table_node() -> CachedNode {
         with_allocatable(node_with_labels("test-node", SIMPLE_DS_LABEL), "100M", "1")
     }
 
@@ -764,7 +765,7 @@ mod tests {
             })
         }
 
-        fn arb_node() -> impl Strategy<Value = Node> {
+        fn arb_node() -> impl Strategy<Value = CachedNode> {
             let taint = (
                 pick(KEYS),
                 proptest::option::of(pick(VALUES)),
@@ -801,7 +802,7 @@ mod tests {
             ) {
                 let rules = PlacementRules::compile(&ds);
                 let placements = Placements::compute(&rules, &nodes);
-                let named: Vec<&Node> =
+                let named: Vec<&CachedNode> =
                     nodes.iter().filter(|n| n.metadata.name.is_some()).collect();
                 prop_assert_eq!(placements.len(), named.len());
                 for (placed, node) in placements.iter().zip(named) {

@@ -16,13 +16,13 @@
 
 use crate::core::Timestamp;
 use crate::core::budget::{BudgetError, surge_count, unavailable_count};
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::placement::Placements;
 use crate::core::pod_state::{is_available, is_terminating, is_updated};
 use crate::core::pods_by_node::NodePods;
 use crate::core::status::{min_ready_seconds, template_generation};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -263,7 +263,7 @@ fn budget_for(ds: &DaemonSet, desired: i64) -> Result<Budget, InvalidBudget> {
 /// update visits it. Percentages are scaled against `desired` and rounded up; integers are used
 /// as they are. The empty entries are added even when a budget is invalid, as upstream does.
 /// Nodes without a name are skipped.
-pub fn updated_desired_node_counts<N: Borrow<Node>>(
+pub fn updated_desired_node_counts<N: Borrow<CachedNode>>(
     ds: &DaemonSet,
     nodes: &[N],
     node_pods: &mut NodePods,
@@ -341,7 +341,7 @@ pub fn is_rolling_update(ds: &DaemonSet) -> bool {
 /// Returns an empty plan unless the strategy type is `RollingUpdate` (see the module docs).
 ///
 /// This is [`plan_rolling_update_gated`] with [`Gate::OPEN`].
-pub fn plan_rolling_update<N: Borrow<Node>>(
+pub fn plan_rolling_update<N: Borrow<CachedNode>>(
     ds: &DaemonSet,
     nodes: &[N],
     node_pods: &NodePods,
@@ -366,7 +366,7 @@ pub fn plan_rolling_update<N: Borrow<Node>>(
 /// which keeps [`UpdateWait::NewPodNotAvailable`] (that is what it waits for unless it is kept).
 /// The budgets stay upstream's, over the whole DaemonSet: the gate only removes candidates, so it
 /// never lets more pods be unavailable or surging than [`Gate::OPEN`] would.
-pub fn plan_rolling_update_gated<N: Borrow<Node>>(
+pub fn plan_rolling_update_gated<N: Borrow<CachedNode>>(
     ds: &DaemonSet,
     nodes: &[N],
     node_pods: &NodePods,
@@ -606,7 +606,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use std::collections::{BTreeSet, HashSet};
 
-    fn nodes(n: usize) -> Vec<Node> {
+    fn nodes(n: usize) -> Vec<CachedNode> {
         (0..n).map(|i| node(&format!("node-{i}"))).collect()
     }
 
@@ -648,7 +648,7 @@ mod tests {
         ) {
             let ds = with_node_selector(daemonset("foo"), &[("run", "yes")]);
             let name = |i: usize| format!("node-{i:02}");
-            let mut node_list: Vec<Node> = listed
+            let mut node_list: Vec<CachedNode> = listed
                 .iter()
                 .map(|&(i, run)| node_with_labels(&name(i), &[("run", if run { "yes" } else { "no" })]))
                 .collect();
@@ -713,7 +713,7 @@ mod tests {
 
     fn plan(
         ds: &DaemonSet,
-        nodes: &[Node],
+        nodes: &[CachedNode],
         pods: &NodePods,
         hash: &str,
         now: i64,
@@ -1264,7 +1264,12 @@ mod tests {
     }
 
     /// The whole plan, reasons included.
-    fn full_plan(ds: &DaemonSet, nodes: &[Node], pods: &NodePods, hash: &str) -> RollingUpdatePlan {
+    fn full_plan(
+        ds: &DaemonSet,
+        nodes: &[CachedNode],
+        pods: &NodePods,
+        hash: &str,
+    ) -> RollingUpdatePlan {
         match plan_rolling_update(ds, nodes, pods, hash, crate::core::fixtures::ts(100)) {
             Ok(plan) => plan,
             Err(error) => panic!("rolling update failed: {error}"),
@@ -2014,7 +2019,7 @@ mod gated {
     use proptest::test_runner::Config;
     use std::collections::BTreeSet;
 
-    fn nodes(n: usize) -> Vec<Node> {
+    fn nodes(n: usize) -> Vec<CachedNode> {
         (0..n).map(|i| node(&format!("node-{i}"))).collect()
     }
 
@@ -2047,7 +2052,12 @@ mod gated {
         )
     }
 
-    fn gated(ds: &DaemonSet, nodes: &[Node], pods: &NodePods, gate: Gate) -> RollingUpdatePlan {
+    fn gated(
+        ds: &DaemonSet,
+        nodes: &[CachedNode],
+        pods: &NodePods,
+        gate: Gate,
+    ) -> RollingUpdatePlan {
         plan_rolling_update_gated(ds, nodes, pods, "new", ts(100), gate)
             .unwrap_or_else(|e| panic!("rolling update failed: {e}"))
     }
@@ -2160,7 +2170,7 @@ mod gated {
     fn keep_blocks_every_delete_including_completion_and_cleanup() {
         // node-2 no longer matches the DaemonSet's nodeSelector: its old pods are cleanup.
         let ds = with_node_selector(surge(1), &[("run", "yes")]);
-        let nodes: Vec<Node> = vec![
+        let nodes: Vec<CachedNode> = vec![
             node_with_labels("node-0", &[("run", "yes")]),
             node_with_labels("node-1", &[("run", "yes")]),
             node_with_labels("node-2", &[]),
@@ -2224,7 +2234,7 @@ mod gated {
     }
 
     /// The nodes of `nodes` that should run a pod of `ds`.
-    fn wanted(ds: &DaemonSet, nodes: &[Node]) -> BTreeSet<String> {
+    fn wanted(ds: &DaemonSet, nodes: &[CachedNode]) -> BTreeSet<String> {
         nodes
             .iter()
             .filter(|n| crate::core::placement::placement(n, ds).should_run)

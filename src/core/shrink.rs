@@ -14,11 +14,11 @@
 //! daemon pods do not tolerate, so a DaemonSet created with its nodes often wants none for a moment.
 //! That the warning is said once per generation is [`crate::core::said`]'s part.
 
+use crate::core::cached_node::CachedNode;
 use crate::core::events::{PlannedEvent, SELECTS_FEW_NODES};
 use crate::core::node_affinity::Mismatch;
 use crate::core::placement::{Exclusion, PlacementRules};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
 
 /// How many excluding rules the message names; the rest are counted together.
@@ -60,7 +60,10 @@ fn nodes_word(n: usize) -> &'static str {
 /// spec change of a DaemonSet synced before ([`is_spec_change`], with an observedGeneration) and it
 /// now wants no node having wanted some, or fewer than half of the nodes it wanted, because the
 /// spec excludes them. One pass of placement over the nodes, only for a spec change.
-pub fn selects_few_nodes<N: Borrow<Node>>(ds: &DaemonSet, nodes: &[N]) -> Option<PlannedEvent> {
+pub fn selects_few_nodes<N: Borrow<CachedNode>>(
+    ds: &DaemonSet,
+    nodes: &[N],
+) -> Option<PlannedEvent> {
     if !is_spec_change(ds) {
         return None;
     }
@@ -157,7 +160,7 @@ mod tests {
         ds
     }
 
-    fn thirteen() -> Vec<Node> {
+    fn thirteen() -> Vec<CachedNode> {
         (0..13)
             .map(|i| node_with_labels(&format!("n{i:02}"), &[("role", "web")]))
             .collect()
@@ -201,7 +204,7 @@ mod tests {
 
     #[test]
     fn several_rules_are_named_most_nodes_first_and_the_rest_counted() {
-        let mut nodes: Vec<Node> = (0..5).map(|i| node(&format!("plain{i}"))).collect();
+        let mut nodes: Vec<CachedNode> = (0..5).map(|i| node(&format!("plain{i}"))).collect();
         nodes.push(with_taint(
             node_with_labels("db0", &[("role", "web")]),
             "dedicated",
@@ -243,7 +246,7 @@ mod tests {
 
     #[test]
     fn a_taint_or_node_name_excludes_rather_than_matches() {
-        let nodes: Vec<Node> = (0..3)
+        let nodes: Vec<CachedNode> = (0..3)
             .map(|i| with_taint(node(&format!("n{i}")), "k", "v", "NoSchedule"))
             .collect();
         let ds = changed(daemonset("agent"), 3);
@@ -252,7 +255,7 @@ mod tests {
             Some("untolerated taint k=v:NoSchedule excludes 3 of 3 nodes (it wanted 3)")
         );
         let ds = changed(with_template_node_name(daemonset("agent"), "gone"), 3);
-        let nodes: Vec<Node> = (0..3).map(|i| node(&format!("n{i}"))).collect();
+        let nodes: Vec<CachedNode> = (0..3).map(|i| node(&format!("n{i}"))).collect();
         assert_eq!(
             message(selects_few_nodes(&ds, &nodes)).as_deref(),
             Some("spec.template.spec.nodeName gone excludes 3 of 3 nodes (it wanted 3)")
@@ -300,7 +303,7 @@ mod tests {
         );
         // No node at all.
         assert_eq!(
-            selects_few_nodes(&changed(ds, 13), &Vec::<Node>::new()),
+            selects_few_nodes(&changed(ds, 13), &Vec::<CachedNode>::new()),
             None
         );
         // Growing, or staying, never warns.

@@ -5,6 +5,7 @@
 use crate::api::{DaemonSetRollout, DaemonSetRolloutSpec, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
 use crate::core::backoff::FailedPodBackoff;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::fixtures::{
     ds_pod, ts, with_creation_timestamp, with_name, with_phase, with_pod_label, with_ready,
@@ -22,7 +23,6 @@ use crate::core::rollout::guard::restrict_manage;
 use crate::core::rollout::{Mode as RolloutMode, RolloutInput, RolloutPlan, plan_rollout};
 use crate::core::status::template_generation;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ impl SyncOutcome {
 #[derive(Debug, Clone)]
 pub struct Sim {
     pub ds: DaemonSet,
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<CachedNode>,
     /// The current revision's hash.
     pub hash: String,
     /// Seconds since the epoch.
@@ -107,7 +107,7 @@ pub struct Sim {
 
 impl Sim {
     /// A cluster with `nodes`, no pods, `ds` at revision `hash`, clock at 0.
-    pub fn new(ds: DaemonSet, nodes: Vec<Node>, hash: &str, mode: Mode) -> Self {
+    pub fn new(ds: DaemonSet, nodes: Vec<CachedNode>, hash: &str, mode: Mode) -> Self {
         Self {
             ds,
             nodes,
@@ -437,7 +437,7 @@ mod tests {
     use crate::core::pod_state::is_updated;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-    fn nodes(n: usize) -> Vec<Node> {
+    fn nodes(n: usize) -> Vec<CachedNode> {
         (0..n).map(|i| node(&format!("node-{i}"))).collect()
     }
 

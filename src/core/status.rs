@@ -2,6 +2,7 @@
 //! (upstream `updateDaemonSetStatus` / `storeDaemonSetStatus`, §6).
 
 use crate::core::Timestamp;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::placement::Placements;
 use crate::core::pod_state::{
@@ -9,7 +10,6 @@ use crate::core::pod_state::{
 };
 use crate::core::pods_by_node::NodePods;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ fn saturating_i32(n: usize) -> i32 {
 /// The counters of `ds` over `nodes` and its claimed pods grouped by node (terminal+terminating
 /// pods excluded), with revision `hash`, at `now` (§6). Pods on nodes not in `nodes` are not
 /// counted; nodes without a name are skipped.
-pub fn compute_counters<N: Borrow<Node>>(
+pub fn compute_counters<N: Borrow<CachedNode>>(
     ds: &DaemonSet,
     nodes: &[N],
     node_pods: &NodePods,
@@ -227,7 +227,7 @@ mod tests {
 
     const HASH: &str = "hash-1";
 
-    fn nodes(n: usize) -> Vec<Node> {
+    fn nodes(n: usize) -> Vec<CachedNode> {
         (0..n).map(|i| node(&format!("node-{i}"))).collect()
     }
 
@@ -238,7 +238,12 @@ mod tests {
 
     /// The counters, checked to be those `node_reason::explain` tallies from its rows' placements
     /// (the controller writes explain's).
-    fn counters(ds: &DaemonSet, nodes: &[Node], pods: Vec<CachedPod>, now: i64) -> StatusCounters {
+    fn counters(
+        ds: &DaemonSet,
+        nodes: &[CachedNode],
+        pods: Vec<CachedPod>,
+        now: i64,
+    ) -> StatusCounters {
         let grouped = grouped(pods);
         let counted = compute_counters(ds, nodes, &grouped, HASH, ts(now));
         let explained = crate::core::node_reason::explain(
@@ -472,7 +477,7 @@ mod tests {
     #[test]
     fn test_number_ready_status() {
         for ds in [with_on_delete(daemonset("foo")), daemonset("foo")] {
-            let all: Vec<Node> = (0..2)
+            let all: Vec<CachedNode> = (0..2)
                 .map(|i| {
                     node_with_labels(
                         &format!("node-{i}"),

@@ -9,12 +9,12 @@ use super::pod_state::is_ready;
 use super::pods_by_node::target_node_name;
 use super::selector;
 use super::status::min_ready_seconds;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::borrow::Borrow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,7 +242,7 @@ pub fn revision_change<'a, T: Borrow<DaemonSet>>(
 /// those whose misscheduled count it changes ([`misscheduled_may_change`]); `pods_on_node` are the
 /// pods bound or targeted to it.
 pub fn node_change<'a, T: WithPlacementRules>(
-    change: &Change<Node>,
+    change: &Change<CachedNode>,
     daemonsets: &'a [T],
     pods_on_node: &[Arc<CachedPod>],
 ) -> Vec<&'a T> {
@@ -259,7 +259,7 @@ pub fn node_change<'a, T: WithPlacementRules>(
 /// Whether a node watch event goes into the node queue (upstream's node handlers, §1.5): every add,
 /// an update only when the labels or the taints changed ([`node_update_is_relevant`]), and
 /// [difference] every delete ([`node_deleted`]).
-pub fn node_queued(change: &Change<Node>) -> bool {
+pub fn node_queued(change: &Change<CachedNode>) -> bool {
     match change {
         Change::Added(_) | Change::Deleted(_) => true,
         Change::Updated { old, new } => node_update_is_relevant(old, new),
@@ -272,8 +272,8 @@ pub fn node_queued(change: &Change<Node>) -> bool {
 /// since). `pods_on_node` are the pods bound or targeted to it; a DaemonSet is scheduled there when
 /// one of them names it as controller. Each DaemonSet's placement rules are compiled already.
 pub fn node_sync<'a, T: WithPlacementRules>(
-    node: &Node,
-    old: Option<&Node>,
+    node: &CachedNode,
+    old: Option<&CachedNode>,
     daemonsets: &'a [T],
     pods_on_node: &[Arc<CachedPod>],
 ) -> Vec<&'a T> {
@@ -326,23 +326,19 @@ pub fn node_deleted<'a, T: Borrow<DaemonSet>>(
 
 /// A node update matters only when its labels or taints changed (status, allocatable, conditions
 /// and heartbeats do not).
-pub fn node_update_is_relevant(old: &Node, new: &Node) -> bool {
-    let taints = |n: &Node| {
-        n.spec
-            .as_ref()
-            .and_then(|s| s.taints.clone())
-            .unwrap_or_default()
-    };
-    old.metadata.labels.clone().unwrap_or_default()
-        != new.metadata.labels.clone().unwrap_or_default()
-        || taints(old) != taints(new)
+pub fn node_update_is_relevant(old: &CachedNode, new: &CachedNode) -> bool {
+    // No labels and an empty map are the same labels (no copy: this runs for every node update).
+    fn labels(n: &CachedNode) -> Option<&BTreeMap<String, String>> {
+        n.metadata.labels.as_ref().filter(|l| !l.is_empty())
+    }
+    labels(old) != labels(new) || old.taints() != new.taints()
 }
 
 /// The node worker's rule (§1.5): sync `ds` for `node` when a pod must be created
 /// (`shouldRun && !scheduled`), deleted (`!shouldContinueRunning && scheduled`), or the misscheduled
 /// count may need correcting (`scheduled && numberMisscheduled > 0`). `scheduled` = the DaemonSet has
 /// at least one pod on the node.
-pub fn node_needs_sync(ds: &DaemonSet, node: &Node, scheduled: bool) -> bool {
+pub fn node_needs_sync(ds: &DaemonSet, node: &CachedNode, scheduled: bool) -> bool {
     needs_sync(ds, placement(node, ds), scheduled)
 }
 
@@ -371,8 +367,8 @@ fn needs_sync(ds: &DaemonSet, p: Placement, scheduled: bool) -> bool {
 /// (docs/differences.md).
 pub fn misscheduled_may_change(
     ds: &DaemonSet,
-    old: Option<&Node>,
-    node: &Node,
+    old: Option<&CachedNode>,
+    node: &CachedNode,
     scheduled: bool,
 ) -> bool {
     scheduled && should_run_flipped(placement(node, ds), old.map(|o| placement(o, ds)))

@@ -5,6 +5,7 @@ use super::InspectError;
 use crate::api::DaemonSetRollout;
 use crate::controller::daemonset_object::CachedDaemonSet;
 use crate::core::Timestamp;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use crate::core::history::plan_history;
 use crate::core::labels::CONTROLLER_REVISION_HASH;
@@ -13,7 +14,7 @@ use crate::core::ownership::controller_uid;
 use crate::core::pods_by_node::{NodePods, group_by_node};
 use crate::core::rollout::{RevisionRef, RolloutInput, RolloutPlan, plan_rollout};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::core::Selector;
 use std::sync::Arc;
@@ -48,7 +49,7 @@ pub fn parse_target(target: &str) -> Result<String, String> {
 pub struct Snapshot {
     pub daemonset: DaemonSet,
     /// Every node, in name order.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<CachedNode>,
     /// The pods the DaemonSet controls.
     pub pods: Vec<Arc<CachedPod>>,
     /// The current revision's hash (what the controller labels the pods of the current template
@@ -141,7 +142,7 @@ pub async fn read(
         Selector::try_from(selector).map_err(|e| InspectError::InvalidSelector(e.to_string()))?;
     let params = ListParams::default().labels_from(&selector);
 
-    let mut nodes: Vec<Node> = Api::<Node>::all(client.clone())
+    let mut nodes: Vec<CachedNode> = Api::<CachedNode>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(InspectError::api)?

@@ -14,6 +14,7 @@
 use everynode::controller::daemonset_object::CachedDaemonSet;
 use everynode::core::Timestamp;
 use everynode::core::backoff::FailedPodBackoff;
+use everynode::core::cached_node::CachedNode;
 use everynode::core::cached_pod::CachedPod;
 use everynode::core::manage::plan_manage_placed;
 use everynode::core::node_reason::{self, explain_placed};
@@ -22,7 +23,6 @@ use everynode::core::pods_by_node::{NodePods, group_by_node};
 use everynode::core::rolling_update::{Gate, plan_rolling_update_placed};
 use everynode::core::triggers;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ const DS_UID: &str = "ds-uid";
 /// Every 20th node carries a taint the DaemonSet tolerates, every 50th the unschedulable taint (a
 /// default toleration), every 100th a taint it does not tolerate; every 200th is a virtual node its
 /// affinity excludes. A tenth of the pods run the old revision.
-fn node(i: usize) -> Node {
+fn node(i: usize) -> CachedNode {
     let mut taints = Vec::new();
     if i.is_multiple_of(20) {
         taints.push(json!({"key": "dedicated", "value": "infra", "effect": "NoSchedule"}));
@@ -128,13 +128,13 @@ fn pod(i: usize) -> CachedPod {
 struct Cluster {
     /// The DaemonSet as the controller caches it, placement rules compiled.
     ds: CachedDaemonSet,
-    nodes: Vec<Arc<Node>>,
+    nodes: Vec<Arc<CachedNode>>,
     pods: Vec<Arc<CachedPod>>,
 }
 
 fn cluster(n: usize) -> Cluster {
     let ds = CachedDaemonSet::new(daemonset(), serde_json::Value::Null);
-    let nodes: Vec<Arc<Node>> = (0..n).map(|i| Arc::new(node(i))).collect();
+    let nodes: Vec<Arc<CachedNode>> = (0..n).map(|i| Arc::new(node(i))).collect();
     let pods = (0..n)
         .filter(|i| i % 100 != 0 && i % 200 != 7)
         .map(|i| Arc::new(pod(i)))
@@ -173,7 +173,12 @@ fn sync_once(c: &Cluster, node_pods: &NodePods) -> usize {
 }
 
 /// The node worker's decision for one node whose labels changed.
-fn node_event_once(c: &Cluster, old: &Node, new: &Node, pods_on_node: &[Arc<CachedPod>]) -> usize {
+fn node_event_once(
+    c: &Cluster,
+    old: &CachedNode,
+    new: &CachedNode,
+    pods_on_node: &[Arc<CachedPod>],
+) -> usize {
     let daemonsets = std::slice::from_ref(&c.ds);
     triggers::node_sync(new, Some(old), daemonsets, pods_on_node).len()
 }

@@ -1,7 +1,8 @@
 //! Slim decoding of the watched Pods, Nodes and ControllerRevisions: each watch event decodes
-//! straight into a type holding only the fields the controller reads. Nodes and revisions then move
-//! those fields into the k8s-openapi type the core takes (`impl From<SlimNode> for Node`, ...); pods
-//! stay in the core's own [`CachedPod`], which the caches hold and every decision reads.
+//! straight into a type holding only the fields the controller reads. Revisions then move those
+//! fields into the k8s-openapi type the core takes (`impl From<SlimRevision> for
+//! ControllerRevision`); pods and nodes stay in the core's own [`CachedPod`] and [`CachedNode`],
+//! which the caches hold and every decision reads.
 //!
 //! Why: the caches hold every pod and node of the cluster, and a full typed object carries much
 //! the controller never looks at (`managedFields`, container specs and volumes, a node's
@@ -9,26 +10,25 @@
 //! without keeping it, so the cached object is only as large as what is read.
 //!
 //! **The rule: a field the controller (`src/core`, `src/controller`) starts reading from a cached
-//! node or revision must be added here**, or it reads as absent; a pod field must be added to
-//! [`CachedPod`] (the compiler says so), and a pod condition type to
+//! revision must be added here**, or it reads as absent; a pod or node field must be added to
+//! [`CachedPod`] or [`CachedNode`] (the compiler says so), and a pod condition type to
 //! [`crate::core::cached_pod::READ_CONDITIONS`]. The parity test of
 //! [`tests`] replays the decision corpus with every object round-tripped through these types and
 //! fails when a decision reads a field they drop. `src/inspect` does its own reads and is not
 //! bound by this.
 //!
-//! One file per kind: [`node`], [`revision`]; the pod is the core's own type
-//! ([`crate::core::cached_pod`]), which the watch decodes into directly; the metadata they share is
-//! [`crate::core::cached_meta`].
+//! One file per kind: [`revision`]; the pod and the node are the core's own types
+//! ([`crate::core::cached_pod`], [`crate::core::cached_node`]), which the watch decodes into
+//! directly; the metadata they share is [`crate::core::cached_meta`].
 
-pub mod node;
 pub mod revision;
 
+pub use crate::core::cached_node::CachedNode;
 pub use crate::core::cached_pod::CachedPod;
-pub use node::SlimNode;
 pub use revision::SlimRevision;
 
 /// Makes a slim type a Kubernetes resource of the same kind, group and version as `$full` (so an
-/// `Api<SlimNode>` lists and watches nodes), with its converted metadata.
+/// `Api<CachedNode>` lists and watches nodes), with its converted metadata.
 macro_rules! slim_resource {
     ($slim:ty, $full:ty) => {
         impl k8s_openapi::Resource for $slim {
@@ -55,6 +55,7 @@ macro_rules! slim_resource {
 pub(crate) use slim_resource;
 
 slim_resource!(CachedPod, k8s_openapi::api::core::v1::Pod);
+slim_resource!(CachedNode, k8s_openapi::api::core::v1::Node);
 
 #[cfg(test)]
 mod tests;

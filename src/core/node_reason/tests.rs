@@ -22,7 +22,7 @@ fn by_node(pods: Vec<CachedPod>) -> NodePods {
     map
 }
 
-fn rows(ds: &DaemonSet, nodes: &[Node], pods: Vec<CachedPod>) -> Explanation {
+fn rows(ds: &DaemonSet, nodes: &[CachedNode], pods: Vec<CachedPod>) -> Explanation {
     explain(ds, nodes, &by_node(pods), NEW, ts(NOW), &Context::default())
 }
 
@@ -238,7 +238,7 @@ fn pods_that_will_not_become_available_by_waiting_are_failed() {
 #[test]
 fn outdated_pods_say_which_budget_holds_them_and_by_whom() {
     let ds = daemonset("foo"); // RollingUpdate, maxUnavailable 1
-    let nodes: Vec<Node> = (0..4).map(|i| node(&format!("n{i}"))).collect();
+    let nodes: Vec<CachedNode> = (0..4).map(|i| node(&format!("n{i}"))).collect();
     let pods = vec![
         ds_pod(&ds, "n0", NEW), // not ready: holds the budget
         available(&ds, "n1", OLD),
@@ -271,7 +271,7 @@ fn outdated_pods_say_which_budget_holds_them_and_by_whom() {
     assert_eq!(e.rows[1].reason.state(), "Outdated");
 
     // Many holders are cut short.
-    let nodes: Vec<Node> = (0..7).map(|i| node(&format!("n{i}"))).collect();
+    let nodes: Vec<CachedNode> = (0..7).map(|i| node(&format!("n{i}"))).collect();
     let ds5 = with_rolling_update(ds.clone(), Some(IntOrString::Int(5)), None);
     let mut pods: Vec<CachedPod> = (0..5)
         .map(|i| ds_pod(&ds5, &format!("n{i}"), NEW))
@@ -341,7 +341,7 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    fn situation() -> impl Strategy<Value = (DaemonSet, Vec<Node>, Vec<CachedPod>)> {
+    fn situation() -> impl Strategy<Value = (DaemonSet, Vec<CachedNode>, Vec<CachedPod>)> {
         let node_spec = (any::<bool>(), 0u8..4, 0u8..3);
         let pod_spec = (0u8..5, any::<bool>(), 0u8..4, any::<bool>());
         (
@@ -361,7 +361,7 @@ mod properties {
                         Some(IntOrString::Int(i32::from(surge))),
                     )
                 };
-                let nodes: Vec<Node> = node_specs
+                let nodes: Vec<CachedNode> = node_specs
                     .iter()
                     .enumerate()
                     .map(|(i, (labelled, taint, _))| {
@@ -466,7 +466,7 @@ fn policy(waits: &[(&str, PolicyWait)]) -> crate::core::rollout::RolloutPlan {
 
 fn rows_with(
     ds: &DaemonSet,
-    nodes: &[Node],
+    nodes: &[CachedNode],
     pods: Vec<CachedPod>,
     plan: &crate::core::rollout::RolloutPlan,
 ) -> Explanation {
@@ -488,7 +488,7 @@ fn rows_with(
 #[test]
 fn rows_the_rollout_policy_holds_name_the_policy() {
     let ds = daemonset("foo"); // RollingUpdate, maxUnavailable 1
-    let nodes: Vec<Node> = (0..4).map(|i| node(&format!("n{i}"))).collect();
+    let nodes: Vec<CachedNode> = (0..4).map(|i| node(&format!("n{i}"))).collect();
     let pods = || {
         vec![
             available(&ds, "n0", NEW),

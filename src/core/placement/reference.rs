@@ -4,17 +4,18 @@
 //! ([`super::PlacementRules`]) is held to by the property test in `super::tests`.
 
 use super::{Exclusion, Placement};
+use crate::core::cached_node::CachedNode;
 use crate::core::node_affinity::{Mismatch, OBJECT_NAME_FIELD, required_node_affinity};
 use crate::core::selector::{Requirement, requirement};
 use crate::core::tolerations::{NO_EXECUTE, add_default_tolerations, find_untolerated};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{
-    Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
 };
 use std::collections::BTreeMap;
 
 /// The old `placement_explained`.
-pub fn placement_explained(node: &Node, ds: &DaemonSet) -> (Placement, Option<Exclusion>) {
+pub fn placement_explained(node: &CachedNode, ds: &DaemonSet) -> (Placement, Option<Exclusion>) {
     let node_name = node.metadata.name.as_deref().unwrap_or_default();
     let template_spec = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref());
     let template_node_name = template_spec
@@ -58,7 +59,7 @@ pub fn placement_explained(node: &Node, ds: &DaemonSet) -> (Placement, Option<Ex
 
 /// The first reason `node` fails [`node_matches`]: the nodeSelector, then the required node
 /// affinity; `None` when it matches.
-fn node_mismatch(node: &Node, spec: &PodSpec) -> Option<Mismatch> {
+fn node_mismatch(node: &CachedNode, spec: &PodSpec) -> Option<Mismatch> {
     let empty = BTreeMap::new();
     let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
     // nodeSelector: every key present with an equal value (upstream `labels.SelectorFromSet`).
@@ -108,7 +109,7 @@ fn describe_term(term: &NodeSelectorTerm) -> String {
 }
 
 /// Upstream `LazyErrorNodeSelector.Match`: the first term that parses and matches wins.
-fn node_selector_matches(node: &Node, selector: &NodeSelector) -> bool {
+fn node_selector_matches(node: &CachedNode, selector: &NodeSelector) -> bool {
     let empty = BTreeMap::new();
     let node_labels = node.metadata.labels.as_ref().unwrap_or(&empty);
     // Upstream `extractNodeFields`: only a non-empty name is a field.

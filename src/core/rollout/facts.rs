@@ -4,12 +4,12 @@
 //! "Updated" and "available" are the rolling update's: a non-terminating pod whose hash label (or
 //! pod-template-generation label) matches, available after `minReadySeconds`.
 
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
 
 use super::failure::restarts;
 use super::policy::Policy;
@@ -60,7 +60,7 @@ impl NodeFacts {
 }
 
 /// The facts of every named node in `nodes`, by name.
-pub fn node_facts<N: Borrow<Node>>(
+pub fn node_facts<N: Borrow<CachedNode>>(
     ds: &DaemonSet,
     nodes: &[N],
     node_pods: &NodePods,

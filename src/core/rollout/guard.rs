@@ -5,10 +5,10 @@
 //! It only post-filters manage ([`restrict_manage`]) and keeps the rolling update off the held
 //! nodes (`Gate::keep`); every other decision stays upstream's.
 
+use crate::core::cached_node::CachedNode;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::facts::NodeFacts;
@@ -31,7 +31,7 @@ pub struct Held {
 /// it stay, when there are more than `max(1, maxDeletions of the nodes with a live pod, rounded
 /// down)` of them and `approved_generation` is not the DaemonSet's generation. None: no guard,
 /// under the limit, or approved.
-pub fn held_deletions<N: Borrow<Node>>(
+pub fn held_deletions<N: Borrow<CachedNode>>(
     nodes: &[N],
     facts: &BTreeMap<String, NodeFacts>,
     node_pods: &NodePods,
@@ -82,7 +82,7 @@ mod tests {
     use crate::core::fixtures::{daemonset, ds_pod, node, with_name};
     use std::sync::Arc;
 
-    fn cluster(n: usize, going: usize) -> (Vec<Node>, BTreeMap<String, NodeFacts>, NodePods) {
+    fn cluster(n: usize, going: usize) -> (Vec<CachedNode>, BTreeMap<String, NodeFacts>, NodePods) {
         let ds = daemonset("agent");
         let mut nodes = Vec::new();
         let mut facts = BTreeMap::new();

@@ -22,6 +22,7 @@
 //! - `commands`: the patches of `kubectl everynode pause|resume|...`;
 //! - `plan`: the composition, [`plan_rollout`].
 
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPod;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetCondition};
-use k8s_openapi::api::core::v1::Node;
 
 use crate::api::{DaemonSetRollout, DaemonSetRolloutStatus};
 use crate::core::Timestamp;
@@ -60,7 +60,7 @@ pub use reasons::PolicyWait;
 
 /// Everything [`plan_rollout`] decides from.
 #[derive(Debug, Clone, Copy)]
-pub struct RolloutInput<'a, N: Borrow<Node>> {
+pub struct RolloutInput<'a, N: Borrow<CachedNode>> {
     pub ds: &'a DaemonSet,
     pub nodes: &'a [N],
     /// Claimed pods by node, terminal and terminating pods excluded (as manage gets them).

@@ -4,11 +4,11 @@
 //! step, applies pacing, failure, rollback and the guard, and writes it all into one status.
 //! Planning twice on the same input gives the same status and no events the second time.
 
+use crate::core::cached_node::CachedNode;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::{self, ConditionInput};
@@ -40,7 +40,7 @@ const MAX_WAVE_NODES: usize = 100;
 const MAX_FAILED_REVISIONS: usize = 5;
 
 /// The policy's decision for one sync (see the module docs of `core::rollout`).
-pub fn plan_rollout<N: Borrow<Node>>(input: &RolloutInput<N>) -> RolloutPlan {
+pub fn plan_rollout<N: Borrow<CachedNode>>(input: &RolloutInput<N>) -> RolloutPlan {
     match Policy::from_rollout(input.rollout) {
         Ok(policy) => plan_with(input, &policy),
         Err(error) => hold(input, &error),
@@ -75,7 +75,10 @@ fn until(now: Timestamp, at: Timestamp) -> Option<Duration> {
 }
 
 /// The revision most not-yet-updated wanted nodes run (ties: the smallest hash), else `hash`.
-fn current_revision(input: &RolloutInput<impl Borrow<Node>>, wanted: &BTreeSet<String>) -> String {
+fn current_revision(
+    input: &RolloutInput<impl Borrow<CachedNode>>,
+    wanted: &BTreeSet<String>,
+) -> String {
     let generation = template_generation(input.ds);
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, pods) in input.node_pods.iter().filter(|(n, _)| wanted.contains(*n)) {
@@ -93,7 +96,7 @@ fn current_revision(input: &RolloutInput<impl Borrow<Node>>, wanted: &BTreeSet<S
     best.map_or_else(|| input.hash.to_string(), |(h, _)| h.to_string())
 }
 
-fn plan_with<N: Borrow<Node>>(input: &RolloutInput<N>, policy: &Policy) -> RolloutPlan {
+fn plan_with<N: Borrow<CachedNode>>(input: &RolloutInput<N>, policy: &Policy) -> RolloutPlan {
     let (ds, hash, now) = (input.ds, input.hash, input.now);
     let prev = carried(input.previous, hash);
     let facts = node_facts(ds, input.nodes, input.node_pods, hash, policy, now);
@@ -574,7 +577,7 @@ fn progress_message(status: &DaemonSetRolloutStatus, rolling: bool) -> String {
 }
 
 /// An unusable policy: nothing is created or deleted, the status says why.
-fn hold<N: Borrow<Node>>(input: &RolloutInput<N>, error: &PolicyError) -> RolloutPlan {
+fn hold<N: Borrow<CachedNode>>(input: &RolloutInput<N>, error: &PolicyError) -> RolloutPlan {
     let message = error.to_string();
     let name = input.rollout.metadata.name.clone().unwrap_or_default();
     let mut status = input.previous.clone();

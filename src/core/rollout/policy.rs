@@ -4,7 +4,7 @@
 //! written before a rule existed (version skew) and values only code can see (a selector that
 //! does not parse). An unusable policy gives `Mode::Hold`, never "act without the policy".
 
-use k8s_openapi::api::core::v1::Node;
+use crate::core::cached_node::CachedNode;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::{Approvals, DaemonSetRollout, DaemonSetRolloutSpec, FailureAction, Promotion};
@@ -170,7 +170,7 @@ impl Policy {
     }
 
     /// Whether `node` is in the update scope (every node when there is no scope).
-    pub fn in_scope(&self, node: &Node) -> bool {
+    pub fn in_scope(&self, node: &CachedNode) -> bool {
         self.scope
             .as_ref()
             .is_none_or(|s| matches(s, node.metadata.labels.as_ref()).unwrap_or(false))

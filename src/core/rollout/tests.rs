@@ -2,10 +2,11 @@
 //! with a `DaemonSetRollout` (`Sim::with_rollout`): random clusters of 1-15 nodes over 1-3
 //! zones, random policies, readiness, crash and clock events.
 
+use crate::core::cached_node::CachedNode;
 use std::collections::BTreeSet;
 
 use crate::core::cached_pod::{CachedContainerState, CachedContainerStatus, CachedPod};
-use k8s_openapi::api::core::v1::{ContainerStateWaiting, Node};
+use k8s_openapi::api::core::v1::ContainerStateWaiting;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -71,7 +72,7 @@ fn spec() -> impl Strategy<Value = DaemonSetRolloutSpec> {
         )
 }
 
-fn nodes(count: usize, zones: usize) -> Vec<Node> {
+fn nodes(count: usize, zones: usize) -> Vec<CachedNode> {
     (0..count)
         .map(|i| {
             let zone = format!("z{}", i % zones);
@@ -209,7 +210,7 @@ fn rolling_starts(outcome: &SyncOutcome, hash: &str) -> BTreeSet<String> {
     out
 }
 
-fn plan_of(sim: &Sim, nodes: &[Node]) -> RolloutPlan {
+fn plan_of(sim: &Sim, nodes: &[CachedNode]) -> RolloutPlan {
     let (rollout, previous) = sim.rollout.as_ref().unwrap_or_else(|| panic!("no rollout"));
     let node_pods = sim.input();
     let pods: Vec<_> = sim.pods().map(|(_, p)| p.clone()).collect();

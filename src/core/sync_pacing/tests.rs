@@ -4,12 +4,13 @@
 
 use super::*;
 use crate::core::backoff::FailedPodBackoff;
+use crate::core::cached_node::CachedNode;
 use crate::core::cached_pod::CachedPodStatus;
 use crate::core::fixtures::*;
 use crate::core::manage::plan_manage;
 use crate::core::node_reason::{Context, explain};
 use crate::core::rolling_update::plan_rolling_update;
-use k8s_openapi::api::core::v1::{Node, PodCondition};
+use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::sync::Arc;
 
@@ -214,7 +215,7 @@ fn by_node(pods: &[CachedPod]) -> NodePods {
     map
 }
 
-fn quiet(nodes: &[Node], pods: &[CachedPod], nothing_planned: bool) -> Option<i32> {
+fn quiet(nodes: &[CachedNode], pods: &[CachedPod], nothing_planned: bool) -> Option<i32> {
     let d = with_node_selector(ds(), &[("run", "yes")]);
     let node_pods = by_node(pods);
     let e = explain(&d, nodes, &node_pods, NEW, ts(NOW), &Context::default());
@@ -296,7 +297,7 @@ mod properties {
 
     type Situation = (
         k8s_openapi::api::apps::v1::DaemonSet,
-        Vec<Node>,
+        Vec<CachedNode>,
         Vec<CachedPod>,
     );
 
@@ -316,7 +317,7 @@ mod properties {
                     Some(IntOrString::Int(if surge == 0 { 1 } else { 0 })),
                     Some(IntOrString::Int(i32::from(surge))),
                 );
-                let nodes: Vec<Node> = node_specs
+                let nodes: Vec<CachedNode> = node_specs
                     .iter()
                     .enumerate()
                     .map(|(i, (labelled, taint))| {
@@ -391,7 +392,7 @@ mod properties {
     /// What manage and the rolling update decide on `pods`: creates, deletes, their events.
     fn decisions(
         d: &k8s_openapi::api::apps::v1::DaemonSet,
-        nodes: &[Node],
+        nodes: &[CachedNode],
         pods: &[CachedPod],
     ) -> (Vec<String>, Vec<String>, usize, Vec<String>, Vec<String>) {
         let node_pods = by_node(pods);

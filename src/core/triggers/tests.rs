@@ -3,19 +3,10 @@
 
 use super::*;
 use crate::core::fixtures::*;
-use k8s_openapi::api::core::v1::{NodeSpec, Taint};
 
-fn tainted(mut n: Node, key: &str, effect: &str) -> Node {
-    n.spec = Some(NodeSpec {
-        taints: Some(vec![Taint {
-            key: key.into(),
-            effect: effect.into(),
-            value: None,
-            time_added: None,
-        }]),
-        ..Default::default()
-    });
-    n
+fn tainted(n: CachedNode, key: &str, effect: &str) -> CachedNode {
+    let n = CachedNode { spec: None, ..n };
+    with_taint(n, key, "", effect)
 }
 
 #[test]
@@ -41,8 +32,7 @@ fn test_should_ignore_node_update_taints_changed() {
 #[test]
 fn test_update_node_allocatable_change_is_ignored() {
     let old = node("node-0");
-    let mut new = node("node-0");
-    new.status = Some(Default::default());
+    let mut new = with_allocatable(node("node-0"), "1Gi", "2");
     new.metadata.resource_version = Some("99".into());
     assert!(!node_update_is_relevant(&old, &new));
 }
@@ -430,8 +420,8 @@ fn test_update_node() {
     );
     // A status-only update of a node that should run a pod and has none still queues nothing
     // (the node worker is not consulted for it).
-    let mut heartbeat = (*blue).clone();
-    heartbeat.status = Some(Default::default());
+    let mut heartbeat = with_node_condition((*blue).clone(), "Ready", "True");
+    heartbeat.metadata.resource_version = Some("100".into());
     let r = node_change(
         &Change::Updated {
             old: blue,
@@ -466,7 +456,7 @@ fn a_deleted_node_queues_the_daemonsets_with_pods_there() {
 fn a_no_schedule_taint_on_a_node_with_a_pod_queues_its_daemonset() {
     let dss = three();
     let clean = Arc::new(node("node-0"));
-    let taint_of = |n: &Node| tainted(n.clone(), "k", "NoSchedule");
+    let taint_of = |n: &CachedNode| tainted(n.clone(), "k", "NoSchedule");
     let tainted_node = Arc::new(taint_of(&clean));
     let there = [owned_by(&dss[0], "node-0")];
     let taint_lands = Change::Updated {
