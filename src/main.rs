@@ -162,7 +162,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// DaemonSet (thousands of small allocations); with glibc's malloc that was about a fifth of
 /// everynode's CPU (issue 14). Built without transparent huge pages (`no_thp`): mimalloc would
 /// otherwise ask for them on its arenas, and each touched 2 MiB page counts whole in the RSS. Its
-/// version 2 (`v2`) returns freed memory to the OS after 10 ms, version 3 after a second (see
+/// version 2 (`v2`) returns freed memory to the OS after 10 to 100 ms, version 3 after a second (see
 /// Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

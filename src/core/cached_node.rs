@@ -40,8 +40,8 @@ impl CachedNode {
     }
 }
 
-/// A full node (a test's, or one `everynode explain` read as k8s-openapi's `Node`) as the cache
-/// would hold it: metadata and taints, everything else left out.
+/// A full node (a test's, as the API server would send it) as the cache would hold it: metadata and
+/// taints, everything else left out.
 impl From<Node> for CachedNode {
     fn from(n: Node) -> CachedNode {
         CachedNode {

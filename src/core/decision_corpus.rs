@@ -1453,12 +1453,7 @@ fn catalogue() -> Vec<Scenario> {
         all.extend(both(
             "c044-11-unschedulable-node-runs-daemon-pod",
             foo.clone(),
-            vec![with_taint(
-                unschedulable(node("node-0")),
-                TAINT_NODE_UNSCHEDULABLE,
-                "",
-                NO_SCHEDULE,
-            )],
+            vec![unschedulable(node("node-0"))],
             vec![],
         ));
     }
@@ -1892,12 +1887,7 @@ fn catalogue() -> Vec<Scenario> {
     }
     {
         let n = vec![
-            with_taint(
-                unschedulable(node("node-0")),
-                TAINT_NODE_UNSCHEDULABLE,
-                "",
-                NO_SCHEDULE,
-            ),
+            unschedulable(node("node-0")),
             with_taint(
                 node("node-1"),
                 TAINT_NODE_NETWORK_UNAVAILABLE,

@@ -96,7 +96,8 @@ pub fn with_taint(mut node: CachedNode, key: &str, value: &str, effect: &str) ->
 /// `spec.unschedulable`, which the cached node does not hold (placement never reads it), and the
 /// node lifecycle controller adds the `node.kubernetes.io/unschedulable:NoSchedule` taint for it.
 pub fn unschedulable(node: CachedNode) -> CachedNode {
-    with_taint(node, "node.kubernetes.io/unschedulable", "", "NoSchedule")
+    use crate::core::tolerations::TAINT_NODE_UNSCHEDULABLE;
+    with_taint(node, TAINT_NODE_UNSCHEDULABLE, "", "NoSchedule")
 }
 
 // ---------------------------------------------------------------------------------------------

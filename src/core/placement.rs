@@ -579,12 +579,8 @@ mod tests {
 
     #[test]
     fn unschedulable_taint_is_tolerated_by_default() {
-        let n = unschedulable(with_taint(
-            node("cordoned"),
-            TAINT_NODE_UNSCHEDULABLE,
-            "",
-            NO_SCHEDULE,
-        ));
+        let n = unschedulable(node("cordoned"));
+        assert_eq!(n.taints()[0].key, TAINT_NODE_UNSCHEDULABLE);
         assert_eq!(placement(&n, &daemonset("foo")), TT);
     }
 

@@ -14,8 +14,10 @@
 //! [`CachedPod`] or [`CachedNode`] (the compiler says so), and a pod condition type to
 //! [`crate::core::cached_pod::READ_CONDITIONS`]. The parity test of
 //! [`tests`] replays the decision corpus with every object round-tripped through these types and
-//! fails when a decision reads a field they drop. `src/inspect` does its own reads and is not
-//! bound by this.
+//! fails when a decision reads a field they drop (for a pod's conditions; a pod or node field they
+//! do not have cannot be read at all). `src/inspect` lists pods and nodes as the same
+//! [`CachedPod`] and [`CachedNode`], so what `everynode explain` reads of them is bound by this
+//! too.
 //!
 //! One file per kind: [`revision`]; the pod and the node are the core's own types
 //! ([`crate::core::cached_pod`], [`crate::core::cached_node`]), which the watch decodes into
