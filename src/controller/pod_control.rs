@@ -44,35 +44,32 @@ fn namespace_terminating(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
 }
 
+/// Creates the pod of `ds` for `node`: the request `Api::<Pod>::create` sends (`pods`: the pods of
+/// the DaemonSet's namespace), its answer decoded as the cache decodes pods. Only the created pod's
+/// name is read; a whole k8s-openapi `Pod` is thousands of bytes to decode and drop per create, and
+/// a burst of creates is in flight at once. For the same reason the pod is encoded, and dropped,
+/// before the request goes.
 async fn create_one(
     client: &kube::Client,
-    pods_url: &str,
+    pods: &kube::core::Request,
     ds: &CachedDaemonSet,
     node: &str,
     hash: &str,
 ) -> Result<String, CreateError> {
-    // Encoded, and the pod dropped, before the request goes: a burst of creates is in flight at once.
-    let body = serde_json::to_vec(&new_pod(&ds.ds, hash, node));
-    let created = match body {
-        Ok(body) => create(client, pods_url, body).await,
-        Err(e) => Err(kube::Error::SerdeError(e)),
+    let sent = async {
+        let body =
+            serde_json::to_vec(&new_pod(&ds.ds, hash, node)).map_err(kube::Error::SerdeError)?;
+        let mut request = pods
+            .create(&super::post_params(), body)
+            .map_err(kube::Error::BuildRequest)?;
+        request.extensions_mut().insert("create");
+        client.request::<CachedPod>(request).await
     };
-    match created {
+    match sent.await {
         Ok(p) => Ok(p.metadata.name.unwrap_or_default()),
         Err(e) if namespace_terminating(&e) => Err(CreateError::NamespaceTerminating),
         Err(e) => Err(CreateError::Other(e)),
     }
-}
-
-/// `POST`s a pod (`body`, its JSON), as `Api::<Pod>::create` does, and decodes the answer as the
-/// cache decodes pods. Only the created pod's name is read; a whole k8s-openapi `Pod` is thousands
-/// of bytes to decode and drop per create, up to a burst of them in flight at once.
-async fn create(client: &kube::Client, pods_url: &str, body: Vec<u8>) -> kube::Result<CachedPod> {
-    let mut request = kube::core::Request::new(pods_url)
-        .create(&super::post_params(), body)
-        .map_err(kube::Error::BuildRequest)?;
-    request.extensions_mut().insert("create");
-    client.request(request).await
 }
 
 /// Creates pods on `nodes` (all of them, or the first
@@ -98,6 +95,7 @@ pub async fn sync_nodes(
     let ns = ds.ds.metadata.namespace.as_deref().unwrap_or_default();
     // Pods as the cache decodes them: what a create or delete answers is read for its name only.
     let api: Api<CachedPod> = Api::namespaced(ctx.client.clone(), ns);
+    let pods = kube::core::Request::new(api.resource_url());
     let mut errors = Vec::new();
     let labels = ds_labels(ds);
     let (mut created, mut deleted) = (0usize, 0usize);
@@ -107,7 +105,7 @@ pub async fn sync_nodes(
         let results = join_all(
             creates[batch.clone()]
                 .iter()
-                .map(|node| create_one(&ctx.client, api.resource_url(), ds, node, hash)),
+                .map(|node| create_one(&ctx.client, &pods, ds, node, hash)),
         )
         .await;
         let mut new_errors = 0;

@@ -578,11 +578,8 @@ fn describe(s: &Scenario) -> String {
     );
     for node in &s.nodes {
         let taints: Vec<String> = node
-            .spec
-            .as_ref()
-            .and_then(|sp| sp.taints.as_ref())
-            .into_iter()
-            .flatten()
+            .taints()
+            .iter()
             .map(|t| {
                 format!(
                     "{}={}:{}",

@@ -166,11 +166,7 @@ impl PlacementRules {
             return (Placement::NO, Some(Why::Affinity(miss)));
         }
         // 3./4. Taints.
-        let taints = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.as_deref())
-            .unwrap_or_default();
+        let taints = node.taints();
         let Some(untolerated) = find_untolerated(taints, &self.tolerations, |_| true) else {
             return (Placement::YES, None);
         };
